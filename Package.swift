@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+// swift-gsasr: GSASR (arXiv 2501.06838) arbitrary-scale super-resolution in Swift.
+//
+// Module graph (dependencies flow one way):
+//   gsasr (CLI) -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
+//               -> GSASRTensor (kernels) -> BLAS (OpenBLAS on Linux, Accelerate on Apple)
+import PackageDescription
+
+#if os(Linux)
+let blasDependency: [Target.Dependency] = ["COpenBLAS"]
+let blasTargets: [Target] = [
+    .systemLibrary(
+        name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+        providers: [.apt(["libopenblas-dev"])])
+]
+#else
+let blasDependency: [Target.Dependency] = []
+let blasTargets: [Target] = []
+#endif
+
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "swift-gsasr",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "GSASR", targets: ["GSASR"]),
+        .executable(name: "gsasr", targets: ["GSASRCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: blasTargets + [
+        .systemLibrary(
+            name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(
+            name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]),
+        .target(name: "GSASRTensor", dependencies: blasDependency, swiftSettings: release),
+        .target(
+            name: "GSASRCheckpoint",
+            dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            swiftSettings: release),
+        .target(name: "GSASRImage", dependencies: ["CPNG", "CJPEG"], swiftSettings: release),
+        .target(name: "GSASRRaster", swiftSettings: release),
+        .target(
+            name: "GSASR",
+            dependencies: ["GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster"],
+            swiftSettings: release),
+        .target(name: "GSASRBench", dependencies: ["GSASR"], swiftSettings: release),
+        .executableTarget(
+            name: "GSASRCLI",
+            dependencies: ["GSASR", "GSASRBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: release),
+        .testTarget(name: "CheckpointTests", dependencies: ["GSASRCheckpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImageTests", dependencies: ["GSASRImage", "GSASRCheckpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RasterTests", dependencies: ["GSASRRaster", "GSASRCheckpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GSASRTests", dependencies: ["GSASR"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["GSASR", "GSASRBench"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,42 @@
+import Dispatch
+import Foundation
+
+/// Data-parallel loops over the machine's cores. The only source of threads in the package.
+public enum Parallel {
+    /// Number of worker threads. Defaults to the active processor count; `GSASR_THREADS`
+    /// overrides it (useful for benchmarks and for checking determinism across thread counts).
+    public static let threadCount: Int = {
+        if let s = ProcessInfo.processInfo.environment["GSASR_THREADS"], let n = Int(s), n > 0 {
+            return n
+        }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Runs `body(i)` for i in 0..<count, spread over `threadCount` threads.
+    /// Runs inline when count or the thread count is 1.
+    @inline(__always)
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        if count == 1 || threadCount == 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    }
+
+    /// Splits 0..<count into at most `threadCount` contiguous chunks (at least `minChunk` long)
+    /// and runs `body(range)` on each in parallel.
+    public static func forChunks(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let chunks = max(1, min(threadCount, count / max(1, minChunk)))
+        if chunks == 1 {
+            body(0..<count)
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = count * c / chunks
+            let hi = count * (c + 1) / chunks
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}
