@@ -1,1 +1,190 @@
-print("gsasr")
+import ArgumentParser
+import Foundation
+import GSASR
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Entry point. Errors are printed as one line (`gsasr: error: ...`) with exit status 1.
+@main
+struct GSASRCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gsasr",
+        abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
+        subcommands: [Upscale.self, Bench.self],
+        defaultSubcommand: Upscale.self)
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let e as ExitCode {
+            exit(e.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || error is CleanExit {
+                exit(withError: error)
+            }
+            // Our own errors: exactly one line. ArgumentParser's usage errors keep their text.
+            let message: String
+            switch error {
+            case let e as CustomStringConvertible where !(error is ValidationError) && isOurs(error):
+                message = e.description
+            default:
+                message = fullMessage(for: error)
+            }
+            let line = message.split(separator: "\n").first.map(String.init) ?? "unknown error"
+            FileHandle.standardError.write(Data("gsasr: error: \(line)\n".utf8))
+            exit(code == .success ? 1 : code.rawValue)
+        }
+    }
+
+    static func isOurs(_ error: Error) -> Bool {
+        error is CLIError || error is UpscaleError || error is ModelLoadError || error is CheckpointError
+            || error is ImageIOError
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// Shared model-selection options.
+struct ModelOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("model")], help: "Model directory with encoder.pth and decoder.pth (or .safetensors) and optional config.json.")
+    var model: String?
+
+    @Option(help: "Encoder checkpoint (instead of -m).")
+    var encoder: String?
+
+    @Option(help: "Decoder checkpoint (instead of -m).")
+    var decoder: String?
+
+    @Option(help: "Key of the state dict inside .pth files (default: params_ema, then params, or a bare state dict).")
+    var paramKey: String?
+
+    func load() throws -> (GSASRModel, String) {
+        if let enc = encoder, let dec = decoder {
+            let e = URL(fileURLWithPath: enc), d = URL(fileURLWithPath: dec)
+            let cfg = d.deletingLastPathComponent().appendingPathComponent("config.json")
+            return (try GSASRModel.load(encoder: e, decoder: d, config: cfg, paramKey: paramKey), d.deletingLastPathComponent().lastPathComponent)
+        }
+        if encoder != nil || decoder != nil { throw CLIError("--encoder and --decoder must be given together") }
+        guard let m = model else { throw CLIError("no model given: use -m MODELDIR (for example -m Models/small) or --encoder/--decoder") }
+        let url = URL(fileURLWithPath: m)
+        return (try GSASRModel.load(directory: url, paramKey: paramKey), url.lastPathComponent)
+    }
+}
+
+/// Parses a scale given as text so that every bad value gets the same one-line error.
+func parseScale(_ s: String) throws -> Double {
+    guard let v = Double(s.trimmingCharacters(in: .whitespaces)) else {
+        throw CLIError("scale '\(s)' is not a number")
+    }
+    guard v.isFinite else { throw CLIError("scale \(s) is not a finite number") }
+    guard v > 0 else { throw CLIError("scale \(s) must be positive") }
+    return v
+}
+
+func parseRasterMode(_ s: String) throws -> RasterMode {
+    switch s.lowercased() {
+    case "fast": return .fast
+    case "exact": return .exact
+    default: throw CLIError("raster mode '\(s)' is not 'fast' or 'exact'")
+    }
+}
+
+func parseDmax(_ s: Float) throws -> Float {
+    guard s.isFinite, s > 0 else { throw CLIError("dmax \(s) must be a positive number (normalised units; the paper uses 0.1)") }
+    return s
+}
+
+func setThreads(_ n: Int?) throws {
+    guard let n else { return }
+    guard n >= 1 && n <= 1024 else { throw CLIError("thread count \(n) must be between 1 and 1024") }
+    setenv("GSASR_THREADS", String(n), 1)
+}
+
+struct Upscale: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upscale an image (PNG or JPEG in, PNG out) by any factor ≥ 1.")
+
+    @Option(name: .shortAndLong, help: "Input image (PNG or JPEG; grey, RGB or RGBA).")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Output PNG path (written atomically; never the input).")
+    var output: String
+
+    @Option(name: .shortAndLong, help: "Scale factor, integer or not (e.g. 2, 3.5, 11.3).")
+    var scale: String = "4"
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Rasterization ratio dmax, in normalised image units (paper: 0.1).")
+    var dmax: Float = 0.1
+
+    @Option(help: "Rasterizer: 'fast' (footprint bounded by each Gaussian's extent too) or 'exact' (official dmax box only).")
+    var rasterMode: String = "fast"
+
+    @Option(name: .short, help: "Output format (png).")
+    var format: String = "png"
+
+    @Option(name: .short, help: "Threads (default: all cores).")
+    var jobs: Int?
+
+    @Flag(name: .shortAndLong, help: "No progress on stderr.")
+    var quiet = false
+
+    func run() throws {
+        try setThreads(jobs)
+        let scale = try parseScale(scale)
+        let mode = try parseRasterMode(rasterMode)
+        let dmax = try parseDmax(dmax)
+        guard format.lowercased() == "png" else { throw CLIError("output format '\(format)' is not supported (only png)") }
+        let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
+        try refuseOverwritingInput(inURL, outURL)
+
+        func note(_ s: String) { if !quiet { FileHandle.standardError.write(Data(s.utf8)) } }
+        note("loading model\n")
+        let (model, _) = try modelOptions.load()
+        let decoded = try ImageIO.load(inURL)
+        let img = decoded.rgb
+        let up = Upscaler(model: model, dmax: dmax, mode: mode)
+        _ = try up.plan(width: img.width, height: img.height, scale: scale)
+        var lastStage: UpscaleStage? = nil
+        let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, scale: scale) { stage, frac in
+            if stage != lastStage {
+                lastStage = stage
+                note("\(stage.rawValue)...\n")
+            }
+            if stage == .render { note("\rrendering \(Int(frac * 100))%" + (frac >= 1 ? "\n" : "")) }
+        }
+        let outImage = Image(width: result.width, height: result.height, pixels: result.pixels)
+        var alpha: [Float]? = nil
+        if let a = decoded.alpha {
+            alpha = Resize.imresize(plane: a, width: img.width, height: img.height, outWidth: result.width, outHeight: result.height)
+        }
+        try ImageIO.writePNG(outImage, alpha: alpha, to: outURL)
+        let t = result.timings
+        note(String(format: "wrote %@ (%dx%d) in %.2f s (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
+            output, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder, t.decoder, t.rasterizer))
+    }
+}
+
+/// The output must not be the input file (same path, or same file through a link).
+func refuseOverwritingInput(_ input: URL, _ output: URL) throws {
+    let a = input.resolvingSymlinksInPath().standardizedFileURL.path
+    let b = output.resolvingSymlinksInPath().standardizedFileURL.path
+    if a == b { throw CLIError("output '\(output.path)' is the input file; refusing to overwrite it") }
+    let fm = FileManager.default
+    if let ia = try? fm.attributesOfItem(atPath: a), let ib = try? fm.attributesOfItem(atPath: b),
+        let na = ia[.systemFileNumber] as? UInt64, let nb = ib[.systemFileNumber] as? UInt64,
+        let da = ia[.systemNumber] as? UInt64, let db = ib[.systemNumber] as? UInt64, na == nb, da == db
+    {
+        throw CLIError("output '\(output.path)' is the same file as the input; refusing to overwrite it")
+    }
+}

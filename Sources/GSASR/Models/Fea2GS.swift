@@ -1,0 +1,206 @@
+import Foundation
+import GSASRCheckpoint
+import GSASRTensor
+
+/// One of the five per-Gaussian MLP heads: Linear(C, C) → ReLU → Linear(C, 4C) → ReLU →
+/// Linear(4C, k) (state keys `mlp_block_*.{0,2,4}`).
+public struct GaussianHead: @unchecked Sendable {
+    public let l0: Linear, l2: Linear, l4: Linear
+    init(_ p: ParameterLoader, _ prefix: String, channel c: Int, out k: Int) throws {
+        l0 = try Linear(p, prefix + "0.", in: c, out: c)
+        l2 = try Linear(p, prefix + "2.", in: c, out: 4 * c)
+        l4 = try Linear(p, prefix + "4.", in: 4 * c, out: k)
+    }
+}
+
+/// The Fea2GS decoder: learnable Gaussian embeddings → 2D Gaussian parameters, conditioned on
+/// image features (window cross-attention) and on the scale factor (scale embedding).
+///
+/// Output: (N × 9) with N = (sqrt(seed)·h_count·s1·s2) · (sqrt(seed)·w_count·s1·s2), rows in
+/// row-major order of that Gaussian grid, columns
+/// `[sigma_x_raw, sigma_y_raw, rho_raw, alpha_raw, r, g, b, mean_x, mean_y]`, where the mean is
+/// already in [0, 1] image units (the head output divided by the grid width/height plus the
+/// cell-centre reference point).
+public struct Fea2GS: @unchecked Sendable {
+    public let config: Fea2GSConfig
+    public let gsEmbedding: Tensor  // seed × C
+    public let posEmbedding: Tensor  // seed × C
+    public let imgFeatProj0: Conv2d, imgFeatProj2: Conv2d
+    public let windowCrossattnBlocks: [WindowCrossAttnBlock]
+    public let gsSelfattnBlocks: [GSSelfAttnBlock]
+    public let mlpBlockSigma: GaussianHead, mlpBlockRho: GaussianHead, mlpBlockAlpha: GaussianHead
+    public let mlpBlockRgb: GaussianHead, mlpBlockMean: GaussianHead
+    public let scaleMlp0: Linear, scaleMlp2: Linear
+    public let upNet0: Conv2d, upNet2: Conv2d
+    /// The five heads' first layers fused into one (5C × C) layer (exact: same products).
+    let fusedHeadInput: Linear
+
+    public init(stateDict p: ParameterLoader, config cfg: Fea2GSConfig) throws {
+        try cfg.validate()
+        config = cfg
+        let c = cfg.channel
+        gsEmbedding = Tensor(shape: [cfg.numGsSeed, c], values: try p.floats("gs_embedding", [cfg.numGsSeed, c]))
+        posEmbedding = Tensor(shape: [cfg.numGsSeed, c], values: try p.floats("pos_embedding", [cfg.numGsSeed, c]))
+        imgFeatProj0 = try Conv2d(p, "img_feat_proj.0.", in: cfg.inchannel, out: c)
+        imgFeatProj2 = try Conv2d(p, "img_feat_proj.2.", in: c, out: c)
+        windowCrossattnBlocks = try (0..<cfg.numCrossattnBlocks).map {
+            try WindowCrossAttnBlock(p, "window_crossattn_blocks.\($0).", cfg)
+        }
+        gsSelfattnBlocks = try (0..<cfg.numSelfattnBlocks).map {
+            try GSSelfAttnBlock(p, "gs_selfattn_blocks.\($0).", cfg)
+        }
+        mlpBlockSigma = try GaussianHead(p, "mlp_block_sigma.", channel: c, out: 2)
+        mlpBlockRho = try GaussianHead(p, "mlp_block_rho.", channel: c, out: 1)
+        mlpBlockAlpha = try GaussianHead(p, "mlp_block_alpha.", channel: c, out: 1)
+        mlpBlockRgb = try GaussianHead(p, "mlp_block_rgb.", channel: c, out: 3)
+        mlpBlockMean = try GaussianHead(p, "mlp_block_mean.", channel: c, out: 2)
+        scaleMlp0 = try Linear(p, "scale_mlp.0.", in: 1, out: 4 * c)
+        scaleMlp2 = try Linear(p, "scale_mlp.2.", in: 4 * c, out: c)
+        let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
+        upNet0 = try Conv2d(p, "UPNet.0.", in: c, out: c * s1 * s1)
+        upNet2 = try Conv2d(p, "UPNet.2.", in: c, out: c * s2 * s2)
+        try p.finish()
+
+        let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
+        let w = Tensor(uninitialized: [5 * c, c]), b = Tensor(uninitialized: [5 * c])
+        for (i, h) in heads.enumerated() {
+            (w.ptr + i * c * c).update(from: h.l0.weight.ptr, count: c * c)
+            (b.ptr + i * c).update(from: h.l0.bias!.ptr, count: c)
+        }
+        fusedHeadInput = Linear(weight: w, bias: b)
+    }
+
+    /// Size of the Gaussian grid for a padded feature map of hp × wp.
+    public func gaussianGrid(featureHeight hp: Int, featureWidth wp: Int) -> (height: Int, width: Int) {
+        let f = config.numGsSeedSqrt * config.shuffleScale1 * config.shuffleScale2
+        return (f * (hp / config.windowSize), f * (wp / config.windowSize))
+    }
+
+    /// The scale embedding `scale_mlp(1/scale)` (1/scale in Float32, as the official code).
+    public func scaleEmbedding(scale: Float) -> [Float] {
+        let inv: Float = 1 / scale
+        var h = scaleMlp0.apply([inv])
+        for i in h.indices { h[i] = max(h[i], 0) }
+        return scaleMlp2.apply(h)
+    }
+
+    /// Runs the decoder. `features`: (hp × wp × inchannel) channels-last, hp and wp multiples
+    /// of the window size. `tap` receives named intermediates (for debugging and tests).
+    public func callAsFunction(
+        _ features: Tensor, height hp: Int, width wp: Int, scale: Float,
+        tap: ((String, Tensor) -> Void)? = nil
+    ) -> Tensor {
+        let cfg = config, c = cfg.channel, ws = cfg.windowSize
+        precondition(hp % ws == 0 && wp % ws == 0, "feature size must be a multiple of the window size")
+        let grid = TokenGrid(rowsOfWindows: hp / ws, colsOfWindows: wp / ws, seedSide: cfg.numGsSeedSqrt)
+        let t = grid.tokens
+
+        let semb = scaleEmbedding(scale: scale)
+        tap?("scale_embedding", Tensor(shape: [1, c], values: semb))
+
+        // Per-window copies of the shared Gaussian embedding and positional embedding.
+        var query = Tensor(uninitialized: [t, c])
+        let pos = Tensor(uninitialized: [t, c])
+        for w in 0..<grid.windows {
+            (query.ptr + w * grid.seeds * c).update(from: gsEmbedding.ptr, count: grid.seeds * c)
+            (pos.ptr + w * grid.seeds * c).update(from: posEmbedding.ptr, count: grid.seeds * c)
+        }
+
+        let f0 = imgFeatProj0(features, height: hp, width: wp)
+        Kernels.relu(f0)
+        let feat = imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, c])
+        tap?("img_feat_proj", feat)
+
+        for (i, block) in windowCrossattnBlocks.enumerated() {
+            query = block.forward(
+                query, pos: pos, feat: feat, featHeight: hp, featWidth: wp, windowSize: ws, grid: grid,
+                scaleEmbedding: semb, tap: { name, x in tap?("after_window_crossattn_block\(i)_\(name)", x) })
+            tap?("after_window_crossattn_block\(i)", query)
+        }
+        let resi = query
+        for (i, block) in gsSelfattnBlocks.enumerated() {
+            query = block.forward(
+                query, grid: grid, scaleEmbedding: semb,
+                tap: { name, x in tap?("after_gs_selfattn_block\(i)_\(name)", x) })
+        }
+        tap?("after_last_gs_selfattn_block", query)
+        if !gsSelfattnBlocks.isEmpty { Kernels.add(query.ptr, resi.ptr, query.count) }
+
+        // Tokens → (gridH × gridW × C) image, then UPNet (conv, shuffle, conv, shuffle).
+        let gh = grid.gridHeight, gw = grid.gridWidth
+        let img = Tensor(uninitialized: [gh, gw, c])
+        for gy in 0..<gh {
+            for gx in 0..<gw {
+                (img.ptr + (gy * gw + gx) * c).update(from: query.ptr + grid.token(gy: gy, gx: gx) * c, count: c)
+            }
+        }
+        let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
+        let u0 = Kernels.pixelShuffle(upNet0(img, height: gh, width: gw), height: gh, width: gw, channels: c * s1 * s1, factor: s1)
+        let h1 = gh * s1, w1 = gw * s1
+        let up = Kernels.pixelShuffle(upNet2(u0, height: h1, width: w1), height: h1, width: w1, channels: c * s2 * s2, factor: s2)
+        let outH = h1 * s2, outW = w1 * s2
+        tap?("after_UPNet", up)
+
+        return heads(up, gridHeight: outH, gridWidth: outW)
+    }
+
+    /// The five MLP heads on the upsampled grid, streamed in chunks of tokens so the (4C-wide)
+    /// hidden activations never exist for the whole grid at once.
+    func heads(_ x: Tensor, gridHeight gh: Int, gridWidth gw: Int) -> Tensor {
+        let c = config.channel
+        let n = gh * gw
+        let out = Tensor(uninitialized: [n, 9])
+        let chunk = 256
+        let chunks = (n + chunk - 1) / chunk
+        let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
+        let columns = [0, 2, 3, 4, 7]
+        let refX = Fea2GS.referencePoints(gw), refY = Fea2GS.referencePoints(gh)
+        let fgw = Float(gw), fgh = Float(gh)
+        let xp = x.ptr, op = out.ptr
+        Parallel.forEach(chunks) { ci in
+            let r0 = ci * chunk
+            let rows = min(chunk, n - r0)
+            let h1 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c)
+            let h2 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c)
+            let o = UnsafeMutablePointer<Float>.allocate(capacity: rows * 3)
+            defer { h1.deallocate(); h2.deallocate(); o.deallocate() }
+            Kernels.linear(
+                x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
+                bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
+            Kernels.relu(h1, rows * 5 * c)
+            for (hi, head) in heads.enumerated() {
+                Kernels.linear(
+                    x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr,
+                    n: 4 * c, y: h2, ldy: 4 * c, parallel: false)
+                Kernels.relu(h2, rows * 4 * c)
+                let k = head.l4.outFeatures
+                Kernels.linear(
+                    x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, bias: head.l4.bias!.ptr,
+                    n: k, y: o, ldy: k, parallel: false)
+                let col = columns[hi]
+                for r in 0..<rows {
+                    for j in 0..<k { op[(r0 + r) * 9 + col + j] = o[r * k + j] }
+                }
+            }
+            // mean = head / [gridW, gridH] + reference point of the cell.
+            for r in 0..<rows {
+                let idx = r0 + r
+                let gy = idx / gw, gx = idx % gw
+                op[idx * 9 + 7] = op[idx * 9 + 7] / fgw + refX[gx]
+                op[idx * 9 + 8] = op[idx * 9 + 8] / fgh + refY[gy]
+            }
+        }
+        return out
+    }
+
+    /// Cell centres `torch.linspace(0.5/n, 1 − 0.5/n, n)` in Float32, with torch's CPU
+    /// linspace evaluation: start + step·i for the first half, end − step·(n−1−i) after.
+    public static func referencePoints(_ n: Int) -> [Float] {
+        let half = 1.0 / Double(n) / 2
+        let start = Float(half), end = Float(1 - half)
+        if n == 1 { return [start] }
+        let step = (end - start) / Float(n - 1)
+        let halfway = n / 2
+        return (0..<n).map { i in i < halfway ? start + step * Float(i) : end - step * Float(n - 1 - i) }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import GSASRRaster
+import GSASRTensor
+
+/// Errors about the request itself (scale, sizes, memory). One line each.
+public struct UpscaleError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Stages reported to a progress callback.
+public enum UpscaleStage: String, Sendable {
+    case encode = "encoder"
+    case decode = "decoder"
+    case render = "rasterizer"
+}
+
+/// The pipeline of the official `inference_paper.py` (no tiling):
+/// 1. reflect-pad the LR image bottom/right to a multiple of `denominator`;
+/// 2. encode; decode with the scale (Float32);
+/// 3. render at floor(s·Hp) × floor(s·Wp) (sizes in Double, as Python does);
+/// 4. crop top-left to floor(s·H) × floor(s·W).
+/// The result is not clamped; `ImageIO.quantize` clamps and rounds half to even for 8 bits.
+public struct Upscaler: @unchecked Sendable {
+    public let model: GSASRModel
+    public var rasterizer: Rasterizer
+    /// Refuse requests whose estimated peak working memory exceeds this many bytes.
+    public var memoryLimitBytes: Int = 8 << 30
+    /// Refuse outputs with more pixels than this.
+    public var maxOutputPixels: Int = 1 << 27
+
+    public init(model: GSASRModel, dmax: Float = 0.1, mode: RasterMode = .fast) {
+        self.model = model
+        self.rasterizer = Rasterizer(mode: mode, dmax: dmax)
+    }
+
+    /// Timings of one run, in seconds.
+    public struct Timings: Sendable {
+        public var encoder = 0.0, decoder = 0.0, rasterizer = 0.0
+    }
+
+    public struct Result: @unchecked Sendable {
+        /// HWC RGB, unclamped, `height × width × 3`.
+        public var pixels: [Float]
+        public var width: Int
+        public var height: Int
+        public var gaussianCount: Int
+        public var timings: Timings
+    }
+
+    /// Sizes of a request; validates the scale and the limits before any work is done.
+    public struct Plan: Sendable {
+        public let inputWidth, inputHeight, paddedWidth, paddedHeight: Int
+        public let renderWidth, renderHeight, outputWidth, outputHeight: Int
+        public let gaussians: Int
+        public let estimatedBytes: Int
+    }
+
+    public func plan(width w: Int, height h: Int, scale: Double) throws -> Plan {
+        guard scale.isFinite else { throw UpscaleError("scale \(scale) is not a finite number") }
+        guard scale >= 1 else { throw UpscaleError("scale \(scale) is below 1; GSASR upscales (use a scale ≥ 1)") }
+        let d = model.denominator
+        let padH = (d - h % d) % d, padW = (d - w % d) % d
+        guard padH < h, padW < w else {
+            throw UpscaleError(
+                "image \(w)x\(h) is too small: reflect padding to a multiple of \(d) needs at least \(d / 2 + 1) pixels per side")
+        }
+        let hp = h + padH, wp = w + padW
+        let outW = Double(w) * scale, outH = Double(h) * scale
+        guard outW * outH <= Double(maxOutputPixels) else {
+            throw UpscaleError(
+                "output \(Int(outW))x\(Int(outH)) at scale \(scale) exceeds the limit of \(maxOutputPixels) pixels")
+        }
+        let rw = Int((Double(wp) * scale).rounded(.down)), rh = Int((Double(hp) * scale).rounded(.down))
+        let ow = Int(outW.rounded(.down)), oh = Int(outH.rounded(.down))
+        let grid = model.decoder.gaussianGrid(featureHeight: hp, featureWidth: wp)
+        let n = grid.height * grid.width
+        let c = model.decoder.config.channel
+        // Peak: the UPNet output plus the second conv's pre-shuffle output (n × C floats each),
+        // the token tensors (a few × tokens × C), the render and the Gaussians.
+        let tokens = n / (model.decoder.config.shuffleScale1 * model.decoder.config.shuffleScale1
+            * model.decoder.config.shuffleScale2 * model.decoder.config.shuffleScale2)
+        let est = 4 * (3 * n * c + 12 * tokens * c + 2 * rw * rh * 3 + 20 * n)
+        guard est <= memoryLimitBytes else {
+            throw UpscaleError(
+                "input \(w)x\(h) needs about \(est >> 20) MiB of working memory, over the limit of \(memoryLimitBytes >> 20) MiB")
+        }
+        return Plan(
+            inputWidth: w, inputHeight: h, paddedWidth: wp, paddedHeight: hp, renderWidth: rw, renderHeight: rh,
+            outputWidth: ow, outputHeight: oh, gaussians: n, estimatedBytes: est)
+    }
+
+    /// Encoder + decoder: the raw (N × 9) Gaussian parameters for an RGB HWC image in [0,1].
+    public func gaussians(
+        rgb: [Float], plan p: Plan, scale: Double, timings: inout Timings,
+        progress: ((UpscaleStage, Double) -> Void)? = nil
+    ) -> Tensor {
+        progress?(.encode, 0)
+        var t0 = Date()
+        let feat = encode(rgb: rgb, plan: p)
+        timings.encoder = Date().timeIntervalSince(t0)
+        progress?(.decode, 0)
+        t0 = Date()
+        let gs = model.decoder(feat, height: p.paddedHeight, width: p.paddedWidth, scale: Float(scale))
+        timings.decoder = Date().timeIntervalSince(t0)
+        return gs
+    }
+
+    /// The whole pipeline. `progress` receives a stage and a fraction in [0, 1].
+    public func upscale(
+        rgb: [Float], width w: Int, height h: Int, scale: Double,
+        progress: ((UpscaleStage, Double) -> Void)? = nil
+    ) throws -> Result {
+        guard rgb.count == w * h * 3 else { throw UpscaleError("image buffer has \(rgb.count) values, expected \(w * h * 3)") }
+        let p = try plan(width: w, height: h, scale: scale)
+        var timings = Timings()
+        let gs = gaussians(rgb: rgb, plan: p, scale: scale, timings: &timings, progress: progress)
+        progress?(.render, 0)
+        let t0 = Date()
+        let full = render(gs, plan: p, scale: scale)
+        timings.rasterizer = Date().timeIntervalSince(t0)
+        progress?(.render, 1)
+        return Result(pixels: crop(full, plan: p), width: p.outputWidth, height: p.outputHeight, gaussianCount: p.gaussians, timings: timings)
+    }
+
+    /// Reflect-pads an RGB HWC image to the plan's padded size and runs the encoder.
+    public func encode(rgb: [Float], plan p: Plan) -> Tensor {
+        let h = p.inputHeight, w = p.inputWidth
+        let x = Tensor(shape: [h, w, 3], values: rgb)
+        let xp = (p.paddedHeight == h && p.paddedWidth == w)
+            ? x
+            : Kernels.reflectPadBottomRight(
+                x, height: h, width: w, channels: 3, padH: p.paddedHeight - h, padW: p.paddedWidth - w)
+        return model.encoder(xp, height: p.paddedHeight, width: p.paddedWidth)
+    }
+
+    /// Crops a padded-size render (HWC RGB) to the output size, top-left.
+    public func crop(_ full: [Float], plan p: Plan) -> [Float] {
+        var out = [Float](repeating: 0, count: p.outputWidth * p.outputHeight * 3)
+        let rowLen = p.outputWidth * 3
+        for y in 0..<p.outputHeight {
+            for i in 0..<rowLen { out[y * rowLen + i] = full[y * p.renderWidth * 3 + i] }
+        }
+        return out
+    }
+
+    /// Activations + coordinate transform + rasterizer at the padded render size.
+    public func render(_ gs: Tensor, plan p: Plan, scale: Double) -> [Float] {
+        let kernels = GaussianActivation.kernels(
+            fromRaw: UnsafeBufferPointer(start: gs.ptr, count: gs.count), width: p.renderWidth, height: p.renderHeight,
+            scale: Float(scale))
+        return rasterizer.forward(kernels, width: p.renderWidth, height: p.renderHeight)
+    }
+}

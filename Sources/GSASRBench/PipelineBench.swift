@@ -1,0 +1,80 @@
+import Foundation
+import GSASR
+
+/// `gsasr bench`: per-stage times of the pipeline (encoder, decoder, rasterizer), peak RSS, and
+/// the decoder's GFLOP/s as a ratio to a BLAS sgemm measured in the same run — the figures of
+/// the official `inference_paper_benchmark.py`.
+public enum PipelineBench {
+    public struct Report: Codable, Sendable {
+        public var model: String
+        public var lrWidth, lrHeight: Int
+        public var scale: Double
+        public var gaussians: Int
+        public var outputWidth, outputHeight: Int
+        public var rasterMode: String
+        public var threads: Int
+        public var repeats: Int
+        public var encoderSeconds, decoderSeconds, rasterizerSeconds, totalSeconds: Double
+        public var encoderGFLOP, decoderGFLOP: Double
+        public var decoderGFLOPS: Double
+        public var sgemmGFLOPS: Double
+        public var decoderToSgemmRatio: Double
+        public var peakRSSMiB: Double
+    }
+
+    /// Measures sgemm throughput (GFLOP/s) with the package's own GEMM path (rows split over
+    /// the threads, single-threaded BLAS each) on a decoder-shaped product: (m × k)·(k × n)
+    /// with m = 9216, k = 180, n = 720.
+    public static func sgemmGFLOPS(repeats: Int = 5) -> Double {
+        let m = 9216, k = 180, n = 720
+        let a = Tensor(shape: [m, k], values: (0..<(m * k)).map { Float($0 % 17) * 0.01 })
+        let w = Tensor(shape: [n, k], values: (0..<(n * k)).map { Float($0 % 13) * 0.01 })
+        let y = Tensor(uninitialized: [m, n])
+        let t = ProcessStats.medianTime(repeats: repeats) {
+            Kernels.linear(x: a.ptr, ldx: k, m: m, k: k, weight: w.ptr, bias: nil, n: n, y: y.ptr, ldy: n)
+        }
+        return 2 * Double(m * n * k) / t / 1e9
+    }
+
+    public static func run(
+        model: GSASRModel, modelName: String, image: [Float], width: Int, height: Int, scale: Double,
+        mode: RasterMode, dmax: Float, repeats: Int
+    ) throws -> Report {
+        let up = Upscaler(model: model, dmax: dmax, mode: mode)
+        let plan = try up.plan(width: width, height: height, scale: scale)
+        // Warm-up (page faults, lazy BLAS init), then medians of each stage.
+        var enc: [Double] = [], dec: [Double] = [], ras: [Double] = []
+        for i in 0...max(1, repeats) {
+            let r = try up.upscale(rgb: image, width: width, height: height, scale: scale)
+            if i == 0 { continue }
+            enc.append(r.timings.encoder)
+            dec.append(r.timings.decoder)
+            ras.append(r.timings.rasterizer)
+        }
+        func median(_ a: [Double]) -> Double { a.sorted()[a.count / 2] }
+        let e = median(enc), d = median(dec), r = median(ras)
+        let decF = model.decoder.flops(featureHeight: plan.paddedHeight, featureWidth: plan.paddedWidth)
+        let encF = model.encoder.flops(height: plan.paddedHeight, width: plan.paddedWidth)
+        let sg = sgemmGFLOPS()
+        return Report(
+            model: modelName, lrWidth: width, lrHeight: height, scale: scale, gaussians: plan.gaussians,
+            outputWidth: plan.outputWidth, outputHeight: plan.outputHeight, rasterMode: "\(mode)",
+            threads: Parallel.threadCount, repeats: repeats, encoderSeconds: e, decoderSeconds: d,
+            rasterizerSeconds: r, totalSeconds: e + d + r, encoderGFLOP: encF / 1e9, decoderGFLOP: decF / 1e9,
+            decoderGFLOPS: decF / d / 1e9, sgemmGFLOPS: sg, decoderToSgemmRatio: (decF / d / 1e9) / sg,
+            peakRSSMiB: ProcessStats.peakRSSMiB())
+    }
+
+    public static func format(_ r: Report) -> String {
+        """
+        model \(r.model), LR \(r.lrWidth)x\(r.lrHeight), scale x\(r.scale) -> \(r.outputWidth)x\(r.outputHeight), \
+        \(r.gaussians) Gaussians, raster \(r.rasterMode), \(r.threads) threads, median of \(r.repeats)
+          encoder     \(String(format: "%8.3f s", r.encoderSeconds))  (\(String(format: "%.1f", r.encoderGFLOP)) GFLOP)
+          decoder     \(String(format: "%8.3f s", r.decoderSeconds))  (\(String(format: "%.1f", r.decoderGFLOP)) GFLOP, \(String(format: "%.1f", r.decoderGFLOPS)) GFLOP/s)
+          rasterizer  \(String(format: "%8.3f s", r.rasterizerSeconds))
+          total       \(String(format: "%8.3f s", r.totalSeconds))
+          sgemm (same run, 9216x720x180) \(String(format: "%.1f", r.sgemmGFLOPS)) GFLOP/s; decoder/sgemm ratio \(String(format: "%.2f", r.decoderToSgemmRatio))
+          peak RSS    \(String(format: "%.0f", r.peakRSSMiB)) MiB
+        """
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import GSASR
+import GSASRBench
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: per-stage pipeline timings (default) or the rasterizer (`bench raster`).",
+        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self],
+        defaultSubcommand: PipelineBenchCommand.self)
+}
+
+struct PipelineBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Time encoder, decoder and rasterizer; peak RSS; decoder GFLOP/s vs sgemm in the same run.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .shortAndLong, help: "LR image; it is mirrored/cropped to --lr-size when that is given.")
+    var input: String = "Examples/astronaut_48x48.png"
+
+    @Option(help: "Square LR size in pixels (default: the image's own size).")
+    var lrSize: Int?
+
+    @Option(name: .shortAndLong, help: "Scale factor.")
+    var scale: String = "4"
+
+    @Option(help: "Rasterizer mode: fast or exact.")
+    var rasterMode: String = "fast"
+
+    @Option(help: "dmax.")
+    var dmax: Float = 0.1
+
+    @Option(help: "Timed runs after one warm-up (median reported).")
+    var repeats: Int = 3
+
+    @Option(name: .short, help: "Threads.")
+    var jobs: Int?
+
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try setThreads(jobs)
+        let scale = try parseScale(scale)
+        let mode = try parseRasterMode(rasterMode)
+        guard repeats >= 1 && repeats <= 100 else { throw CLIError("--repeats must be in 1...100") }
+        let (model, name) = try modelOptions.load()
+        let img = try ImageIO.load(URL(fileURLWithPath: input)).rgb
+        var pixels = img.pixels, w = img.width, h = img.height
+        if let n = lrSize {
+            guard n >= 12 && n <= 4096 else { throw CLIError("--lr-size must be in 12...4096") }
+            pixels = mirrorTile(img, size: n)
+            w = n
+            h = n
+        }
+        let report = try PipelineBench.run(
+            model: model, modelName: name, image: pixels, width: w, height: h, scale: scale, mode: mode,
+            dmax: try parseDmax(dmax), repeats: repeats)
+        print(PipelineBench.format(report))
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+    }
+
+    /// Mirror-tiles an image to size × size (deterministic synthetic LR of any size).
+    func mirrorTile(_ img: Image, size n: Int) -> [Float] {
+        func m(_ i: Int, _ len: Int) -> Int {
+            let p = i % (2 * len)
+            return p < len ? p : 2 * len - 1 - p
+        }
+        var out = [Float](repeating: 0, count: n * n * 3)
+        for y in 0..<n {
+            for x in 0..<n {
+                let s = (m(y, img.height) * img.width + m(x, img.width)) * 3
+                for c in 0..<3 { out[(y * n + x) * 3 + c] = img.pixels[s + c] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,73 @@
+/// Multi-head attention inside windows, with a per-head additive bias:
+///
+///   O_h = softmax((Q_h · s) K_hᵀ + B_h) V_h,   s = head_dim^(-1/2)
+///
+/// Q rows come from `q` (leading dimension `ld`), K and V rows from `k`, `v`. Window `w` uses
+/// query rows `qRows[w·nq ..< (w+1)·nq]` and key/value rows `kRows[w·nk ..< (w+1)·nk]`; the
+/// output of query i is written to row `qRows[w·nq + i]` of `out`. Index maps make shifted
+/// (rolled) windows free: the roll is a permutation of rows. Windows run in parallel; each
+/// gathers its rows into contiguous scratch, runs per-head GEMMs and a row softmax.
+extension Kernels {
+    public static func windowAttention(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+        qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
+        bias: UnsafePointer<Float>,  // heads × nq × nk
+        out: UnsafeMutablePointer<Float>
+    ) {
+        let c = ld
+        let d = c / heads
+        let scale = 1 / Float(d).squareRoot()
+        qRows.withUnsafeBufferPointer { qr in
+            kRows.withUnsafeBufferPointer { kr in
+                Parallel.forEach(windows) { w in
+                    let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
+                    let ks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
+                    let vs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
+                    let os = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
+                    let sc = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+                    defer {
+                        qs.deallocate(); ks.deallocate(); vs.deallocate(); os.deallocate(); sc.deallocate()
+                    }
+                    for i in 0..<nq {
+                        let src = q + Int(qr[w * nq + i]) * c
+                        let dst = qs + i * c
+                        for j in 0..<c { dst[j] = src[j] * scale }
+                    }
+                    for i in 0..<nk {
+                        let r = Int(kr[w * nk + i])
+                        (ks + i * c).update(from: k + r * c, count: c)
+                        (vs + i * c).update(from: v + r * c, count: c)
+                    }
+                    for h in 0..<heads {
+                        BLAS.sgemm(
+                            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
+                            a: qs + h * d, lda: c, b: ks + h * d, ldb: c, beta: 0, c: sc, ldc: nk)
+                        let bh = bias + h * nq * nk
+                        for i in 0..<nq * nk { sc[i] += bh[i] }
+                        softmaxRows(sc, rows: nq, n: nk)
+                        BLAS.sgemm(
+                            transA: false, transB: false, m: nq, n: d, k: nk, alpha: 1,
+                            a: sc, lda: nk, b: vs + h * d, ldb: c, beta: 0, c: os + h * d, ldc: c)
+                    }
+                    for i in 0..<nq {
+                        (out + Int(qr[w * nq + i]) * c).update(from: os + i * c, count: c)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row-wise softmax in place: exp(x − max) / Σ exp(x − max).
+    public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        for r in 0..<rows {
+            let row = p + r * n
+            var m = -Float.infinity
+            for j in 0..<n { m = max(m, row[j]) }
+            for j in 0..<n { row[j] -= m }
+            FastMath.expInPlace(row, n)
+            var s: Float = 0
+            for j in 0..<n { s += row[j] }
+            for j in 0..<n { row[j] /= s }
+        }
+    }
+}

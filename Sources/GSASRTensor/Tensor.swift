@@ -1,0 +1,62 @@
+/// A dense, row-major Float32 tensor with reference semantics.
+///
+/// Storage is one heap block owned by a class, so passing a `Tensor` around never copies and
+/// never triggers copy-on-write inside a kernel. Kernels receive raw pointers (`ptr`) and are
+/// free functions; layers are structs that own their weights as `Tensor`s. A reverse-mode pass
+/// adds backward kernels beside the forward ones and keeps the forward activations it needs
+/// (see docs/ARCHITECTURE.md).
+public struct Tensor: @unchecked Sendable {
+    public final class Storage: @unchecked Sendable {
+        public let base: UnsafeMutablePointer<Float>
+        public let count: Int
+        init(count: Int) {
+            self.count = count
+            base = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        }
+        deinit { base.deallocate() }
+    }
+
+    public let shape: [Int]
+    public let storage: Storage
+
+    /// A zero-filled tensor.
+    public init(zeros shape: [Int]) {
+        self.shape = shape
+        let n = shape.reduce(1, *)
+        storage = Storage(count: n)
+        storage.base.initialize(repeating: 0, count: max(n, 1))
+    }
+
+    /// An uninitialised tensor (contents are garbage until written).
+    public init(uninitialized shape: [Int]) {
+        self.shape = shape
+        let n = shape.reduce(1, *)
+        storage = Storage(count: n)
+        storage.base.initialize(repeating: 0, count: max(n, 1))
+    }
+
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not match \(values.count) values")
+        self.shape = shape
+        storage = Storage(count: values.count)
+        values.withUnsafeBufferPointer { src in
+            if let b = src.baseAddress { storage.base.initialize(from: b, count: values.count) }
+        }
+    }
+
+    public var count: Int { storage.count }
+    public var ptr: UnsafeMutablePointer<Float> { storage.base }
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: storage.base, count: storage.count) }
+    public var array: [Float] { Array(UnsafeBufferPointer(start: storage.base, count: storage.count)) }
+
+    /// Same storage, new shape (element count must match).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count)
+        return Tensor(shape: newShape, storage: storage)
+    }
+
+    init(shape: [Int], storage: Storage) {
+        self.shape = shape
+        self.storage = storage
+    }
+}
