@@ -1,0 +1,175 @@
+import Foundation
+
+/// Reader and writer for the safetensors format: an 8-byte little-endian header length, a JSON
+/// header `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`,
+/// then the raw little-endian tensor bytes (offsets are relative to the end of the header).
+public enum Safetensors {
+    /// Largest JSON header accepted.
+    static let maxHeaderBytes = 100 << 20
+
+    static let dtypes: [String: LoadedTensor.DType] = [
+        "F32": .float32, "F16": .float16, "BF16": .bfloat16, "F64": .float64, "I64": .int64,
+        "I32": .int32, "I16": .int16, "I8": .int8, "U8": .uint8, "BOOL": .bool,
+    ]
+
+    /// Loads every tensor of a safetensors file, in header order.
+    /// - Throws: `CheckpointError` for truncated files, malformed headers, unknown dtypes, and
+    ///   offsets outside the data section or inconsistent with dtype and shape.
+    public static func load(_ url: URL) throws -> StateDict {
+        let context = "safetensors \(url.lastPathComponent)"
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            throw CheckpointError("\(context): cannot read file (\(error.localizedDescription))")
+        }
+        guard data.count >= 8 else { throw CheckpointError("\(context): truncated (file shorter than the 8-byte header length)") }
+        return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> StateDict in
+            let headerLength = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+            guard headerLength <= UInt64(maxHeaderBytes) else {
+                throw CheckpointError("\(context): header length \(headerLength) exceeds the \(maxHeaderBytes)-byte limit")
+            }
+            let headerEnd = 8 + Int(headerLength)
+            guard headerEnd <= raw.count else {
+                throw CheckpointError("\(context): truncated (header of \(headerLength) bytes, file has \(raw.count))")
+            }
+            let header: OrderedJSON
+            do {
+                header = try OrderedJSON.parse(Array(raw[8..<headerEnd]))
+            } catch let e as CheckpointError {
+                throw CheckpointError("\(context): header: \(e.description)")
+            }
+            guard case .object(let entries) = header else {
+                throw CheckpointError("\(context): header is not a JSON object")
+            }
+            let body = UnsafeRawBufferPointer(rebasing: raw[headerEnd...])
+            var result = StateDict()
+            for (name, info) in entries where name != "__metadata__" {
+                result.insert(name, try tensor(name, info, body: body, context: context))
+            }
+            return result
+        }
+    }
+
+    private static func tensor(
+        _ name: String, _ info: OrderedJSON, body: UnsafeRawBufferPointer, context: String
+    ) throws -> LoadedTensor {
+        let where_ = "\(context): tensor '\(name)'"
+        guard case .string(let dtypeName)? = info["dtype"] else { throw CheckpointError("\(where_) has no dtype") }
+        guard let dtype = dtypes[dtypeName] else { throw CheckpointError("\(where_) has unsupported dtype \(dtypeName)") }
+        guard case .array(let shapeJSON)? = info["shape"] else { throw CheckpointError("\(where_) has no shape") }
+        var shape: [Int] = []
+        for d in shapeJSON {
+            guard case .int(let v) = d, v >= 0, let n = Int(exactly: v) else {
+                throw CheckpointError("\(where_) has an invalid shape entry")
+            }
+            shape.append(n)
+        }
+        guard case .array(let offsets)? = info["data_offsets"], offsets.count == 2,
+            case .int(let b64) = offsets[0], case .int(let e64) = offsets[1],
+            let begin = Int(exactly: b64), let end = Int(exactly: e64)
+        else { throw CheckpointError("\(where_) has malformed data_offsets") }
+        guard begin >= 0, begin <= end, end <= body.count else {
+            throw CheckpointError(
+                "\(where_) data_offsets [\(begin), \(end)] are outside the \(body.count)-byte data section")
+        }
+        let elementSize = ElementCodec.size(of: dtype)
+        guard let count = ElementCodec.checkedCount(shape), let bytes = ElementCodec.checkedBytes(count, elementSize),
+            bytes == end - begin
+        else {
+            throw CheckpointError("\(where_): shape \(shape) of \(dtypeName) does not match data_offsets [\(begin), \(end)]")
+        }
+        var floats: [Float] = []
+        floats.reserveCapacity(count)
+        var ints: [Int64] = []
+        let isInt = !dtype.isFloatingPoint
+        if isInt { ints.reserveCapacity(count) }
+        try ElementCodec.append(
+            from: UnsafeRawBufferPointer(rebasing: body[begin..<end]), dtype: dtype, start: 0, step: 1, count: count,
+            floats: &floats, ints: &ints, context: where_)
+        return LoadedTensor(shape: shape, dtype: dtype, floats: floats, ints: isInt ? ints : nil)
+    }
+
+    /// Writes `dict` in StateDict order: tensors with `ints` as I64 (exact), all others as F32.
+    /// The file is written to a temporary sibling and then renamed over `url`.
+    public static func save(_ dict: StateDict, to url: URL) throws {
+        let context = "safetensors \(url.lastPathComponent)"
+        var header = "{"
+        var body: [UInt8] = []
+        for (i, key) in dict.keys.enumerated() {
+            guard let t = dict[key] else { continue }
+            guard let count = ElementCodec.checkedCount(t.shape) else {
+                throw CheckpointError("\(context): tensor '\(key)' has invalid shape \(t.shape)")
+            }
+            let begin = body.count
+            let dtypeName: String
+            if let ints = t.ints {
+                guard ints.count == count else {
+                    throw CheckpointError("\(context): tensor '\(key)' has \(ints.count) ints for shape \(t.shape)")
+                }
+                dtypeName = "I64"
+                body.reserveCapacity(body.count + 8 * count)
+                for v in ints { withUnsafeBytes(of: v.littleEndian) { body.append(contentsOf: $0) } }
+            } else {
+                guard t.floats.count == count else {
+                    throw CheckpointError("\(context): tensor '\(key)' has \(t.floats.count) values for shape \(t.shape)")
+                }
+                dtypeName = "F32"
+                body.reserveCapacity(body.count + 4 * count)
+                for v in t.floats { withUnsafeBytes(of: v.bitPattern.littleEndian) { body.append(contentsOf: $0) } }
+            }
+            if i > 0 { header += "," }
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            header += "\(jsonString(key)):{\"dtype\":\"\(dtypeName)\",\"shape\":[\(shape)],\"data_offsets\":[\(begin),\(body.count)]}"
+        }
+        header += "}"
+        var headerBytes = Array(header.utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        var out = Data()
+        out.reserveCapacity(8 + headerBytes.count + body.count)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: headerBytes)
+        out.append(contentsOf: body)
+        try AtomicWrite.write(out, to: url, context: context)
+    }
+
+    /// JSON string literal for `s`.
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// Writes files through a temporary sibling and a rename, so readers never see partial files.
+enum AtomicWrite {
+    static func write(_ data: Data, to url: URL, context: String) throws {
+        let dir = url.deletingLastPathComponent()
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
+        do {
+            try data.write(to: tmp)
+        } catch {
+            throw CheckpointError("\(context): cannot write temporary file (\(error.localizedDescription))")
+        }
+        guard rename(tmp.path, url.path) == 0 else {
+            let code = errno
+            try? FileManager.default.removeItem(at: tmp)
+            throw CheckpointError("\(context): cannot rename temporary file into place (errno \(code))")
+        }
+    }
+}

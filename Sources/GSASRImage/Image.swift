@@ -1,0 +1,75 @@
+import Foundation
+
+/// A float RGB image in HWC row-major order.
+///
+/// `pixels[(y * width + x) * channels + c]` holds channel `c` of pixel `(x, y)`. Decoded 8-bit
+/// images store `Float(byte) / 255` computed in Float32, which is bit-identical to numpy's
+/// `png.astype(np.float32) / 255` (the cast is exact, the division is one correctly rounded
+/// float32 operation). Values produced by models or by `Resize` may leave [0, 1]; nothing
+/// here clamps except `ImageIO.quantize`.
+public struct Image: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var channels: Int
+    public var pixels: [Float]
+
+    public init(width: Int, height: Int, channels: Int = 3, pixels: [Float]) {
+        precondition(width >= 0 && height >= 0 && channels > 0, "invalid image dimensions")
+        precondition(pixels.count == width * height * channels,
+                     "pixel count \(pixels.count) does not match \(width)x\(height)x\(channels)")
+        self.width = width
+        self.height = height
+        self.channels = channels
+        self.pixels = pixels
+    }
+
+    /// A zero-filled image.
+    public init(width: Int, height: Int, channels: Int = 3) {
+        self.init(width: width, height: height, channels: channels,
+                  pixels: [Float](repeating: 0, count: width * height * channels))
+    }
+
+    /// Copies one channel out as a `height * width` plane.
+    public func plane(_ channel: Int) -> [Float] {
+        precondition(channel >= 0 && channel < channels)
+        var out = [Float](repeating: 0, count: width * height)
+        for i in 0..<(width * height) { out[i] = pixels[i * channels + channel] }
+        return out
+    }
+
+    /// The image quantised to bytes with `ImageIO.quantize` (clamp, ×255, round half to even).
+    public func bytes() -> [UInt8] { pixels.map(ImageIO.quantize) }
+}
+
+/// The container format an image was decoded from.
+public enum ImageFormat: String, Sendable {
+    case png
+    case jpeg
+}
+
+/// The result of `ImageIO.load`: the colour as RGB, plus the alpha plane if the file had one.
+public struct DecodedImage: Sendable {
+    /// Always three channels (grey sources are replicated to RGB).
+    public var rgb: Image
+    /// `height * width` alpha values in [0, 1], or nil when the file has no alpha (a PNG `tRNS`
+    /// chunk counts as alpha).
+    public var alpha: [Float]?
+    public var sourceFormat: ImageFormat
+    /// Bits per sample of the decoded data: 8, or 16 for 16-bit PNGs.
+    public var bitDepth: Int
+
+    public init(rgb: Image, alpha: [Float]?, sourceFormat: ImageFormat, bitDepth: Int) {
+        self.rgb = rgb
+        self.alpha = alpha
+        self.sourceFormat = sourceFormat
+        self.bitDepth = bitDepth
+    }
+}
+
+/// A failure to read or write an image. `description` is a single line meant for users.
+public struct ImageIOError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}

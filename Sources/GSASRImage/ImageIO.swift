@@ -1,0 +1,116 @@
+import Foundation
+
+/// Reading and writing image files.
+///
+/// Formats are recognised by their magic bytes, never by the file extension: PNG files start
+/// with the 8-byte signature `89 50 4E 47 0D 0A 1A 0A`, JPEG files with the SOI marker
+/// `FF D8` followed by another marker (`FF`).
+public enum ImageIO {
+    /// Default ceiling on `width * height` for decoded images (2^28, about 268 megapixels).
+    public static let defaultMaxPixels = 1 << 28
+
+    /// Decodes a PNG or JPEG file.
+    ///
+    /// The dimensions are read from the header and checked (non-zero, `width * height <=
+    /// maxPixels`) before any pixel buffer is allocated. Truncated or corrupt files throw an
+    /// `ImageIOError` with a one-line message; the C libraries are driven only through APIs that
+    /// report errors by return value (libpng's `png_image_*`, TurboJPEG), so no `longjmp` ever
+    /// crosses Swift frames.
+    public static func load(_ url: URL, maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
+        let name = url.lastPathComponent
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: url.path) ? "cannot be read" : "does not exist"
+            throw ImageIOError("image \(url.path) \(reason)")
+        }
+        return try decode(data, name: name, maxPixels: maxPixels)
+    }
+
+    /// Decodes PNG or JPEG bytes held in memory. `name` is used only in error messages.
+    public static func decode(_ data: Data, name: String = "<memory>", maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
+        switch detectFormat(data) {
+        case .png?: return try PNGCodec.decode(data, name: name, maxPixels: maxPixels)
+        case .jpeg?: return try JPEGCodec.decode(data, name: name, maxPixels: maxPixels)
+        case nil:
+            throw ImageIOError("image \(name) is neither a PNG nor a JPEG file (unrecognised signature, \(data.count) bytes)")
+        }
+    }
+
+    /// Identifies the format from the leading bytes, or nil if it is neither PNG nor JPEG.
+    public static func detectFormat(_ data: Data) -> ImageFormat? {
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        if data.count >= png.count && data.prefix(png.count).elementsEqual(png) { return .png }
+        if data.count >= 3 && data.prefix(3).elementsEqual([0xFF, 0xD8, 0xFF]) { return .jpeg }
+        return nil
+    }
+
+    /// Validates header dimensions against the pixel ceiling before allocation.
+    static func checkDimensions(width: Int, height: Int, name: String, maxPixels: Int) throws {
+        if width <= 0 || height <= 0 {
+            throw ImageIOError("image \(name) has an empty size \(width)x\(height)")
+        }
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        if overflow || pixels > maxPixels {
+            throw ImageIOError("image \(name) is \(width)x\(height) pixels, over the limit of \(maxPixels) pixels")
+        }
+    }
+
+    /// Maps a float sample to a byte as the reference pipeline does when saving:
+    /// clamp to [0, 1], multiply by 255 in Float32, then round half to even (numpy `round`).
+    /// NaN maps to 0.
+    @inline(__always)
+    public static func quantize(_ v: Float) -> UInt8 {
+        if v.isNaN { return 0 }
+        let c = v < 0 ? Float(0) : (v > 1 ? Float(1) : v)
+        return UInt8((c * 255).rounded(.toNearestOrEven))
+    }
+
+    /// Writes an 8-bit RGB PNG, or RGBA when `alpha` is given (`height * width` values, quantised
+    /// like the colour). The file appears atomically: the bytes go to a temporary file in the
+    /// destination directory, which is then renamed over `url`; on failure nothing is left behind.
+    public static func writePNG(_ image: Image, alpha: [Float]? = nil, to url: URL) throws {
+        let bytes = try PNGCodec.encode(image, alpha: alpha, name: url.lastPathComponent)
+        try AtomicFile.write(bytes, to: url)
+    }
+}
+
+/// Atomic replacement of a file through a same-directory temporary and `rename(2)`.
+enum AtomicFile {
+    static func write(_ bytes: [UInt8], to url: URL) throws {
+        let dir = url.deletingLastPathComponent()
+        let temp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        if fd < 0 {
+            throw ImageIOError("cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+        var ok = false
+        defer {
+            if !ok { unlink(temp.path) }
+        }
+        var written = 0
+        let failure: String? = bytes.withUnsafeBytes { raw -> String? in
+            while written < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                written += n
+            }
+            return nil
+        }
+        if let failure {
+            close(fd)
+            throw ImageIOError("cannot write \(url.path): \(failure)")
+        }
+        if close(fd) != 0 {
+            throw ImageIOError("cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+        if rename(temp.path, url.path) != 0 {
+            throw ImageIOError("cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+        ok = true
+    }
+}
