@@ -12,7 +12,11 @@ public enum ProcessStats {
     /// Linux, bytes on Apple platforms).
     public static func peakRSSMiB() -> Double {
         var u = rusage()
+        #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        #else
         getrusage(RUSAGE_SELF, &u)
+        #endif
         #if canImport(Darwin)
         return Double(u.ru_maxrss) / 1_048_576
         #else

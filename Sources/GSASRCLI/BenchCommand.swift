@@ -6,7 +6,7 @@ import GSASRBench
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: per-stage pipeline timings (default) or the rasterizer (`bench raster`).",
-        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self],
+        subcommands: [PipelineBenchCommand.self],
         defaultSubcommand: PipelineBenchCommand.self)
 }
 

@@ -8,6 +8,19 @@
 /// (rolled) windows free: the roll is a permutation of rows. Windows run in parallel; each
 /// gathers its rows into contiguous scratch, runs per-head GEMMs and a row softmax.
 extension Kernels {
+    /// Tensor form: q (rows × C), k and v (rows × C), bias (heads × nq × nk), out (rows × C).
+    public static func windowAttention(
+        q: Tensor, k: Tensor, v: Tensor, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int,
+        heads: Int, bias: Tensor, out: Tensor
+    ) {
+        let c = q.shape.last!
+        precondition(k.shape.last! == c && v.shape.last! == c && out.count == q.count)
+        precondition(bias.count == heads * nq * nk && qRows.count == windows * nq && kRows.count == windows * nk)
+        windowAttention(
+            q: q.ptr, k: k.ptr, v: v.ptr, ld: c, qRows: qRows, kRows: kRows, windows: windows, nq: nq, nk: nk,
+            heads: heads, bias: bias.ptr, out: out.ptr)
+    }
+
     public static func windowAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
         qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,

@@ -60,3 +60,21 @@ public struct Tensor: @unchecked Sendable {
         self.storage = storage
     }
 }
+
+// Tensor-level element-wise helpers. Kernels that take raw pointers must only be called while
+// the owning tensors are provably alive: Swift may release a local tensor right after its last
+// use, which can be the `.ptr` read itself. Passing `Tensor` values as arguments keeps them alive
+// for the duration of the call (guaranteed parameter convention), so model code uses these.
+extension Kernels {
+    /// y += x (same element count).
+    public static func add(_ y: Tensor, _ x: Tensor) {
+        precondition(y.count == x.count, "add: \(y.shape) vs \(x.shape)")
+        add(y.ptr, x.ptr, y.count)
+    }
+
+    /// Every row of y (rows × v.count) += v.
+    public static func addRow(_ y: Tensor, _ v: [Float]) {
+        precondition(y.count % v.count == 0)
+        v.withUnsafeBufferPointer { addRow(y.ptr, rows: y.count / v.count, $0.baseAddress!, v.count) }
+    }
+}

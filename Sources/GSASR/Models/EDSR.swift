@@ -48,7 +48,7 @@ public struct EDSRNOUP: @unchecked Sendable {
             let t = blk.conv1(f, height: h, width: w)
             Kernels.relu(t)
             let u = blk.conv2(t, height: h, width: w)
-            Kernels.add(u.ptr, f.ptr, u.count)
+            Kernels.add(u, f)
             f = u
         }
         return convAfterBody(f, height: h, width: w)

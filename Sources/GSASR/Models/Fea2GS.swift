@@ -124,14 +124,16 @@ public struct Fea2GS: @unchecked Sendable {
                 tap: { name, x in tap?("after_gs_selfattn_block\(i)_\(name)", x) })
         }
         tap?("after_last_gs_selfattn_block", query)
-        if !gsSelfattnBlocks.isEmpty { Kernels.add(query.ptr, resi.ptr, query.count) }
+        if !gsSelfattnBlocks.isEmpty { Kernels.add(query, resi) }
 
         // Tokens → (gridH × gridW × C) image, then UPNet (conv, shuffle, conv, shuffle).
         let gh = grid.gridHeight, gw = grid.gridWidth
         let img = Tensor(uninitialized: [gh, gw, c])
-        for gy in 0..<gh {
-            for gx in 0..<gw {
-                (img.ptr + (gy * gw + gx) * c).update(from: query.ptr + grid.token(gy: gy, gx: gx) * c, count: c)
+        withExtendedLifetime(query) {
+            for gy in 0..<gh {
+                for gx in 0..<gw {
+                    (img.ptr + (gy * gw + gx) * c).update(from: query.ptr + grid.token(gy: gy, gx: gx) * c, count: c)
+                }
             }
         }
         let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2

@@ -69,12 +69,12 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         let c = x.shape[1], t = grid.tokens
         // 1. Scale cross-attention: a constant vector per layer (see MultiheadAttention).
         let m = gsCrossAttnScale.constantOutput(keyValue: scaleEmbedding)
-        m.withUnsafeBufferPointer { Kernels.addRow(x.ptr, rows: t, $0.baseAddress!, c) }
+        Kernels.addRow(x, m)
         // 2. FFN.
-        Kernels.add(x.ptr, mlpCrossattnScale(norm2(x)).ptr, x.count)
+        Kernels.add(x, mlpCrossattnScale(norm2(x)))
         // 3. Window cross-attention to the (optionally rolled) feature map.
         let qIn = norm3(x)
-        Kernels.add(qIn.ptr, pos.ptr, qIn.count)
+        Kernels.add(qIn, pos)
         let q = windowCrossAttn.qhead(qIn)
         let k = windowCrossAttn.khead(feat)
         let v = windowCrossAttn.vhead(feat)
@@ -93,11 +93,11 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         let qRows = (0..<Int32(t)).map { $0 }
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(
-            q: q.ptr, k: k.ptr, v: v.ptr, ld: c, qRows: qRows, kRows: kRows, windows: grid.windows,
-            nq: grid.seeds, nk: ws * ws, heads: windowCrossAttn.heads, bias: windowCrossAttn.bias.ptr, out: attn.ptr)
-        Kernels.add(x.ptr, windowCrossAttn.proj(attn).ptr, x.count)
+            q: q, k: k, v: v, qRows: qRows, kRows: kRows, windows: grid.windows, nq: grid.seeds, nk: ws * ws,
+            heads: windowCrossAttn.heads, bias: windowCrossAttn.bias, out: attn)
+        Kernels.add(x, windowCrossAttn.proj(attn))
         // 4. FFN.
-        Kernels.add(x.ptr, mlpCrossattnFeature(norm4(x)).ptr, x.count)
+        Kernels.add(x, mlpCrossattnFeature(norm4(x)))
     }
 }
 
@@ -128,7 +128,7 @@ public struct WindowCrossAttnBlock: @unchecked Sendable {
             tap?("layer\(i)", x)
         }
         let y = mlp(x)
-        Kernels.add(y.ptr, query.ptr, y.count)
+        Kernels.add(y, query)
         return y
     }
 }
@@ -160,16 +160,16 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
     func forward(_ g: Tensor, grid: TokenGrid, rows: [Int32], scaleEmbedding: [Float]) {
         let c = g.shape[1], t = grid.tokens
         let m = gsCrossAttnScale.constantOutput(keyValue: scaleEmbedding)
-        m.withUnsafeBufferPointer { Kernels.addRow(g.ptr, rows: t, $0.baseAddress!, c) }
-        Kernels.add(g.ptr, mlpCrossattn(norm4(g)).ptr, g.count)
+        Kernels.addRow(g, m)
+        Kernels.add(g, mlpCrossattn(norm4(g)))
         let h = norm1(g)
         let q = gsSelfAttn.qhead(h), k = gsSelfAttn.khead(h), v = gsSelfAttn.vhead(h)
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(
-            q: q.ptr, k: k.ptr, v: v.ptr, ld: c, qRows: rows, kRows: rows, windows: grid.windows,
-            nq: grid.seeds, nk: grid.seeds, heads: gsSelfAttn.heads, bias: gsSelfAttn.bias.ptr, out: attn.ptr)
-        Kernels.add(g.ptr, gsSelfAttn.proj(attn).ptr, g.count)
-        Kernels.add(g.ptr, mlpSelfattn(norm2(g)).ptr, g.count)
+            q: q, k: k, v: v, qRows: rows, kRows: rows, windows: grid.windows, nq: grid.seeds, nk: grid.seeds,
+            heads: gsSelfAttn.heads, bias: gsSelfAttn.bias, out: attn)
+        Kernels.add(g, gsSelfAttn.proj(attn))
+        Kernels.add(g, mlpSelfattn(norm2(g)))
     }
 }
 
@@ -203,7 +203,7 @@ public struct GSSelfAttnBlock: @unchecked Sendable {
             tap?("layer\(i)", g)
         }
         let y = mlp(g)
-        Kernels.add(y.ptr, query.ptr, y.count)
+        Kernels.add(y, query)
         return y
     }
 }

@@ -37,6 +37,7 @@ public struct Upscaler: @unchecked Sendable {
     /// Timings of one run, in seconds.
     public struct Timings: Sendable {
         public var encoder = 0.0, decoder = 0.0, rasterizer = 0.0
+        public init() {}
     }
 
     public struct Result: @unchecked Sendable {

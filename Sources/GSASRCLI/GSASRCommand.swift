@@ -22,11 +22,11 @@ struct GSASRCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let e as ExitCode {
-            exit(e.rawValue)
+            Foundation.exit(e.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success || error is CleanExit {
-                exit(withError: error)
+                Self.exit(withError: error)
             }
             // Our own errors: exactly one line. ArgumentParser's usage errors keep their text.
             let message: String
@@ -38,7 +38,7 @@ struct GSASRCommand: ParsableCommand {
             }
             let line = message.split(separator: "\n").first.map(String.init) ?? "unknown error"
             FileHandle.standardError.write(Data("gsasr: error: \(line)\n".utf8))
-            exit(code == .success ? 1 : code.rawValue)
+            Foundation.exit(code == .success ? 1 : code.rawValue)
         }
     }
 
@@ -166,7 +166,9 @@ struct Upscale: ParsableCommand {
         let outImage = Image(width: result.width, height: result.height, pixels: result.pixels)
         var alpha: [Float]? = nil
         if let a = decoded.alpha {
-            alpha = Resize.imresize(plane: a, width: img.width, height: img.height, outWidth: result.width, outHeight: result.height)
+            alpha = Resize.imresize(
+                plane: a, width: img.width, height: img.height, scale: scale, outWidth: result.width,
+                outHeight: result.height)
         }
         try ImageIO.writePNG(outImage, alpha: alpha, to: outURL)
         let t = result.timings
