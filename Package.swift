@@ -61,7 +61,9 @@ let package = Package(
         .testTarget(name: "ImageTests", dependencies: ["GSASRImage", "GSASRCheckpoint"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RasterTests", dependencies: ["GSASRRaster", "GSASRCheckpoint"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GSASRTests", dependencies: ["GSASR"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["GSASR", "GSASRBench"]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["GSASR", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -149,10 +149,10 @@ struct Upscale: ParsableCommand {
         try refuseOverwritingInput(inURL, outURL)
 
         func note(_ s: String) { if !quiet { FileHandle.standardError.write(Data(s.utf8)) } }
-        note("loading model\n")
-        let (model, _) = try modelOptions.load()
+        // Everything that can be rejected is checked before the first progress line.
         let decoded = try ImageIO.load(inURL)
         let img = decoded.rgb
+        let (model, _) = try modelOptions.load()
         let up = Upscaler(model: model, dmax: dmax, mode: mode)
         _ = try up.plan(width: img.width, height: img.height, scale: scale)
         var lastStage: UpscaleStage? = nil

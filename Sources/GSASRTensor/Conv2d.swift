@@ -43,7 +43,10 @@ extension Kernels {
         let cin = p.cin, cout = p.cout
         let kdim = 9 * cin
         // Rows of the image per chunk: keep the patch buffer near 2M floats.
-        let rowsPerChunk = max(1, min(h, (1 << 21) / max(1, w * kdim)))
+        // and give every thread at least one chunk.
+        let byMemory = (1 << 21) / max(1, w * kdim)
+        let byThreads = (h + Parallel.threadCount - 1) / Parallel.threadCount
+        let rowsPerChunk = max(1, min(h, byMemory, byThreads))
         let chunks = (h + rowsPerChunk - 1) / rowsPerChunk
         let wptr = p.weight.ptr, bptr = p.bias.ptr
         Parallel.forEach(chunks) { c in
