@@ -272,7 +272,7 @@ public struct Rasterizer: Sendable {
         acc.initialize(repeating: 0, count: 3 * plane)
         let px0 = UnsafeRawPointer(grid.px + X0).loadUnaligned(as: SIMD8<Float>.self)
         let px1 = UnsafeRawPointer(grid.px + X0 + 8).loadUnaligned(as: SIMD8<Float>.self)
-        let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        let masks = prefixLaneMasks
         let halfW = Float(W - 1) * 0.5
         let tileColLo = Int32(X0)
         let tileColHi = Int32(X0 + tw - 1)
@@ -312,8 +312,7 @@ public struct Rasterizer: Sendable {
                     var q = adx0 - bdx0 * dy
                     q = q + cdy
                     q = q * w1
-                    var e = vexp(q)
-                    e = e.replacing(with: 0, where: (lane .< l) .| (lane .> h))
+                    let e = floatsOf(bitsOf(vexp(q)) & laneRange(masks, l, h))
                     let pr = UnsafeMutableRawPointer(accR + r)
                     let pg = UnsafeMutableRawPointer(accG + r)
                     let pb = UnsafeMutableRawPointer(accB + r)
@@ -325,10 +324,7 @@ public struct Rasterizer: Sendable {
                     var q = adx1 - bdx1 * dy
                     q = q + cdy
                     q = q * w1
-                    var e = vexp(q)
-                    let l8 = l - 8
-                    let h8 = h - 8
-                    e = e.replacing(with: 0, where: (lane .< l8) .| (lane .> h8))
+                    let e = floatsOf(bitsOf(vexp(q)) & laneRange(masks, l - 8, h - 8))
                     let pr = UnsafeMutableRawPointer(accR + r + 8)
                     let pg = UnsafeMutableRawPointer(accG + r + 8)
                     let pb = UnsafeMutableRawPointer(accB + r + 8)
@@ -429,7 +425,7 @@ public struct Rasterizer: Sendable {
         if g.isEmpty { return }
         let W = grid.width
         let halfW = Float(W - 1) * 0.5
-        let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        let masks = prefixLaneMasks
         let gR = planes, gG = planes + planeStride, gB = planes + 2 * planeStride
         var sU = 0.0, sUdx = 0.0, sUdy = 0.0, sUdxdx = 0.0, sUdydy = 0.0, sUdxdy = 0.0
         var sR = 0.0, sG = 0.0, sB = 0.0
@@ -456,8 +452,7 @@ public struct Rasterizer: Sendable {
                 var q = (a * dx) * dx - (b * dx) * dy
                 q = q + cdy
                 q = q * w1
-                var e = vexp(q)
-                e = e.replacing(with: 0, where: lane .> Int32(last - col))
+                let e = floatsOf(bitsOf(vexp(q)) & laneRange(masks, 0, Int32(last - col)))
                 let p = rowBase + col
                 let vr = UnsafeRawPointer(gR + p).loadUnaligned(as: SIMD8<Float>.self)
                 let vg = UnsafeRawPointer(gG + p).loadUnaligned(as: SIMD8<Float>.self)
@@ -502,6 +497,35 @@ public struct Rasterizer: Sendable {
         gcol[1] = Float(sG)
         gcol[2] = Float(sB)
         _ = sU
+    }
+
+    /// Number of Gaussian-pixel pairs this mode evaluates (the sum of the footprints), for
+    /// throughput statistics.
+    public func footprintPairs(_ k: GaussianKernels, width: Int, height: Int) -> Int {
+        let grid = PixelGrid(width: width, height: height)
+        let T = ellipseT
+        let sqrtT = T.map { $0.squareRoot() }
+        let halfW = Float(width - 1) * 0.5
+        var total = 0
+        k.sigmas.withUnsafeBufferPointer { sig in
+            k.coords.withUnsafeBufferPointer { co in
+                k.colors.withUnsafeBufferPointer { col in
+                    for i in 0..<k.count {
+                        let g = prepare(sig, co, col, i, grid, sqrtT)
+                        if g.isEmpty { continue }
+                        guard let T = T else {
+                            total += Int(g.c1 - g.c0 + 1) * Int(g.r1 - g.r0 + 1)
+                            continue
+                        }
+                        for row in Int(g.r0)...Int(g.r1) {
+                            let s = Rasterizer.ellipseSpan(g, dy: grid.py[row] - g.y, T: T, halfW: halfW)
+                            if s.0 <= s.1 { total += Int(s.1 - s.0 + 1) }
+                        }
+                    }
+                }
+            }
+        }
+        return total
     }
 
     // MARK: - Batches
