@@ -118,4 +118,19 @@ extension Rasterizer {
         let g = backward(k, width: width, height: height, upstream: upstream)
         return GaussianActivation.rawGradients(raw: raw, kernelGrads: g, width: width, height: height, scale: scale)
     }
+
+    /// Batch of full render steps; each image has its own Gaussians, render size and scale.
+    public func renderBatch(_ items: [(raw: [Float], width: Int, height: Int, scale: Float)]) -> [[Float]] {
+        items.map { render(raw: $0.raw, width: $0.width, height: $0.height, scale: $0.scale) }
+    }
+
+    /// Batch of raw-parameter gradients; `upstream[i]` is image i's H×W×3 gradient.
+    public func renderBackwardBatch(
+        _ items: [(raw: [Float], width: Int, height: Int, scale: Float)], upstream: [[Float]]
+    ) -> [[Float]] {
+        precondition(items.count == upstream.count)
+        return zip(items, upstream).map {
+            renderBackward(raw: $0.0.raw, width: $0.0.width, height: $0.0.height, scale: $0.0.scale, upstream: $0.1)
+        }
+    }
 }

@@ -140,6 +140,16 @@ import Testing
         for (i, it) in items.enumerated() {
             #expect(gb[i].coords == r.backward(k, width: it.width, height: it.height, upstream: ups[i]).coords)
         }
+        // raw-parameter batch with different sizes and scales per image
+        let raw = try Fixture.floats("small/astronaut_48x48_x4_gs_params_f32.npy")
+        let rawItems: [(raw: [Float], width: Int, height: Int, scale: Float)] = [(raw, 192, 192, 4), (raw, 96, 96, 2)]
+        let rb = r.renderBatch(rawItems)
+        for (i, it) in rawItems.enumerated() {
+            #expect(rb[i] == r.render(raw: it.raw, width: it.width, height: it.height, scale: it.scale))
+        }
+        let rups = rawItems.map { [Float](repeating: 0.25, count: $0.width * $0.height * 3) }
+        let rgb = r.renderBackwardBatch(rawItems, upstream: rups)
+        #expect(rgb[1] == r.renderBackward(raw: raw, width: 96, height: 96, scale: 2, upstream: rups[1]))
     }
 }
 
