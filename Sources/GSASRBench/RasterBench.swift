@@ -63,7 +63,7 @@ public enum BenchError: Error, CustomStringConvertible {
 /// kernel's algorithm (``OfficialRasterBaseline``), on realistic Gaussians tiled from a small
 /// golden decoder output.
 public enum RasterBench {
-    public struct Case {
+    public struct Case: Sendable {
         public var id: Int
         public var lr: Int
         public var scale: Int
