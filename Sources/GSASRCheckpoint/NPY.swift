@@ -77,8 +77,10 @@ public enum NPY {
         var out = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
         withUnsafeBytes(of: UInt16(header.utf8.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: Array(header.utf8))
-        out.reserveCapacity(out.count + 4 * count)
-        for v in floats { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        var body: [UInt8] = []
+        body.reserveCapacity(4 * count)
+        Safetensors.appendLittleEndian(floats.map(\.bitPattern), to: &body)
+        out.append(contentsOf: body)
         try AtomicWrite.write(out, to: url, context: context)
     }
 

@@ -96,6 +96,13 @@ public enum Safetensors {
         let context = "safetensors \(url.lastPathComponent)"
         var header = "{"
         var body: [UInt8] = []
+        // Reserve the whole data section once (per-tensor exact reservations would copy quadratically).
+        var total = 0
+        for key in dict.keys {
+            guard let t = dict[key] else { continue }
+            total &+= t.ints.map { 8 &* $0.count } ?? 4 &* t.floats.count
+        }
+        body.reserveCapacity(total)
         for (i, key) in dict.keys.enumerated() {
             guard let t = dict[key] else { continue }
             guard let count = ElementCodec.checkedCount(t.shape) else {
@@ -108,15 +115,13 @@ public enum Safetensors {
                     throw CheckpointError("\(context): tensor '\(key)' has \(ints.count) ints for shape \(t.shape)")
                 }
                 dtypeName = "I64"
-                body.reserveCapacity(body.count + 8 * count)
-                for v in ints { withUnsafeBytes(of: v.littleEndian) { body.append(contentsOf: $0) } }
+                appendLittleEndian(ints, to: &body)
             } else {
                 guard t.floats.count == count else {
                     throw CheckpointError("\(context): tensor '\(key)' has \(t.floats.count) values for shape \(t.shape)")
                 }
                 dtypeName = "F32"
-                body.reserveCapacity(body.count + 4 * count)
-                for v in t.floats { withUnsafeBytes(of: v.bitPattern.littleEndian) { body.append(contentsOf: $0) } }
+                appendLittleEndian(t.floats.map(\.bitPattern), to: &body)
             }
             if i > 0 { header += "," }
             let shape = t.shape.map(String.init).joined(separator: ",")
@@ -131,6 +136,15 @@ public enum Safetensors {
         out.append(contentsOf: headerBytes)
         out.append(contentsOf: body)
         try AtomicWrite.write(out, to: url, context: context)
+    }
+
+    /// Appends the little-endian bytes of `values` (a bulk copy on little-endian hosts).
+    static func appendLittleEndian<T: FixedWidthInteger>(_ values: [T], to out: inout [UInt8]) {
+        #if _endian(little)
+        values.withUnsafeBytes { out.append(contentsOf: $0) }
+        #else
+        for v in values { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        #endif
     }
 
     /// JSON string literal for `s`.
