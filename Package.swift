@@ -38,12 +38,15 @@ let package = Package(
         .systemLibrary(
             name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
             providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(
+            name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
         .target(name: "GSASRTensor", dependencies: blasDependency, swiftSettings: release),
         .target(
             name: "GSASRCheckpoint",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: release),
-        .target(name: "GSASRImage", dependencies: ["CPNG", "CJPEG"], swiftSettings: release),
+        .target(name: "GSASRImage", dependencies: ["CPNG", "CJPEG", "CTurboJPEG"], swiftSettings: release),
         .target(name: "GSASRRaster", swiftSettings: release),
         .target(
             name: "GSASR",
