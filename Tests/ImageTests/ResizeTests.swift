@@ -71,3 +71,18 @@ import Testing
         }
     }
 }
+
+@Suite struct ResizeTiming {
+    @Test func largeImageTiming() {
+        let w = 1200, h = 900
+        let pixels = (0..<(w * h * 3)).map { Float(($0 * 7919) % 256) / 255 }
+        let image = Image(width: w, height: h, channels: 3, pixels: pixels)
+        let start = Date()
+        let down = Resize.imresize(image, scale: 1 / 4)
+        let mid = Date()
+        let up = Resize.imresize(down, scale: 4)
+        let end = Date()
+        print("imresize timing: 1200x900 -> /4 \(mid.timeIntervalSince(start) * 1000) ms, 300x225 -> x4 \(end.timeIntervalSince(mid) * 1000) ms")
+        #expect(down.width == 300 && up.width == 1200)
+    }
+}
