@@ -32,6 +32,9 @@ enum JPEGCodec {
                 throw failure("cannot decode JPEG")
             }
             let width = Int(w), height = Int(h)
+            if width <= 0 || height <= 0 {
+                throw ImageIOError("cannot decode JPEG \(name): no frame header found (truncated or corrupt file)")
+            }
             try ImageIO.checkDimensions(width: width, height: height, name: name, maxPixels: maxPixels)
             if colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue) {
                 throw ImageIOError("cannot decode JPEG \(name): CMYK JPEGs are not supported")

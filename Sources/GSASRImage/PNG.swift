@@ -67,8 +67,8 @@ enum PNGCodec {
                             for c in 0..<3 { rgb[i * 3 + c] = Float(buffer[i * 4 + c]) / 65535 }
                         } else if a >= 256 {
                             for c in 0..<3 {
-                                let v = (Double(buffer[i * 4 + c]) * 65535 / Double(a)).rounded()
-                                rgb[i * 3 + c] = Float(min(v, 65535)) / 65535
+                                let v = Double(buffer[i * 4 + c]) / Double(a)
+                                rgb[i * 3 + c] = Float(min(v, 1))
                             }
                         } else {
                             needsFallback = true
