@@ -36,9 +36,6 @@ let package = Package(
             name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         .systemLibrary(
-            name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
-            providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]),
-        .systemLibrary(
             name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
         .target(name: "GSASRTensor", dependencies: blasDependency, swiftSettings: release),
@@ -46,7 +43,7 @@ let package = Package(
             name: "GSASRCheckpoint",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: release),
-        .target(name: "GSASRImage", dependencies: ["CPNG", "CJPEG", "CTurboJPEG"], swiftSettings: release),
+        .target(name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: release),
         .target(name: "GSASRRaster", swiftSettings: release),
         .target(
             name: "GSASR",
@@ -57,9 +54,12 @@ let package = Package(
             name: "GSASRCLI",
             dependencies: ["GSASR", "GSASRBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: release),
-        .testTarget(name: "CheckpointTests", dependencies: ["GSASRCheckpoint"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImageTests", dependencies: ["GSASRImage", "GSASRCheckpoint"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "RasterTests", dependencies: ["GSASRRaster", "GSASRCheckpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "CheckpointTests",
+            dependencies: ["GSASRCheckpoint", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImageTests", dependencies: ["GSASRImage"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RasterTests", dependencies: ["GSASRRaster"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GSASRTests", dependencies: ["GSASR"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CLITests",

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import GSASRRaster
+import GSASR
 
 #if canImport(Glibc)
 import Glibc
@@ -8,52 +8,11 @@ import Glibc
 import Darwin
 #endif
 
-/// Tiny .npy reader for the benchmark (little-endian f4/f8, C order).
-public enum BenchNPY {
-    public struct Array {
-        public var shape: [Int]
-        public var values: [Float]
-    }
-
-    public static func load(_ path: String) throws -> Array {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        guard bytes.count > 10, bytes[0] == 0x93, bytes[1] == 0x4E else { throw BenchError.badNPY(path, "magic") }
-        let v2 = bytes[6] >= 2
-        let headerLen = v2
-            ? Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
-            : Int(bytes[8]) | Int(bytes[9]) << 8
-        let start = v2 ? 12 : 10
-        guard start + headerLen <= bytes.count else { throw BenchError.badNPY(path, "header") }
-        let header = String(decoding: bytes[start..<(start + headerLen)], as: UTF8.self)
-        if header.contains("'fortran_order': True") { throw BenchError.badNPY(path, "fortran order") }
-        let f8: Bool
-        if header.contains("'<f8'") { f8 = true } else if header.contains("'<f4'") { f8 = false } else {
-            throw BenchError.badNPY(path, "dtype")
-        }
-        guard let s = header.components(separatedBy: "'shape': (").dropFirst().first?.components(separatedBy: ")").first
-        else { throw BenchError.badNPY(path, "shape") }
-        let shape = s.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        let count = shape.reduce(1, *)
-        let off = start + headerLen
-        guard off + count * (f8 ? 8 : 4) <= bytes.count else { throw BenchError.badNPY(path, "truncated") }
-        var values = [Float](repeating: 0, count: count)
-        bytes.withUnsafeBytes { raw in
-            for i in 0..<count {
-                values[i] = f8
-                    ? Float(raw.loadUnaligned(fromByteOffset: off + 8 * i, as: Double.self))
-                    : raw.loadUnaligned(fromByteOffset: off + 4 * i, as: Float.self)
-            }
-        }
-        return Array(shape: shape, values: values)
-    }
-}
 
 public enum BenchError: Error, CustomStringConvertible {
-    case badNPY(String, String)
     case badInput(String)
     public var description: String {
         switch self {
-        case .badNPY(let p, let why): return "bad .npy \(p): \(why)"
         case .badInput(let s): return s
         }
     }
@@ -117,26 +76,17 @@ public enum RasterBench {
         return (best, last!)
     }
 
-    static func peakRSSMiB() -> Double {
-        var usage = rusage()
-        #if os(Linux)
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024  // KiB
-        #else
-        getrusage(RUSAGE_SELF, &usage)
-        return Double(usage.ru_maxrss) / (1024 * 1024)  // bytes
-        #endif
-    }
-
+    /// Progress and results go to stdout as they are measured (a full run takes minutes).
     static func log(_ s: String) {
-        FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+        FileHandle.standardOutput.write(Data((s + "\n").utf8))
     }
 
     /// Runs the cases and returns a human-readable report; writes a JSON array (one object per
     /// case) to `jsonPath` when given. `gsParamsPath` is the small golden decoder output for a
     /// 48×48 LR (36864×9, e.g. `small/astronaut_48x48_x4_gs_params_f32.npy`).
     public static func run(cases ids: [Int], gsParamsPath: String, threads: Int, repeats: Int, jsonPath: String?) throws -> String {
-        let base = try BenchNPY.load(gsParamsPath)
+        let npy = try NPY.load(URL(fileURLWithPath: gsParamsPath))
+        let base = (shape: npy.shape, values: npy.floats)
         guard base.shape.count == 2, base.shape[1] == 9 else { throw BenchError.badInput("gs params must be N×9") }
         let gb = Int(Double(base.shape[0]).squareRoot())
         guard gb * gb == base.shape[0] else { throw BenchError.badInput("gs params must be a square grid") }
@@ -230,7 +180,7 @@ public enum RasterBench {
                 tBaseB = tt * Double(n) / Double(m)
                 baseBNote = "timed on \(m) random Gaussians, scaled x\(String(format: "%.1f", Double(n) / Double(m)))"
             }
-            let rss = peakRSSMiB()
+            let rss = ProcessStats.peakRSSMiB()
             func f(_ t: Double) -> String { t < 1 ? String(format: "%.1f ms", t * 1000) : String(format: "%.2f s", t) }
             func rate(_ p: Int, _ t: Double) -> String { String(format: "%.0f M pairs/s", Double(p) / t / 1e6) }
             say("  pairs evaluated: fast \(pairsFast) (\(String(format: "%.1f", Double(pairsFast) / Double(n))) px/Gaussian), exact \(pairsExact) (\(String(format: "%.1f", Double(pairsExact) / Double(n))) px/Gaussian)")

@@ -6,7 +6,7 @@ import GSASRBench
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: per-stage pipeline timings (default) or the rasterizer (`bench raster`).",
-        subcommands: [PipelineBenchCommand.self],
+        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self],
         defaultSubcommand: PipelineBenchCommand.self)
 }
 
@@ -80,5 +80,39 @@ struct PipelineBenchCommand: ParsableCommand {
             }
         }
         return out
+    }
+}
+
+struct RasterBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raster",
+        abstract: "Rasterizer forward/backward (fast and exact) against an in-run CPU port of the official kernel.")
+
+    @Option(help: "Comma-separated cases: 1 = 192² (48x48 x4), 2 = 384², 3 = 720² (paper DIV2K size), 4 = 576² (x12).")
+    var cases: String = "1,2,3,4"
+
+    @Option(help: "Raw decoder output (N×9 .npy) of a 48x48 LR, tiled to each case's size.")
+    var gsParams: String = "Tests/GSASRTests/Fixtures/small/astronaut_48x48_x4_gs_params_f32.npy"
+
+    @Option(help: "Timed repetitions (best is reported).")
+    var repeats: Int = 3
+
+    @Option(name: .short, help: "Threads (default: all cores).")
+    var jobs: Int?
+
+    @Option(help: "Write one JSON object per case to this file.")
+    var json: String?
+
+    func run() throws {
+        let ids = try cases.split(separator: ",").map { s -> Int in
+            guard let v = Int(s.trimmingCharacters(in: .whitespaces)), (1...4).contains(v) else {
+                throw CLIError("case '\(s)' is not one of 1, 2, 3, 4")
+            }
+            return v
+        }
+        guard repeats >= 1 && repeats <= 100 else { throw CLIError("--repeats must be in 1...100") }
+        try setThreads(jobs)
+        _ = try RasterBench.run(
+            cases: ids, gsParamsPath: gsParams, threads: Parallel.threadCount, repeats: repeats, jsonPath: json)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GSASR
+import GSASRBench
 
 #if canImport(Glibc)
 import Glibc
@@ -44,7 +45,7 @@ struct GSASRCommand: ParsableCommand {
 
     static func isOurs(_ error: Error) -> Bool {
         error is CLIError || error is UpscaleError || error is ModelLoadError || error is CheckpointError
-            || error is ImageIOError
+            || error is ImageIOError || error is BenchError
     }
 }
 
