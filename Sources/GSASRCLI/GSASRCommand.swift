@@ -157,12 +157,19 @@ struct Upscale: ParsableCommand {
         let up = Upscaler(model: model, dmax: dmax, mode: mode)
         _ = try up.plan(width: img.width, height: img.height, scale: scale)
         var lastStage: UpscaleStage? = nil
+        var lastPercent = -1
         let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, scale: scale) { stage, frac in
             if stage != lastStage {
                 lastStage = stage
                 note("\(stage.rawValue)...\n")
             }
-            if stage == .render { note("\rrendering \(Int(frac * 100))%" + (frac >= 1 ? "\n" : "")) }
+            if stage == .render {
+                let pct = Int(frac * 100)
+                if pct != lastPercent {
+                    lastPercent = pct
+                    note("\rrendering \(pct)%" + (frac >= 1 ? "\n" : ""))
+                }
+            }
         }
         let outImage = Image(width: result.width, height: result.height, pixels: result.pixels)
         var alpha: [Float]? = nil

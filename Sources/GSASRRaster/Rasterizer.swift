@@ -172,7 +172,11 @@ public struct Rasterizer: Sendable {
     // MARK: - Forward
 
     /// Renders the Gaussians into an H×W×3 (HWC, RGB) float image.
-    public func forward(_ k: GaussianKernels, width: Int, height: Int) -> [Float] {
+    /// `progress`, when given, is called from a worker thread with the fraction of tiles done
+    /// (approximate, monotone, at most about 100 times).
+    public func forward(
+        _ k: GaussianKernels, width: Int, height: Int, progress: ((Double) -> Void)? = nil
+    ) -> [Float] {
         precondition(width >= 2 && height >= 2, "render size must be at least 2×2")
         let n = k.count
         let grid = PixelGrid(width: width, height: height)
@@ -242,11 +246,16 @@ public struct Rasterizer: Sendable {
                 let acc = UnsafeMutablePointer<Float>.allocate(capacity: 3 * ts * ts)
                 defer { acc.deallocate() }
                 var t = worker
+                let every = max(1, nTiles / (100 * workers))
                 while t < nTiles {
                     Rasterizer.renderTile(
                         tile: t, tilesX: tilesX, grid: grid, prep: prep,
                         list: list + offsets[t], listCount: offsets[t + 1] - offsets[t],
                         acc: acc, out: outp, T: T)
+                    // Worker 0 strides through the tiles at the same pace as the others.
+                    if worker == 0, let progress, (t / workers) % every == 0 {
+                        progress(Double(t) / Double(nTiles))
+                    }
                     t += workers
                 }
             }

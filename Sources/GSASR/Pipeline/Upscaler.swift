@@ -118,7 +118,7 @@ public struct Upscaler: @unchecked Sendable {
         let gs = gaussians(rgb: rgb, plan: p, scale: scale, timings: &timings, progress: progress)
         progress?(.render, 0)
         let t0 = Date()
-        let full = render(gs, plan: p, scale: scale)
+        let full = render(gs, plan: p, scale: scale) { progress?(.render, $0) }
         timings.rasterizer = Date().timeIntervalSince(t0)
         progress?(.render, 1)
         return Result(pixels: crop(full, plan: p), width: p.outputWidth, height: p.outputHeight, gaussianCount: p.gaussians, timings: timings)
@@ -146,10 +146,10 @@ public struct Upscaler: @unchecked Sendable {
     }
 
     /// Activations + coordinate transform + rasterizer at the padded render size.
-    public func render(_ gs: Tensor, plan p: Plan, scale: Double) -> [Float] {
+    public func render(_ gs: Tensor, plan p: Plan, scale: Double, progress: ((Double) -> Void)? = nil) -> [Float] {
         let kernels = GaussianActivation.kernels(
             fromRaw: UnsafeBufferPointer(start: gs.ptr, count: gs.count), width: p.renderWidth, height: p.renderHeight,
             scale: Float(scale))
-        return rasterizer.forward(kernels, width: p.renderWidth, height: p.renderHeight)
+        return rasterizer.forward(kernels, width: p.renderWidth, height: p.renderHeight, progress: progress)
     }
 }
