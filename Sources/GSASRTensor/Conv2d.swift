@@ -43,15 +43,17 @@ extension Kernels {
         let cin = p.cin, cout = p.cout
         let kdim = 9 * cin
         // Rows of the image per chunk: keep the patch buffer near 2M floats.
-        // and give every thread at least one chunk.
-        let byMemory = (1 << 21) / max(1, w * kdim)
-        let byThreads = (h + Parallel.threadCount - 1) / Parallel.threadCount
-        let rowsPerChunk = max(1, min(h, byMemory, byThreads))
-        let chunks = (h + rowsPerChunk - 1) / rowsPerChunk
+        // and use a multiple of the thread count of equal-sized chunks so no thread idles.
+        let threads = Parallel.threadCount
+        let byMemory = max(1, (1 << 21) / max(1, w * kdim))
+        let perThread = (h + threads - 1) / threads
+        let chunks = min(h, threads * ((perThread + byMemory - 1) / byMemory))
+        let rowsPerChunk = (h + chunks - 1) / chunks
         let wptr = p.weight.ptr, bptr = p.bias.ptr
         Parallel.forEach(chunks) { c in
             let r0 = c * rowsPerChunk
             let r1 = min(h, r0 + rowsPerChunk)
+            if r0 >= r1 { return }
             let npix = (r1 - r0) * w
             let patch = UnsafeMutablePointer<Float>.allocate(capacity: npix * kdim)
             defer { patch.deallocate() }

@@ -38,6 +38,10 @@ struct PaperParityTests {
             #expect(d.worstRatio <= 1)
         }
         let sr = up.crop(up.render(gs, plan: plan, scale: scale), plan: plan)
+        let fast = Upscaler(model: Self.model, mode: .fast)
+        let fastVsExact = Diff(fast.crop(fast.render(gs, plan: plan, scale: scale), plan: plan), sr)
+        print("[paper] \(tag) fast vs exact: max|d| \(String(format: "%.3e", fastVsExact.maxAbs))")
+        #expect(fastVsExact.maxAbs <= 1e-5)
         let srURL = Self.dir.appendingPathComponent("\(tag)_sr_f32.npy")
         if FileManager.default.fileExists(atPath: srURL.path) {
             let ref = try NPY.load(srURL)

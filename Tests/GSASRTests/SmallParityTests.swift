@@ -45,9 +45,11 @@ import Testing
         #expect(dg.worstRatio <= 1)
         // SR float image, for both raster modes.
         let srRef = try Fixtures.npy(Fixtures.url("\(tag)_sr_f32.npy"))
+        var renders: [[Float]] = []
         for mode in [RasterMode.exact, RasterMode.fast] {
             let r = try Upscaler(model: Self.model, mode: mode).upscale(
                 rgb: lr.pixels, width: lr.width, height: lr.height, scale: scale)
+            renders.append(r.pixels)
             #expect([r.height, r.width, 3] == srRef.shape)
             let ds = Diff(r.pixels, srRef.floats)
             let png = try pngDifference(r.pixels, goldenPNG: Fixtures.url("\(tag)_sr.png"))
@@ -59,6 +61,10 @@ import Testing
             #expect(png.fraction <= 0.002)
             #expect(png.maxDiff <= 1)
         }
+        // Fast mode (footprint also bounded by the Gaussian's own extent) vs exact mode.
+        let fastVsExact = Diff(renders[1], renders[0])
+        print("[small] \(image) x\(scale) fast vs exact: max|d| \(String(format: "%.3e", fastVsExact.maxAbs))")
+        #expect(fastVsExact.maxAbs <= 1e-5)
     }
 
     /// Decoder intermediates, to localise a regression.
