@@ -2,8 +2,8 @@
 // swift-gsasr: GSASR (arXiv 2501.06838) arbitrary-scale super-resolution in Swift.
 //
 // Module graph (dependencies flow one way):
-//   gsasr (CLI) -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
-//               -> GSASRTensor (kernels) -> BLAS (OpenBLAS on Linux, Accelerate on Apple)
+//   gsasr (CLI) -> GSASRBench -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
+//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS on Linux, Accelerate on Apple)
 import PackageDescription
 
 #if os(Linux)
@@ -44,7 +44,7 @@ let package = Package(
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: release),
         .target(name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: release),
-        .target(name: "GSASRRaster", swiftSettings: release),
+        .target(name: "GSASRRaster", dependencies: ["GSASRTensor"], swiftSettings: release),
         .target(
             name: "GSASR",
             dependencies: ["GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster"],

@@ -62,6 +62,7 @@ struct PipelineBenchCommand: ParsableCommand {
         if let json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.keyEncodingStrategy = .convertToSnakeCase
             try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
     }

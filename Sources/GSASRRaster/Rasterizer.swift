@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import GSASRTensor
 
 /// Per-Gaussian constants, computed with the float semantics of gs.cu.
 @usableFromInline
@@ -99,7 +100,7 @@ public struct Rasterizer: Sendable {
     public var mode: RasterMode
     /// Box half-width in normalised units (gs.cu's `dmax`).
     public var dmax: Float
-    /// Worker threads (default: ``RasterThreads/default``, i.e. `GSASR_THREADS` or the core count).
+    /// Worker threads (default: `Parallel.threadCount`, i.e. `GSASR_THREADS` or the core count).
     public var threads: Int
 
     /// Tile edge in pixels for the forward.
@@ -108,7 +109,7 @@ public struct Rasterizer: Sendable {
     public init(mode: RasterMode = .fast, dmax: Float = 0.1, threads: Int? = nil) {
         self.mode = mode
         self.dmax = dmax
-        self.threads = max(1, threads ?? RasterThreads.default)
+        self.threads = max(1, threads ?? Parallel.threadCount)
     }
 
     /// T = 2·ln(1/ε) for fast mode, nil for exact mode.
@@ -557,27 +558,14 @@ public struct Rasterizer: Sendable {
 // MARK: - Parallel helpers (Dispatch only)
 
 /// Runs body(w) for w in 0..<workers, in parallel when workers > 1.
+/// Runs `body(worker)` for worker in 0..<workers, in parallel (GSASRTensor.Parallel).
 @inline(__always)
 func parallelFor(_ workers: Int, _ body: (Int) -> Void) {
-    if workers <= 1 {
-        body(0)
-    } else {
-        DispatchQueue.concurrentPerform(iterations: workers, execute: body)
-    }
+    Parallel.workers(workers, body)
 }
 
-/// Splits 0..<count into `threads` contiguous chunks run in parallel.
+/// Splits 0..<count into at most `threads` contiguous chunks run in parallel.
 @inline(__always)
 func parallelChunks(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
-    if count <= 0 { return }
-    let chunks = max(1, min(threads, count / 256 + 1))
-    if chunks == 1 {
-        body(0..<count)
-        return
-    }
-    DispatchQueue.concurrentPerform(iterations: chunks) { ch in
-        let lo = count * ch / chunks
-        let hi = count * (ch + 1) / chunks
-        if lo < hi { body(lo..<hi) }
-    }
+    Parallel.forChunks(count, minChunk: 256, threads: threads, body)
 }

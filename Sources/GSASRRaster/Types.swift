@@ -65,12 +65,3 @@ public enum RasterMode: Sendable, Equatable {
     public static let defaultEpsilon: Float = 1e-7
 }
 
-/// Thread-count helper: `GSASR_THREADS` overrides the active processor count.
-public enum RasterThreads {
-    public static var `default`: Int {
-        if let s = ProcessInfo.processInfo.environment["GSASR_THREADS"], let n = Int(s), n > 0 {
-            return n
-        }
-        return max(1, ProcessInfo.processInfo.activeProcessorCount)
-    }
-}

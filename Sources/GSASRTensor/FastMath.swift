@@ -1,45 +1,48 @@
-/// Vectorised exp for softmax and activations.
+/// Vectorised single-precision exp, shared by softmax and the rasterizer.
 ///
-/// exp(x) = 2^n · e^r with n = round(x / ln 2) and r = x − n·ln 2 ∈ [−ln2/2, ln2/2]; e^r is the
-/// Cephes degree-6 minimax polynomial (relative error ≈ 1 ulp on that interval). n is obtained
-/// with the 1.5·2^23 rounding trick, and 2^n is built directly in the exponent bits.
-/// Inputs are clamped to [−87.3, 88.7]; results for x < −87.3 flush to 0 (they are below
-/// Float's normal range anyway).
+/// exp(x) = 2^n · e^r with n = round(x / ln 2) and r = x − n·ln 2 ∈ [−ln2/2, ln2/2] (ln 2 split
+/// in two parts so n·ln2_hi is exact); e^r is the Cephes degree-6 minimax polynomial (about
+/// 1–2 ulp); n comes from the 1.5·2^23 rounding trick and 2^n is built in the exponent bits.
+/// Inputs below ln(2^−126) ≈ −87.34 return 0 (flush instead of subnormals); inputs must be
+/// ≤ 88 (softmax and the rasterizer only pass values ≤ 0).
+///
+/// Lane selects use bit operations: `SIMD.replacing(with:where:)` compiles to a scalar lane loop.
 public enum FastMath {
     public typealias V = SIMD8<Float>
 
-    @inline(__always)
+    @inlinable @inline(__always)
+    public static func bits(_ v: V) -> SIMD8<Int32> { unsafeBitCast(v, to: SIMD8<Int32>.self) }
+
+    @inlinable @inline(__always)
+    public static func floats(_ v: SIMD8<Int32>) -> V { unsafeBitCast(v, to: V.self) }
+
+    @inlinable @inline(__always)
     public static func exp(_ x: V) -> V {
-        let lo = V(repeating: -87.3), hi = V(repeating: 88.7)
-        let under = x .< lo
-        var xc = x.replacing(with: lo, where: under)
-        xc = xc.replacing(with: hi, where: xc .> hi)
-        let magic = V(repeating: 12582912.0)  // 1.5 * 2^23
-        let t = xc * V(repeating: 1.44269504088896341) + magic
+        let lo = V(repeating: -87.33654)
+        let under = unsafeBitCast(x .< lo, to: SIMD8<Int32>.self)
+        let xc = floats((bits(lo) & under) | (bits(x) & ~under))
+        let magic = V(repeating: 12582912.0)  // 1.5·2^23: adding it rounds to an integer
+        let t = xc * 1.44269504088896341 + magic
         let n = t - magic
-        var r = xc - n * V(repeating: 0.693359375)
-        r = r - n * V(repeating: -2.12194440e-4)
+        var r = xc - n * 0.693359375
+        r = r - n * (-2.12194440e-4)
         var p = V(repeating: 1.9875691500e-4)
-        p = p * r + V(repeating: 1.3981999507e-3)
-        p = p * r + V(repeating: 8.3334519073e-3)
-        p = p * r + V(repeating: 4.1665795894e-2)
-        p = p * r + V(repeating: 1.6666665459e-1)
-        p = p * r + V(repeating: 5.0000001201e-1)
-        let y = p * (r * r) + r + V(repeating: 1)
-        let tBits = unsafeBitCast(t, to: SIMD8<Int32>.self)
-        let nInt = tBits &- SIMD8<Int32>(repeating: 0x4B40_0000)
-        let scaleBits = (nInt &+ SIMD8<Int32>(repeating: 127)) &<< SIMD8<Int32>(repeating: 23)
-        let scale = unsafeBitCast(scaleBits, to: V.self)
-        return (y * scale).replacing(with: 0, where: under)
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        let y = p * (r * r) + r + 1.0
+        let scale = floats(((bits(t) &- 0x4B40_0000) &+ 127) &<< 23)  // 2^n
+        return floats(bits(y * scale) & ~under)
     }
 
     /// Scalar version with the same numerics as the vector lanes.
-    @inline(__always)
-    public static func exp(_ x: Float) -> Float {
-        exp(V(repeating: x))[0]
-    }
+    @inlinable @inline(__always)
+    public static func exp(_ x: Float) -> Float { exp(V(repeating: x))[0] }
 
     /// In-place exp over a buffer.
+    @inlinable
     public static func expInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
         while i + 8 <= n {

@@ -26,9 +26,11 @@ public enum Parallel {
 
     /// Splits 0..<count into at most `threadCount` contiguous chunks (at least `minChunk` long)
     /// and runs `body(range)` on each in parallel.
-    public static func forChunks(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    public static func forChunks(
+        _ count: Int, minChunk: Int = 1, threads: Int = threadCount, _ body: (Range<Int>) -> Void
+    ) {
         if count <= 0 { return }
-        let chunks = max(1, min(threadCount, count / max(1, minChunk)))
+        let chunks = max(1, min(threads, count / max(1, minChunk)))
         if chunks == 1 {
             body(0..<count)
             return
@@ -37,6 +39,18 @@ public enum Parallel {
             let lo = count * c / chunks
             let hi = count * (c + 1) / chunks
             if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// Runs `body(w)` for exactly `workers` workers, concurrently when workers > 1, whatever
+    /// `threadCount` is (for callers that partition work themselves, e.g. the rasterizer with an
+    /// explicit thread count).
+    @inline(__always)
+    public static func workers(_ workers: Int, _ body: (Int) -> Void) {
+        if workers <= 1 {
+            body(0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: workers, execute: body)
         }
     }
 }

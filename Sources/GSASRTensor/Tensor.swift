@@ -27,12 +27,11 @@ public struct Tensor: @unchecked Sendable {
         storage.base.initialize(repeating: 0, count: max(n, 1))
     }
 
-    /// An uninitialised tensor (contents are garbage until written).
+    /// A tensor whose contents are unspecified until written (Float is a trivial type; callers
+    /// must write every element before reading it).
     public init(uninitialized shape: [Int]) {
         self.shape = shape
-        let n = shape.reduce(1, *)
-        storage = Storage(count: n)
-        storage.base.initialize(repeating: 0, count: max(n, 1))
+        storage = Storage(count: shape.reduce(1, *))
     }
 
     public init(shape: [Int], values: [Float]) {
