@@ -7,15 +7,15 @@
 import PackageDescription
 
 #if os(Linux)
-let blasDependency: [Target.Dependency] = ["COpenBLAS"]
-let blasTargets: [Target] = [
-    .systemLibrary(
-        name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
-        providers: [.apt(["libopenblas-dev"])])
-]
+    let blasDependency: [Target.Dependency] = ["COpenBLAS"]
+    let blasTargets: [Target] = [
+        .systemLibrary(
+            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])])
+    ]
 #else
-let blasDependency: [Target.Dependency] = []
-let blasTargets: [Target] = []
+    let blasDependency: [Target.Dependency] = []
+    let blasTargets: [Target] = []
 #endif
 
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]

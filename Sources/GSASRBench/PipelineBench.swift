@@ -58,7 +58,8 @@ public enum PipelineBench {
         let sg = sgemmGFLOPS()
         return Report(
             model: modelName, lrWidth: width, lrHeight: height, scale: scale, gaussians: plan.gaussians,
-            outputWidth: plan.outputWidth, outputHeight: plan.outputHeight, rasterMode: mode == .exact ? "exact" : "fast",
+            outputWidth: plan.outputWidth, outputHeight: plan.outputHeight,
+            rasterMode: mode == .exact ? "exact" : "fast",
             threads: Parallel.threadCount, repeats: repeats, encoderSeconds: e, decoderSeconds: d,
             rasterizerSeconds: r, totalSeconds: e + d + r, encoderGFLOP: encF / 1e9, decoderGFLOP: decF / 1e9,
             decoderGFLOPS: decF / d / 1e9, sgemmGFLOPS: sg, decoderToSgemmRatio: (decF / d / 1e9) / sg,

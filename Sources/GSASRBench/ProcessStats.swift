@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Process-level measurements for benchmarks.
@@ -13,14 +13,14 @@ public enum ProcessStats {
     public static func peakRSSMiB() -> Double {
         var u = rusage()
         #if canImport(Glibc)
-        getrusage(RUSAGE_SELF.rawValue, &u)
+            getrusage(RUSAGE_SELF.rawValue, &u)
         #else
-        getrusage(RUSAGE_SELF, &u)
+            getrusage(RUSAGE_SELF, &u)
         #endif
         #if canImport(Darwin)
-        return Double(u.ru_maxrss) / 1_048_576
+            return Double(u.ru_maxrss) / 1_048_576
         #else
-        return Double(u.ru_maxrss) / 1024
+            return Double(u.ru_maxrss) / 1024
         #endif
     }
 

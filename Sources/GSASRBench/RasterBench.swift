@@ -3,11 +3,10 @@ import Foundation
 import GSASR
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-
 
 public enum BenchError: Error, CustomStringConvertible {
     case badInput(String)
@@ -84,7 +83,9 @@ public enum RasterBench {
     /// Runs the cases and returns a human-readable report; writes a JSON array (one object per
     /// case) to `jsonPath` when given. `gsParamsPath` is the small golden decoder output for a
     /// 48×48 LR (36864×9, e.g. `small/astronaut_48x48_x4_gs_params_f32.npy`).
-    public static func run(cases ids: [Int], gsParamsPath: String, threads: Int, repeats: Int, jsonPath: String?) throws -> String {
+    public static func run(cases ids: [Int], gsParamsPath: String, threads: Int, repeats: Int, jsonPath: String?) throws
+        -> String
+    {
         let npy = try NPY.load(URL(fileURLWithPath: gsParamsPath))
         let base = (shape: npy.shape, values: npy.floats)
         guard base.shape.count == 2, base.shape[1] == 9 else { throw BenchError.badInput("gs params must be N×9") }
@@ -96,8 +97,12 @@ public enum RasterBench {
             lines.append(s)
             log(s)
         }
-        say("raster benchmark: \(threads) thread(s), best of \(repeats), dmax 0.1, fast ε = \(RasterMode.defaultEpsilon)")
-        say("baseline = CPU port of the official gs_cuda_dmax algorithm (per Gaussian: all rows, all columns / all H×W pixels in the backward), same inputs and thread count")
+        say(
+            "raster benchmark: \(threads) thread(s), best of \(repeats), dmax 0.1, fast ε = \(RasterMode.defaultEpsilon)"
+        )
+        say(
+            "baseline = CPU port of the official gs_cuda_dmax algorithm (per Gaussian: all rows, all columns / all H×W pixels in the backward), same inputs and thread count"
+        )
         var json: [[String: Any]] = []
         for id in ids {
             guard let c = cases[id] else { throw BenchError.badInput("unknown case \(id) (1-4)") }
@@ -150,7 +155,9 @@ public enum RasterBench {
             var baseFNote: String
             var baseImgDiff: Float? = nil
             if probe * Double(n) / Double(probeN) < 120 {
-                let (t, img) = time(1) { OfficialRasterBaseline.forward(k, width: W, height: H, dmax: 0.1, threads: threads) }
+                let (t, img) = time(1) {
+                    OfficialRasterBaseline.forward(k, width: W, height: H, dmax: 0.1, threads: threads)
+                }
                 tBaseF = t
                 baseFNote = "full run"
                 var d: Float = 0
@@ -158,24 +165,31 @@ public enum RasterBench {
                 baseImgDiff = d
             } else {
                 tBaseF = probe * Double(n) / Double(probeN)
-                baseFNote = "timed on \(probeN) random Gaussians, scaled x\(String(format: "%.1f", Double(n) / Double(probeN)))"
+                baseFNote =
+                    "timed on \(probeN) random Gaussians, scaled x\(String(format: "%.1f", Double(n) / Double(probeN)))"
             }
             // baseline backward: always O(N·H·W); subset sized to about 10 s
             let bProbeN = min(n, 64)
             let t1 = now()
-            _ = OfficialRasterBaseline.backward(k, width: W, height: H, dmax: 0.1, upstream: up, threads: threads, indices: subset(bProbeN))
+            _ = OfficialRasterBaseline.backward(
+                k, width: W, height: H, dmax: 0.1, upstream: up, threads: threads, indices: subset(bProbeN))
             let bProbe = now() - t1
             var tBaseB: Double
             var baseBNote: String
             let estFull = bProbe * Double(n) / Double(bProbeN)
             if estFull < 60 {
-                tBaseB = time(1) { OfficialRasterBaseline.backward(k, width: W, height: H, dmax: 0.1, upstream: up, threads: threads) }.0
+                tBaseB =
+                    time(1) {
+                        OfficialRasterBaseline.backward(
+                            k, width: W, height: H, dmax: 0.1, upstream: up, threads: threads)
+                    }.0
                 baseBNote = "full run"
             } else {
                 let m = max(bProbeN, min(n, Int(10.0 / max(bProbe / Double(bProbeN), 1e-9))))
                 let idx = subset(m)
                 let tt = time(1) {
-                    OfficialRasterBaseline.backward(k, width: W, height: H, dmax: 0.1, upstream: up, threads: threads, indices: idx)
+                    OfficialRasterBaseline.backward(
+                        k, width: W, height: H, dmax: 0.1, upstream: up, threads: threads, indices: idx)
                 }.0
                 tBaseB = tt * Double(n) / Double(m)
                 baseBNote = "timed on \(m) random Gaussians, scaled x\(String(format: "%.1f", Double(n) / Double(m)))"
@@ -183,15 +197,26 @@ public enum RasterBench {
             let rss = ProcessStats.peakRSSMiB()
             func f(_ t: Double) -> String { t < 1 ? String(format: "%.1f ms", t * 1000) : String(format: "%.2f s", t) }
             func rate(_ p: Int, _ t: Double) -> String { String(format: "%.0f M pairs/s", Double(p) / t / 1e6) }
-            say("  pairs evaluated: fast \(pairsFast) (\(String(format: "%.1f", Double(pairsFast) / Double(n))) px/Gaussian), exact \(pairsExact) (\(String(format: "%.1f", Double(pairsExact) / Double(n))) px/Gaussian)")
-            say("  forward  fast  \(f(tFF))  (\(rate(pairsFast, tFF)))  speed-up vs baseline \(String(format: "%.1fx", tBaseF / tFF))")
-            say("  forward  exact \(f(tFE))  (\(rate(pairsExact, tFE)))  speed-up vs baseline \(String(format: "%.1fx", tBaseF / tFE))")
+            say(
+                "  pairs evaluated: fast \(pairsFast) (\(String(format: "%.1f", Double(pairsFast) / Double(n))) px/Gaussian), exact \(pairsExact) (\(String(format: "%.1f", Double(pairsExact) / Double(n))) px/Gaussian)"
+            )
+            say(
+                "  forward  fast  \(f(tFF))  (\(rate(pairsFast, tFF)))  speed-up vs baseline \(String(format: "%.1fx", tBaseF / tFF))"
+            )
+            say(
+                "  forward  exact \(f(tFE))  (\(rate(pairsExact, tFE)))  speed-up vs baseline \(String(format: "%.1fx", tBaseF / tFE))"
+            )
             say("  forward  baseline \(f(tBaseF))  (\(rate(pairsExact, tBaseF)), \(baseFNote))")
-            say("  backward fast  \(f(tBF))  (\(rate(pairsFast, tBF)))  speed-up vs baseline \(String(format: "%.1fx", tBaseB / tBF))")
-            say("  backward exact \(f(tBE))  (\(rate(pairsExact, tBE)))  speed-up vs baseline \(String(format: "%.1fx", tBaseB / tBE))")
+            say(
+                "  backward fast  \(f(tBF))  (\(rate(pairsFast, tBF)))  speed-up vs baseline \(String(format: "%.1fx", tBaseB / tBF))"
+            )
+            say(
+                "  backward exact \(f(tBE))  (\(rate(pairsExact, tBE)))  speed-up vs baseline \(String(format: "%.1fx", tBaseB / tBE))"
+            )
             say("  backward baseline \(f(tBaseB))  (\(baseBNote))")
-            say("  max |fast - exact| forward \(String(format: "%.3e", maxDiff)); backward max |fast - exact| / max|exact| \(String(format: "%.3e", maxGradRel))"
-                + (baseImgDiff.map { "; max |exact - baseline| \(String(format: "%.3e", $0))" } ?? ""))
+            say(
+                "  max |fast - exact| forward \(String(format: "%.3e", maxDiff)); backward max |fast - exact| / max|exact| \(String(format: "%.3e", maxGradRel))"
+                    + (baseImgDiff.map { "; max |exact - baseline| \(String(format: "%.3e", $0))" } ?? ""))
             say("  peak RSS \(String(format: "%.1f", rss)) MiB")
             json.append([
                 "case": id, "gaussians": n, "width": W, "height": H, "threads": threads,

@@ -4,9 +4,9 @@ import GSASR
 import GSASRBench
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Entry point. Errors are printed as one line (`gsasr: error: ...`) with exit status 1.
@@ -15,7 +15,7 @@ struct GSASRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gsasr",
         abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
-        subcommands: [Upscale.self, Bench.self],
+        subcommands: [Upscale.self, Bench.self, Convert.self],
         defaultSubcommand: Upscale.self)
 
     static func main() {
@@ -56,7 +56,9 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Shared model-selection options.
 struct ModelOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("model")], help: "Model directory with encoder.pth and decoder.pth (or .safetensors) and optional config.json.")
+    @Option(
+        name: [.short, .customLong("model")],
+        help: "Model directory with encoder.pth and decoder.pth (or .safetensors) and optional config.json.")
     var model: String?
 
     @Option(help: "Encoder checkpoint (instead of -m).")
@@ -68,16 +70,31 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Key of the state dict inside .pth files (default: params_ema, then params, or a bare state dict).")
     var paramKey: String?
 
-    func load() throws -> (GSASRModel, String) {
+    /// The encoder and decoder checkpoint files selected by the options.
+    func checkpointURLs() throws -> (encoder: URL, decoder: URL) {
         if let enc = encoder, let dec = decoder {
-            let e = URL(fileURLWithPath: enc), d = URL(fileURLWithPath: dec)
-            let cfg = d.deletingLastPathComponent().appendingPathComponent("config.json")
-            return (try GSASRModel.load(encoder: e, decoder: d, config: cfg, paramKey: paramKey), d.deletingLastPathComponent().lastPathComponent)
+            return (URL(fileURLWithPath: enc), URL(fileURLWithPath: dec))
         }
         if encoder != nil || decoder != nil { throw CLIError("--encoder and --decoder must be given together") }
-        guard let m = model else { throw CLIError("no model given: use -m MODELDIR (for example -m Models/small) or --encoder/--decoder") }
-        let url = URL(fileURLWithPath: m)
-        return (try GSASRModel.load(directory: url, paramKey: paramKey), url.lastPathComponent)
+        guard let m = model else {
+            throw CLIError("no model given: use -m MODELDIR (for example -m Models/small) or --encoder/--decoder")
+        }
+        let dir = URL(fileURLWithPath: m)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+            throw CLIError("model directory '\(m)' does not exist")
+        }
+        return (
+            try GSASRModel.checkpoint(in: dir, named: "encoder"), try GSASRModel.checkpoint(in: dir, named: "decoder")
+        )
+    }
+
+    func load() throws -> (GSASRModel, String) {
+        let (enc, dec) = try checkpointURLs()
+        let folder = dec.deletingLastPathComponent()
+        let model = try GSASRModel.load(
+            encoder: enc, decoder: dec, config: folder.appendingPathComponent("config.json"), paramKey: paramKey)
+        return (model, folder.lastPathComponent)
     }
 }
 
@@ -100,7 +117,9 @@ func parseRasterMode(_ s: String) throws -> RasterMode {
 }
 
 func parseDmax(_ s: Float) throws -> Float {
-    guard s.isFinite, s > 0 else { throw CLIError("dmax \(s) must be a positive number (normalised units; the paper uses 0.1)") }
+    guard s.isFinite, s > 0 else {
+        throw CLIError("dmax \(s) must be a positive number (normalised units; the paper uses 0.1)")
+    }
     return s
 }
 
@@ -128,7 +147,9 @@ struct Upscale: ParsableCommand {
     @Option(help: "Rasterization ratio dmax, in normalised image units (paper: 0.1).")
     var dmax: Float = 0.1
 
-    @Option(help: "Rasterizer: 'fast' (footprint bounded by each Gaussian's extent too) or 'exact' (official dmax box only).")
+    @Option(
+        help:
+            "Rasterizer: 'fast' (footprint bounded by each Gaussian's extent too) or 'exact' (official dmax box only).")
     var rasterMode: String = "fast"
 
     @Option(name: .short, help: "Output format (png).")
@@ -145,7 +166,9 @@ struct Upscale: ParsableCommand {
         let scale = try parseScale(scale)
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)
-        guard format.lowercased() == "png" else { throw CLIError("output format '\(format)' is not supported (only png)") }
+        guard format.lowercased() == "png" else {
+            throw CLIError("output format '\(format)' is not supported (only png)")
+        }
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
         try refuseOverwritingInput(inURL, outURL)
 
@@ -158,7 +181,8 @@ struct Upscale: ParsableCommand {
         _ = try up.plan(width: img.width, height: img.height, scale: scale)
         var lastStage: UpscaleStage? = nil
         var lastPercent = -1
-        let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, scale: scale) { stage, frac in
+        let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, scale: scale) {
+            stage, frac in
             if stage != lastStage {
                 lastStage = stage
                 note("\(stage.rawValue)...\n")
@@ -180,8 +204,11 @@ struct Upscale: ParsableCommand {
         }
         try ImageIO.writePNG(outImage, alpha: alpha, to: outURL)
         let t = result.timings
-        note(String(format: "wrote %@ (%dx%d) in %.2f s (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
-            output, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder, t.decoder, t.rasterizer))
+        note(
+            String(
+                format: "wrote %@ (%dx%d) in %.2f s (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
+                output, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder, t.decoder,
+                t.rasterizer))
     }
 }
 

@@ -43,11 +43,21 @@ public enum NPY {
             for i in 0..<p.count {
                 switch p.dtype {
                 case .float64:
-                    values.append(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
+                    values.append(
+                        Double(
+                            bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
+                    )
                 case .float32:
-                    values.append(Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))))
+                    values.append(
+                        Double(
+                            Float(
+                                bitPattern: UInt32(
+                                    littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))))
                 case .float16:
-                    values.append(Double(ElementCodec.halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))))
+                    values.append(
+                        Double(
+                            ElementCodec.halfToFloat(
+                                UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))))
                 case .int64:
                     values.append(Double(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))))
                 case .int32:
@@ -114,10 +124,13 @@ public enum NPY {
         guard headerLength <= maxHeaderBytes, headerStart + headerLength <= data.count else {
             throw CheckpointError("\(context): truncated or oversized header (\(headerLength) bytes)")
         }
-        let headerText = String(decoding: data[(data.startIndex + headerStart)..<(data.startIndex + headerStart + headerLength)], as: UTF8.self)
+        let headerText = String(
+            decoding: data[(data.startIndex + headerStart)..<(data.startIndex + headerStart + headerLength)],
+            as: UTF8.self)
         let descr = try field(headerText, "descr", context: context)
         guard let descrValue = quoted(descr), let dtype = dtypes[descrValue] else {
-            throw CheckpointError("\(context): unsupported dtype \(descr) (little-endian <f4, <f8, <f2, <i8, <i4, |u1, |i1, |b1 only)")
+            throw CheckpointError(
+                "\(context): unsupported dtype \(descr) (little-endian <f4, <f8, <f2, <i8, <i4, |u1, |i1, |b1 only)")
         }
         let fortran = try field(headerText, "fortran_order", context: context)
         if fortran.hasPrefix("True") {
@@ -140,7 +153,9 @@ public enum NPY {
         guard let count = ElementCodec.checkedCount(shape), let need = ElementCodec.checkedBytes(count, elementSize),
             need <= data.count - dataStart
         else {
-            throw CheckpointError("\(context): truncated data (shape \(shape) needs more than the \(data.count - dataStart) bytes present)")
+            throw CheckpointError(
+                "\(context): truncated data (shape \(shape) needs more than the \(data.count - dataStart) bytes present)"
+            )
         }
         return Parsed(shape: shape, dtype: dtype, count: count, data: data, dataStart: dataStart)
     }

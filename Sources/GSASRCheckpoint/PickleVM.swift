@@ -251,7 +251,9 @@ final class PickleVM {
 
     private func memoPut(_ index: UInt32) throws {
         let v = try top("PUT")
-        guard memo.count < Self.maxMemo || memo[index] != nil else { throw fail("pickle memo exceeds \(Self.maxMemo) entries") }
+        guard memo.count < Self.maxMemo || memo[index] != nil else {
+            throw fail("pickle memo exceeds \(Self.maxMemo) entries")
+        }
         memo[index] = v
     }
 
@@ -267,7 +269,9 @@ final class PickleVM {
         }
         var i = 0
         while i < pairs.count {
-            guard let key = PickleKey(pairs[i]) else { throw fail("pickle dict key of unhashable type \(pairs[i].typeName)") }
+            guard let key = PickleKey(pairs[i]) else {
+                throw fail("pickle dict key of unhashable type \(pairs[i].typeName)")
+            }
             dict.set(key, pairs[i + 1])
             i += 2
         }
@@ -297,7 +301,9 @@ final class PickleVM {
             case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
             case 0x5D: try push(.list(newList()))  // EMPTY_LIST
             case 0x28:  // MARK
-                guard marks.count < Self.maxMarks else { throw fail("pickle MARKs nested deeper than \(Self.maxMarks)") }
+                guard marks.count < Self.maxMarks else {
+                    throw fail("pickle MARKs nested deeper than \(Self.maxMarks)")
+                }
                 marks.append(stack.count)
             case 0x58: try push(.string(try readUTF8(try readLE(4, "BINUNICODE"), "BINUNICODE string")))
             case 0x8C: try push(.string(try readUTF8(try readLE(1, "SHORT_BINUNICODE"), "SHORT_BINUNICODE string")))

@@ -18,10 +18,13 @@ public enum PthReader {
         let zip = try TorchZip(url: url)
         let context = zip.context
         if zip.has("byteorder") {
-            let order = String(decoding: try zip.read("byteorder", maxBytes: TorchZip.maxSmallEntryBytes), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let order = String(
+                decoding: try zip.read("byteorder", maxBytes: TorchZip.maxSmallEntryBytes), as: UTF8.self
+            )
+            .trimmingCharacters(in: .whitespacesAndNewlines)
             guard order == "little" else {
-                throw CheckpointError("\(context): byteorder is '\(order)'; only little-endian checkpoints are supported")
+                throw CheckpointError(
+                    "\(context): byteorder is '\(order)'; only little-endian checkpoints are supported")
             }
         }
         let pickle = try zip.read("data.pkl", maxBytes: TorchZip.maxPickleBytes)
@@ -54,7 +57,9 @@ public enum PthReader {
                 "\(context): not a bare state dict and no 'params_ema' or 'params' key; keys found: [\(keyList)]")
         }
         guard case .dict(let inner)? = dict[.string(chosen)] else {
-            throw CheckpointError("\(context): '\(chosen)' is a \(dict[.string(chosen)]?.typeName ?? "missing value"), expected a dict of tensors")
+            throw CheckpointError(
+                "\(context): '\(chosen)' is a \(dict[.string(chosen)]?.typeName ?? "missing value"), expected a dict of tensors"
+            )
         }
         return try stateDict(from: inner, name: "'\(chosen)'", context: context)
     }
@@ -67,7 +72,8 @@ public enum PthReader {
                 throw CheckpointError("\(context): \(name) has a non-string key \(key)")
             }
             guard case .tensor(let t)? = dict[key] else {
-                throw CheckpointError("\(context): \(name)['\(k)'] is a \(dict[key]?.typeName ?? "missing value"), not a tensor")
+                throw CheckpointError(
+                    "\(context): \(name)['\(k)'] is a \(dict[key]?.typeName ?? "missing value"), not a tensor")
             }
             result.insert(k, t)
         }

@@ -23,11 +23,14 @@ public enum Safetensors {
         } catch {
             throw CheckpointError("\(context): cannot read file (\(error.localizedDescription))")
         }
-        guard data.count >= 8 else { throw CheckpointError("\(context): truncated (file shorter than the 8-byte header length)") }
+        guard data.count >= 8 else {
+            throw CheckpointError("\(context): truncated (file shorter than the 8-byte header length)")
+        }
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> StateDict in
             let headerLength = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
             guard headerLength <= UInt64(maxHeaderBytes) else {
-                throw CheckpointError("\(context): header length \(headerLength) exceeds the \(maxHeaderBytes)-byte limit")
+                throw CheckpointError(
+                    "\(context): header length \(headerLength) exceeds the \(maxHeaderBytes)-byte limit")
             }
             let headerEnd = 8 + Int(headerLength)
             guard headerEnd <= raw.count else {
@@ -56,7 +59,9 @@ public enum Safetensors {
     ) throws -> LoadedTensor {
         let where_ = "\(context): tensor '\(name)'"
         guard case .string(let dtypeName)? = info["dtype"] else { throw CheckpointError("\(where_) has no dtype") }
-        guard let dtype = dtypes[dtypeName] else { throw CheckpointError("\(where_) has unsupported dtype \(dtypeName)") }
+        guard let dtype = dtypes[dtypeName] else {
+            throw CheckpointError("\(where_) has unsupported dtype \(dtypeName)")
+        }
         guard case .array(let shapeJSON)? = info["shape"] else { throw CheckpointError("\(where_) has no shape") }
         var shape: [Int] = []
         for d in shapeJSON {
@@ -77,7 +82,8 @@ public enum Safetensors {
         guard let count = ElementCodec.checkedCount(shape), let bytes = ElementCodec.checkedBytes(count, elementSize),
             bytes == end - begin
         else {
-            throw CheckpointError("\(where_): shape \(shape) of \(dtypeName) does not match data_offsets [\(begin), \(end)]")
+            throw CheckpointError(
+                "\(where_): shape \(shape) of \(dtypeName) does not match data_offsets [\(begin), \(end)]")
         }
         var floats: [Float] = []
         floats.reserveCapacity(count)
@@ -118,14 +124,16 @@ public enum Safetensors {
                 appendLittleEndian(ints, to: &body)
             } else {
                 guard t.floats.count == count else {
-                    throw CheckpointError("\(context): tensor '\(key)' has \(t.floats.count) values for shape \(t.shape)")
+                    throw CheckpointError(
+                        "\(context): tensor '\(key)' has \(t.floats.count) values for shape \(t.shape)")
                 }
                 dtypeName = "F32"
                 appendLittleEndian(t.floats.map(\.bitPattern), to: &body)
             }
             if i > 0 { header += "," }
             let shape = t.shape.map(String.init).joined(separator: ",")
-            header += "\(jsonString(key)):{\"dtype\":\"\(dtypeName)\",\"shape\":[\(shape)],\"data_offsets\":[\(begin),\(body.count)]}"
+            header +=
+                "\(jsonString(key)):{\"dtype\":\"\(dtypeName)\",\"shape\":[\(shape)],\"data_offsets\":[\(begin),\(body.count)]}"
         }
         header += "}"
         var headerBytes = Array(header.utf8)
@@ -141,9 +149,9 @@ public enum Safetensors {
     /// Appends the little-endian bytes of `values` (a bulk copy on little-endian hosts).
     static func appendLittleEndian<T: FixedWidthInteger>(_ values: [T], to out: inout [UInt8]) {
         #if _endian(little)
-        values.withUnsafeBytes { out.append(contentsOf: $0) }
+            values.withUnsafeBytes { out.append(contentsOf: $0) }
         #else
-        for v in values { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+            for v in values { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         #endif
     }
 

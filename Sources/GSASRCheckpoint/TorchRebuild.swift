@@ -89,7 +89,9 @@ final class TorchHost: PickleHost {
     }
 
     private func intTuple(_ v: PickleValue, _ what: String) throws -> [Int] {
-        guard case .tuple(let items) = v else { throw fail("_rebuild_tensor_v2 \(what) is \(v.typeName), expected tuple") }
+        guard case .tuple(let items) = v else {
+            throw fail("_rebuild_tensor_v2 \(what) is \(v.typeName), expected tuple")
+        }
         return try items.map { item in
             guard case .int(let i) = item, let n = Int(exactly: i), n >= 0 else {
                 throw fail("_rebuild_tensor_v2 \(what) has a negative or non-integer entry")
@@ -121,7 +123,8 @@ final class TorchHost: PickleHost {
         let where_ = "storage '\(storage.key)' (\(storage.numel) elements)"
         if count == 0 {
             guard offset <= storage.numel else { throw fail("tensor offset \(offset) is beyond \(where_)") }
-            return LoadedTensor(shape: shape, dtype: storage.dtype, floats: [], ints: storage.dtype.isFloatingPoint ? nil : [])
+            return LoadedTensor(
+                shape: shape, dtype: storage.dtype, floats: [], ints: storage.dtype.isFloatingPoint ? nil : [])
         }
         // Largest reachable index: offset + sum((size_i - 1) * stride_i).
         var last = offset
@@ -144,8 +147,9 @@ final class TorchHost: PickleHost {
         try storage.bytes.withUnsafeBytes { raw in
             let rank = shape.count
             if rank == 0 {
-                try ElementCodec.append(from: raw, dtype: storage.dtype, start: offset, step: 1, count: 1,
-                                        floats: &floats, ints: &ints, context: ctx)
+                try ElementCodec.append(
+                    from: raw, dtype: storage.dtype, start: offset, step: 1, count: 1,
+                    floats: &floats, ints: &ints, context: ctx)
                 return
             }
             // Collapse to contiguous when strides are row-major.
@@ -156,8 +160,9 @@ final class TorchHost: PickleHost {
                 expected &*= shape[d]
             }
             if contiguous {
-                try ElementCodec.append(from: raw, dtype: storage.dtype, start: offset, step: 1, count: count,
-                                        floats: &floats, ints: &ints, context: ctx)
+                try ElementCodec.append(
+                    from: raw, dtype: storage.dtype, start: offset, step: 1, count: count,
+                    floats: &floats, ints: &ints, context: ctx)
                 return
             }
             // Odometer over the outer dimensions; the innermost one is a strided run.
@@ -166,8 +171,9 @@ final class TorchHost: PickleHost {
             var base = offset
             let rows = count / inner
             for _ in 0..<rows {
-                try ElementCodec.append(from: raw, dtype: storage.dtype, start: base, step: innerStride, count: inner,
-                                        floats: &floats, ints: &ints, context: ctx)
+                try ElementCodec.append(
+                    from: raw, dtype: storage.dtype, start: base, step: innerStride, count: inner,
+                    floats: &floats, ints: &ints, context: ctx)
                 var d = rank - 2
                 while d >= 0 {
                     index[d] += 1

@@ -87,7 +87,8 @@ struct TorchZip {
         let (bound, overflow) = compressed.multipliedReportingOverflow(by: 1032)
         guard compressed <= fileSize, overflow || declared <= bound else {
             throw CheckpointError(
-                "\(context): zip entry '\(path)' declares \(declared) bytes, more than the \(fileSize)-byte file can hold (truncated or corrupt)")
+                "\(context): zip entry '\(path)' declares \(declared) bytes, more than the \(fileSize)-byte file can hold (truncated or corrupt)"
+            )
         }
         if let wanted {
             guard declared >= UInt64(wanted) else {
@@ -96,7 +97,8 @@ struct TorchZip {
             }
         } else {
             guard declared <= UInt64(maxBytes) else {
-                throw CheckpointError("\(context): zip entry '\(path)' is too large (\(declared) bytes, limit \(maxBytes))")
+                throw CheckpointError(
+                    "\(context): zip entry '\(path)' is too large (\(declared) bytes, limit \(maxBytes))")
             }
         }
         let keep = wanted ?? Int(declared)

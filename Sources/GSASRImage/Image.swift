@@ -15,8 +15,9 @@ public struct Image: Sendable, Equatable {
 
     public init(width: Int, height: Int, channels: Int = 3, pixels: [Float]) {
         precondition(width >= 0 && height >= 0 && channels > 0, "invalid image dimensions")
-        precondition(pixels.count == width * height * channels,
-                     "pixel count \(pixels.count) does not match \(width)x\(height)x\(channels)")
+        precondition(
+            pixels.count == width * height * channels,
+            "pixel count \(pixels.count) does not match \(width)x\(height)x\(channels)")
         self.width = width
         self.height = height
         self.channels = channels
@@ -25,8 +26,9 @@ public struct Image: Sendable, Equatable {
 
     /// A zero-filled image.
     public init(width: Int, height: Int, channels: Int = 3) {
-        self.init(width: width, height: height, channels: channels,
-                  pixels: [Float](repeating: 0, count: width * height * channels))
+        self.init(
+            width: width, height: height, channels: channels,
+            pixels: [Float](repeating: 0, count: width * height * channels))
     }
 
     /// Copies one channel out as a `height * width` plane.

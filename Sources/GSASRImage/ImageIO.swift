@@ -29,12 +29,15 @@ public enum ImageIO {
     }
 
     /// Decodes PNG or JPEG bytes held in memory. `name` is used only in error messages.
-    public static func decode(_ data: Data, name: String = "<memory>", maxPixels: Int = defaultMaxPixels) throws -> DecodedImage {
+    public static func decode(_ data: Data, name: String = "<memory>", maxPixels: Int = defaultMaxPixels) throws
+        -> DecodedImage
+    {
         switch detectFormat(data) {
         case .png?: return try PNGCodec.decode(data, name: name, maxPixels: maxPixels)
         case .jpeg?: return try JPEGCodec.decode(data, name: name, maxPixels: maxPixels)
         case nil:
-            throw ImageIOError("image \(name) is neither a PNG nor a JPEG file (unrecognised signature, \(data.count) bytes)")
+            throw ImageIOError(
+                "image \(name) is neither a PNG nor a JPEG file (unrecognised signature, \(data.count) bytes)")
         }
     }
 
@@ -80,7 +83,8 @@ public enum ImageIO {
 enum AtomicFile {
     static func write(_ bytes: [UInt8], to url: URL) throws {
         let dir = url.deletingLastPathComponent()
-        let temp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        let temp = dir.appendingPathComponent(
+            ".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
         if fd < 0 {
             throw ImageIOError("cannot write \(url.path): \(String(cString: strerror(errno)))")

@@ -24,7 +24,8 @@ enum JPEGCodec {
         }
         return try data.withUnsafeBytes { raw -> DecodedImage in
             guard let base = raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count > 0,
-                  raw.count <= Int(UInt32.max) else {
+                raw.count <= Int(UInt32.max)
+            else {
                 throw ImageIOError("cannot decode JPEG \(name): empty or oversized file")
             }
             var w: Int32 = 0, h: Int32 = 0, subsamp: Int32 = 0, colorspace: Int32 = 0
@@ -41,14 +42,16 @@ enum JPEGCodec {
             }
             var bytes = [UInt8](repeating: 0, count: width * height * 3)
             let rc = bytes.withUnsafeMutableBufferPointer { out in
-                tjDecompress2(handle, base, UInt(raw.count), out.baseAddress, w, 0, h,
-                              Int32(TJPF_RGB.rawValue), TJFLAG_STOPONWARNING)
+                tjDecompress2(
+                    handle, base, UInt(raw.count), out.baseAddress, w, 0, h,
+                    Int32(TJPF_RGB.rawValue), TJFLAG_STOPONWARNING)
             }
             guard rc == 0 else { throw failure("cannot decode JPEG") }
             var pixels = [Float](repeating: 0, count: bytes.count)
             for i in 0..<bytes.count { pixels[i] = Float(bytes[i]) / 255 }
-            return DecodedImage(rgb: Image(width: width, height: height, channels: 3, pixels: pixels),
-                                alpha: nil, sourceFormat: .jpeg, bitDepth: 8)
+            return DecodedImage(
+                rgb: Image(width: width, height: height, channels: 3, pixels: pixels),
+                alpha: nil, sourceFormat: .jpeg, bitDepth: 8)
         }
     }
 }

@@ -34,10 +34,13 @@ public enum Metrics {
 
     /// PSNR of HWC bytes. With `testYChannel` the data must be 3-channel RGB; otherwise all
     /// channels are compared as they are.
-    public static func psnr(_ a: [UInt8], _ b: [UInt8], width: Int, height: Int, channels: Int = 3,
-                            cropBorder: Int = 4, testYChannel: Bool = false) -> Double {
-        let (x, y, _, _, _) = prepare(a, b, width: width, height: height, channels: channels,
-                                      cropBorder: cropBorder, testYChannel: testYChannel)
+    public static func psnr(
+        _ a: [UInt8], _ b: [UInt8], width: Int, height: Int, channels: Int = 3,
+        cropBorder: Int = 4, testYChannel: Bool = false
+    ) -> Double {
+        let (x, y, _, _, _) = prepare(
+            a, b, width: width, height: height, channels: channels,
+            cropBorder: cropBorder, testYChannel: testYChannel)
         var diff = [Double](repeating: 0, count: x.count)
         for i in 0..<x.count { let d = x[i] - y[i]; diff[i] = d * d }
         let mse = pairwiseSum(diff) / Double(diff.count)
@@ -46,10 +49,13 @@ public enum Metrics {
     }
 
     /// SSIM of HWC bytes (mean over channels), see `psnr` for the channel handling.
-    public static func ssim(_ a: [UInt8], _ b: [UInt8], width: Int, height: Int, channels: Int = 3,
-                            cropBorder: Int = 4, testYChannel: Bool = false) -> Double {
-        let (x, y, w, h, c) = prepare(a, b, width: width, height: height, channels: channels,
-                                      cropBorder: cropBorder, testYChannel: testYChannel)
+    public static func ssim(
+        _ a: [UInt8], _ b: [UInt8], width: Int, height: Int, channels: Int = 3,
+        cropBorder: Int = 4, testYChannel: Bool = false
+    ) -> Double {
+        let (x, y, w, h, c) = prepare(
+            a, b, width: width, height: height, channels: channels,
+            cropBorder: cropBorder, testYChannel: testYChannel)
         var values = [Double]()
         for ch in 0..<c {
             var p1 = [Double](repeating: 0, count: w * h), p2 = p1
@@ -60,8 +66,10 @@ public enum Metrics {
     }
 
     /// Crops and (optionally) converts to Y; returns float64 HWC planes and the new shape.
-    static func prepare(_ a: [UInt8], _ b: [UInt8], width: Int, height: Int, channels: Int,
-                        cropBorder: Int, testYChannel: Bool) -> ([Double], [Double], Int, Int, Int) {
+    static func prepare(
+        _ a: [UInt8], _ b: [UInt8], width: Int, height: Int, channels: Int,
+        cropBorder: Int, testYChannel: Bool
+    ) -> ([Double], [Double], Int, Int, Int) {
         precondition(a.count == width * height * channels && b.count == a.count, "image sizes differ")
         precondition(!testYChannel || channels == 3, "the Y channel needs 3-channel RGB input")
         let w = width - 2 * cropBorder, h = height - 2 * cropBorder

@@ -46,16 +46,18 @@ enum PNGCodec {
             var alpha: [Float]? = hasAlpha ? [Float](repeating: 0, count: n) : nil
 
             if !sixteen {
-                let buffer: [UInt8] = try read(base, raw.count, name: name, format: hasAlpha ? Fmt.rgba : Fmt.rgb,
-                                               flags: 0, count: n * outChannels)
+                let buffer: [UInt8] = try read(
+                    base, raw.count, name: name, format: hasAlpha ? Fmt.rgba : Fmt.rgb,
+                    flags: 0, count: n * outChannels)
                 for i in 0..<n {
                     for c in 0..<3 { rgb[i * 3 + c] = Float(buffer[i * outChannels + c]) / 255 }
                     if hasAlpha { alpha![i] = Float(buffer[i * 4 + 3]) / 255 }
                 }
             } else {
-                let buffer: [UInt16] = try read(base, raw.count, name: name,
-                                                format: hasAlpha ? Fmt.linearRGBA : Fmt.linearRGB,
-                                                flags: 0, count: n * outChannels)
+                let buffer: [UInt16] = try read(
+                    base, raw.count, name: name,
+                    format: hasAlpha ? Fmt.linearRGBA : Fmt.linearRGB,
+                    flags: 0, count: n * outChannels)
                 if !hasAlpha {
                     for i in 0..<(n * 3) { rgb[i] = Float(buffer[i]) / 65535 }
                 } else {
@@ -75,22 +77,26 @@ enum PNGCodec {
                         }
                     }
                     if needsFallback {
-                        let b8: [UInt8] = try read(base, raw.count, name: name, format: Fmt.rgba,
-                                                   flags: UInt32(PNG_IMAGE_FLAG_16BIT_sRGB), count: n * 4)
+                        let b8: [UInt8] = try read(
+                            base, raw.count, name: name, format: Fmt.rgba,
+                            flags: UInt32(PNG_IMAGE_FLAG_16BIT_sRGB), count: n * 4)
                         for i in 0..<n where buffer[i * 4 + 3] < 256 {
                             for c in 0..<3 { rgb[i * 3 + c] = Float(b8[i * 4 + c]) / 255 }
                         }
                     }
                 }
             }
-            return DecodedImage(rgb: Image(width: width, height: height, channels: 3, pixels: rgb),
-                                alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8)
+            return DecodedImage(
+                rgb: Image(width: width, height: height, channels: 3, pixels: rgb),
+                alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8)
         }
     }
 
     /// One complete simplified-API read of the in-memory file into a buffer of `count` samples.
-    private static func read<T: FixedWidthInteger>(_ base: UnsafeRawPointer, _ size: Int, name: String,
-                                                    format: UInt32, flags: UInt32, count: Int) throws -> [T] {
+    private static func read<T: FixedWidthInteger>(
+        _ base: UnsafeRawPointer, _ size: Int, name: String,
+        format: UInt32, flags: UInt32, count: Int
+    ) throws -> [T] {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         guard png_image_begin_read_from_memory(&image, base, size) != 0 else {

@@ -112,9 +112,10 @@ public enum Resize {
     /// Resizes an image (any channel count) by `scale` on both axes; the output size is
     /// `ceil(height · scale) × ceil(width · scale)`.
     public static func imresize(_ image: Image, scale: Double) -> Image {
-        imresize(image, scale: scale,
-                 outWidth: outputLength(image.width, scale: scale),
-                 outHeight: outputLength(image.height, scale: scale))
+        imresize(
+            image, scale: scale,
+            outWidth: outputLength(image.width, scale: scale),
+            outHeight: outputLength(image.height, scale: scale))
     }
 
     /// Resizes an image to an explicit output size, with the kernel and coordinate mapping of
@@ -122,19 +123,23 @@ public enum Resize {
     public static func imresize(_ image: Image, scale: Double, outWidth: Int, outHeight: Int) -> Image {
         let ph = plan(inLength: image.height, outLength: outHeight, scale: scale)
         let pw = plan(inLength: image.width, outLength: outWidth, scale: scale)
-        let out = apply(image.pixels, width: image.width, height: image.height, channels: image.channels, rows: ph, cols: pw)
+        let out = apply(
+            image.pixels, width: image.width, height: image.height, channels: image.channels, rows: ph, cols: pw)
         return Image(width: outWidth, height: outHeight, channels: image.channels, pixels: out)
     }
 
     /// Resizes one `height × width` plane by `scale` (output `ceil(h·scale) × ceil(w·scale)`).
     public static func imresize(plane: [Float], width: Int, height: Int, scale: Double) -> [Float] {
-        imresize(plane: plane, width: width, height: height, scale: scale,
-                 outWidth: outputLength(width, scale: scale), outHeight: outputLength(height, scale: scale))
+        imresize(
+            plane: plane, width: width, height: height, scale: scale,
+            outWidth: outputLength(width, scale: scale), outHeight: outputLength(height, scale: scale))
     }
 
     /// Resizes one plane to an explicit output size (e.g. an alpha plane to `floor(scale · W)`).
-    public static func imresize(plane: [Float], width: Int, height: Int, scale: Double,
-                                outWidth: Int, outHeight: Int) -> [Float] {
+    public static func imresize(
+        plane: [Float], width: Int, height: Int, scale: Double,
+        outWidth: Int, outHeight: Int
+    ) -> [Float] {
         precondition(plane.count == width * height)
         let ph = plan(inLength: height, outLength: outHeight, scale: scale)
         let pw = plan(inLength: width, outLength: outWidth, scale: scale)
@@ -142,8 +147,10 @@ public enum Resize {
     }
 
     /// Applies the row plan, then the column plan, to HWC data.
-    public static func apply(_ src: [Float], width: Int, height: Int, channels: Int,
-                             rows: AxisPlan, cols: AxisPlan) -> [Float] {
+    public static func apply(
+        _ src: [Float], width: Int, height: Int, channels: Int,
+        rows: AxisPlan, cols: AxisPlan
+    ) -> [Float] {
         precondition(rows.inLength == height && cols.inLength == width && src.count == width * height * channels)
         let outH = rows.outLength, outW = cols.outLength
         let rowLen = width * channels

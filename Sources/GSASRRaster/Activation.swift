@@ -22,7 +22,9 @@ public enum GaussianActivation {
     }
 
     /// Kernel inputs from raw decoder output (N×9, row-major).
-    public static func kernels(fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scale: Float) -> GaussianKernels {
+    public static func kernels(fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scale: Float)
+        -> GaussianKernels
+    {
         precondition(raw.count % 9 == 0, "raw must be N×9")
         let n = raw.count / 9
         let step = stepSize(scale: scale)
@@ -93,7 +95,9 @@ public enum GaussianActivation {
     }
 
     /// Array convenience for ``rawGradients(raw:kernelGrads:width:height:scale:)``.
-    public static func rawGradients(raw: [Float], kernelGrads: KernelGradients, width: Int, height: Int, scale: Float) -> [Float] {
+    public static func rawGradients(raw: [Float], kernelGrads: KernelGradients, width: Int, height: Int, scale: Float)
+        -> [Float]
+    {
         raw.withUnsafeBufferPointer {
             rawGradients(raw: $0, kernelGrads: kernelGrads, width: width, height: height, scale: scale)
         }
@@ -109,7 +113,9 @@ public enum GaussianActivation {
 extension Rasterizer {
     /// The whole official render step: activations, rasterization at W×H, HWC RGB output.
     public func render(raw: [Float], width: Int, height: Int, scale: Float) -> [Float] {
-        forward(GaussianActivation.kernels(fromRaw: raw, width: width, height: height, scale: scale), width: width, height: height)
+        forward(
+            GaussianActivation.kernels(fromRaw: raw, width: width, height: height, scale: scale), width: width,
+            height: height)
     }
 
     /// Gradient of `Σ render(raw)·G` w.r.t. the raw decoder output (N×9).

@@ -551,7 +551,9 @@ public struct Rasterizer: Sendable {
         _ items: [(kernels: GaussianKernels, width: Int, height: Int)], upstream: [[Float]]
     ) -> [KernelGradients] {
         precondition(items.count == upstream.count)
-        return zip(items, upstream).map { backward($0.0.kernels, width: $0.0.width, height: $0.0.height, upstream: $0.1) }
+        return zip(items, upstream).map {
+            backward($0.0.kernels, width: $0.0.width, height: $0.0.height, upstream: $0.1)
+        }
     }
 }
 

@@ -64,4 +64,3 @@ public enum RasterMode: Sendable, Equatable {
     /// ε of ``fast``.
     public static let defaultEpsilon: Float = 1e-7
 }
-

@@ -5,16 +5,16 @@
 // way BLAS threads x our threads never exceeds the core count, and GEMMs can be issued from
 // inside parallel loops (per attention window) without oversubscription.
 #if canImport(Accelerate)
-import Accelerate
+    import Accelerate
 #else
-import COpenBLAS
+    import COpenBLAS
 #endif
 
 public enum BLAS {
     /// Call once before any GEMM; idempotent. Pins the BLAS library to one thread.
     public static let configure: Void = {
         #if !canImport(Accelerate)
-        openblas_set_num_threads(1)
+            openblas_set_num_threads(1)
         #endif
     }()
 
@@ -28,14 +28,14 @@ public enum BLAS {
     ) {
         _ = configure
         #if canImport(Accelerate)
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         #else
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
-            blasint(ldc))
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+                blasint(ldc))
         #endif
     }
 }

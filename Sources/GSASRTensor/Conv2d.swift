@@ -82,7 +82,9 @@ extension Kernels {
 
     /// PixelShuffle(r) on channels-last maps: input channel c·r² + i·r + j at (h, w) goes to
     /// output channel c at (h·r + i, w·r + j) (PyTorch's channel order).
-    public static func pixelShuffle(_ x: Tensor, height h: Int, width w: Int, channels cTotal: Int, factor r: Int) -> Tensor {
+    public static func pixelShuffle(_ x: Tensor, height h: Int, width w: Int, channels cTotal: Int, factor r: Int)
+        -> Tensor
+    {
         let c = cTotal / (r * r)
         let y = Tensor(uninitialized: [h * r, w * r, c])
         let xp = x.ptr, yp = y.ptr
@@ -105,7 +107,9 @@ extension Kernels {
 
     /// Reflect padding on the bottom and right of an (h, w, c) map (PyTorch 'reflect': the
     /// edge is not repeated). Requires padH < h and padW < w.
-    public static func reflectPadBottomRight(_ x: Tensor, height h: Int, width w: Int, channels c: Int, padH: Int, padW: Int) -> Tensor {
+    public static func reflectPadBottomRight(
+        _ x: Tensor, height h: Int, width w: Int, channels c: Int, padH: Int, padW: Int
+    ) -> Tensor {
         precondition(padH < h && padW < w)
         let oh = h + padH, ow = w + padW
         let y = Tensor(uninitialized: [oh, ow, c])

@@ -45,7 +45,9 @@ public struct Tensor: @unchecked Sendable {
 
     public var count: Int { storage.count }
     public var ptr: UnsafeMutablePointer<Float> { storage.base }
-    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: storage.base, count: storage.count) }
+    public var buffer: UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: storage.base, count: storage.count)
+    }
     public var array: [Float] { Array(UnsafeBufferPointer(start: storage.base, count: storage.count)) }
 
     /// Same storage, new shape (element count must match).

@@ -45,7 +45,9 @@ enum CLI {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     static func tempDir() throws -> URL {
@@ -80,31 +82,46 @@ enum CLI {
 
 /// Every bad input gets one line on stderr, a non-zero exit, and no output file.
 @Suite(.serialized) struct CLIBadInputTests {
-    func expectRejected(_ args: [String], output: URL, mentions: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectRejected(
+        _ args: [String], output: URL, mentions: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let r = try CLI.run(args)
         let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
         print("gsasr \(args.joined(separator: " ")) -> exit \(r.status): \(r.stderr.trimmingCharacters(in: .newlines))")
         #expect(r.status != 0, sourceLocation: sourceLocation)
         #expect(r.status < 128, "crashed with a signal", sourceLocation: sourceLocation)
         #expect(lines.count == 1, "expected one line, got: \(r.stderr)", sourceLocation: sourceLocation)
-        #expect(r.stderr.lowercased().contains(mentions.lowercased()), "'\(r.stderr)' should mention '\(mentions)'", sourceLocation: sourceLocation)
-        #expect(!FileManager.default.fileExists(atPath: output.path), "an output file was written", sourceLocation: sourceLocation)
+        #expect(
+            r.stderr.lowercased().contains(mentions.lowercased()), "'\(r.stderr)' should mention '\(mentions)'",
+            sourceLocation: sourceLocation)
+        #expect(
+            !FileManager.default.fileExists(atPath: output.path), "an output file was written",
+            sourceLocation: sourceLocation)
         // No temporary files left beside the output either.
         let left = try FileManager.default.contentsOfDirectory(atPath: output.deletingLastPathComponent().path)
-        #expect(left.allSatisfy { !$0.hasPrefix(".") && $0 != output.lastPathComponent }, "left behind: \(left)", sourceLocation: sourceLocation)
+        #expect(
+            left.allSatisfy { !$0.hasPrefix(".") && $0 != output.lastPathComponent }, "left behind: \(left)",
+            sourceLocation: sourceLocation)
     }
 
-    @Test(arguments: [("0", "scale"), ("-1", "scale"), ("nan", "scale"), ("inf", "scale"), ("1e9", "limit"), ("abc", "scale"), ("0.5", "scale")])
+    @Test(arguments: [
+        ("0", "scale"), ("-1", "scale"), ("nan", "scale"), ("inf", "scale"), ("1e9", "limit"), ("abc", "scale"),
+        ("0.5", "scale"),
+    ])
     func badScale(scale: String, mentions: String) throws {
         let d = try CLI.tempDir()
         let out = d.appendingPathComponent("out.png")
-        try expectRejected(["-i", CLI.photo.path, "-o", out.path, "-s", scale, "-m", CLI.smallModel.path], output: out, mentions: mentions)
+        try expectRejected(
+            ["-i", CLI.photo.path, "-o", out.path, "-s", scale, "-m", CLI.smallModel.path], output: out,
+            mentions: mentions)
     }
 
     @Test func missingInput() throws {
         let d = try CLI.tempDir()
         let out = d.appendingPathComponent("out.png")
-        try expectRejected(["-i", d.appendingPathComponent("nope.png").path, "-o", out.path, "-m", CLI.smallModel.path], output: out, mentions: "nope.png")
+        try expectRejected(
+            ["-i", d.appendingPathComponent("nope.png").path, "-o", out.path, "-m", CLI.smallModel.path], output: out,
+            mentions: "nope.png")
     }
 
     @Test func truncatedPNG() throws {
@@ -113,7 +130,8 @@ enum CLI {
         let bad = d.appendingPathComponent("truncated.png")
         try bytes.prefix(bytes.count / 2).write(to: bad)
         let out = d.appendingPathComponent("out.png")
-        try expectRejected(["-i", bad.path, "-o", out.path, "-m", CLI.smallModel.path], output: out, mentions: "truncated.png")
+        try expectRejected(
+            ["-i", bad.path, "-o", out.path, "-m", CLI.smallModel.path], output: out, mentions: "truncated.png")
     }
 
     @Test func tinyImage() throws {
@@ -121,7 +139,8 @@ enum CLI {
         let tiny = d.appendingPathComponent("one.png")
         try ImageIO.writePNG(Image(width: 1, height: 1, pixels: [0.5, 0.5, 0.5]), to: tiny)
         let out = d.appendingPathComponent("out.png")
-        try expectRejected(["-i", tiny.path, "-o", out.path, "-m", CLI.smallModel.path], output: out, mentions: "too small")
+        try expectRejected(
+            ["-i", tiny.path, "-o", out.path, "-m", CLI.smallModel.path], output: out, mentions: "too small")
     }
 
     @Test func refusesToOverwriteInput() throws {
@@ -142,7 +161,10 @@ enum CLI {
         try full.prefix(full.count * 2 / 3).write(to: dec)
         let out = d.appendingPathComponent("out.png")
         try expectRejected(
-            ["-i", CLI.photo.path, "-o", out.path, "--encoder", CLI.smallModel.appendingPathComponent("encoder.pth").path, "--decoder", dec.path],
+            [
+                "-i", CLI.photo.path, "-o", out.path, "--encoder",
+                CLI.smallModel.appendingPathComponent("encoder.pth").path, "--decoder", dec.path,
+            ],
             output: out, mentions: "decoder.pth")
     }
 
@@ -155,7 +177,10 @@ enum CLI {
         try CLI.writePth(dec, pickle: CLI.callGlobal(module, name, arg: payload))
         let out = d.appendingPathComponent("out.png")
         try expectRejected(
-            ["-i", CLI.photo.path, "-o", out.path, "--encoder", CLI.smallModel.appendingPathComponent("encoder.pth").path, "--decoder", dec.path],
+            [
+                "-i", CLI.photo.path, "-o", out.path, "--encoder",
+                CLI.smallModel.appendingPathComponent("encoder.pth").path, "--decoder", dec.path,
+            ],
             output: out, mentions: "\(module).\(name)")
         #expect(!FileManager.default.fileExists(atPath: marker.path), "the payload ran")
     }
@@ -171,16 +196,23 @@ enum CLI {
             var t = sd[k]!
             if k == victim {
                 if kind == "missing" { continue }
-                if kind == "shape" { t = LoadedTensor(shape: [t.count - 1], dtype: .float32, floats: Array(t.floats.dropLast())) }
+                if kind == "shape" {
+                    t = LoadedTensor(shape: [t.count - 1], dtype: .float32, floats: Array(t.floats.dropLast()))
+                }
             }
             broken.insert(k, t)
         }
-        if kind == "unexpected" { broken.insert("extra.weight", LoadedTensor(shape: [1], dtype: .float32, floats: [0])) }
+        if kind == "unexpected" {
+            broken.insert("extra.weight", LoadedTensor(shape: [1], dtype: .float32, floats: [0]))
+        }
         let dec = d.appendingPathComponent("decoder.safetensors")
         try Safetensors.save(broken, to: dec)
         let out = d.appendingPathComponent("out.png")
         try expectRejected(
-            ["-i", CLI.photo.path, "-o", out.path, "--encoder", CLI.smallModel.appendingPathComponent("encoder.pth").path, "--decoder", dec.path],
+            [
+                "-i", CLI.photo.path, "-o", out.path, "--encoder",
+                CLI.smallModel.appendingPathComponent("encoder.pth").path, "--decoder", dec.path,
+            ],
             output: out, mentions: kind == "unexpected" ? "extra.weight" : victim)
     }
 }
@@ -212,5 +244,19 @@ enum CLI {
         let a = try #require(img.alpha)
         #expect(img.rgb.width == 96)
         #expect(abs(a[10 * 96 + 5] - 0.25) < 0.01 && abs(a[10 * 96 + 90] - 1) < 0.01)
+    }
+
+    /// `gsasr convert` writes safetensors; a model loaded from them gives the same PNG.
+    @Test func convertToSafetensorsGivesTheSameImage() throws {
+        let d = try CLI.tempDir()
+        let conv = d.appendingPathComponent("small-st")
+        let c = try CLI.run(["convert", "-m", CLI.smallModel.path, "-o", conv.path])
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(FileManager.default.fileExists(atPath: conv.appendingPathComponent("decoder.safetensors").path))
+        let a = d.appendingPathComponent("a.png"), b = d.appendingPathComponent("b.png")
+        let ra = try CLI.run(["-i", CLI.photo.path, "-o", a.path, "-s", "2.5", "-m", CLI.smallModel.path, "-q"])
+        let rb = try CLI.run(["-i", CLI.photo.path, "-o", b.path, "-s", "2.5", "-m", conv.path, "-q"])
+        #expect(ra.status == 0 && rb.status == 0)
+        #expect(try Data(contentsOf: a) == Data(contentsOf: b))
     }
 }

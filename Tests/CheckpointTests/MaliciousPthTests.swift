@@ -6,7 +6,9 @@ import Testing
 
 private func loadError(_ url: URL) -> String? { checkpointError { _ = try PthReader.load(url) } }
 
-private func errorForPickle(_ pickle: [UInt8], storages: [String: [UInt8]] = [:], byteorder: String? = "little") throws -> String? {
+private func errorForPickle(_ pickle: [UInt8], storages: [String: [UInt8]] = [:], byteorder: String? = "little") throws
+    -> String?
+{
     let dir = try makeTempDir()
     defer { try? FileManager.default.removeItem(at: dir) }
     let url = dir.appendingPathComponent("crafted.pth")
@@ -27,7 +29,9 @@ private func callPickle(_ module: String, _ name: String) -> [UInt8] {
     return p.bytes
 }
 
-@Test(arguments: ["os.system", "builtins.eval", "posix.system", "torch.load", "subprocess.Popen", "collections.defaultdict"])
+@Test(arguments: [
+    "os.system", "builtins.eval", "posix.system", "torch.load", "subprocess.Popen", "collections.defaultdict",
+])
 func forbiddenGlobalIsRejected(_ qualified: String) throws {
     let parts = qualified.split(separator: ".", maxSplits: 1).map(String.init)
     let message = try errorForPickle(callPickle(parts[0], parts[1]))
@@ -63,7 +67,9 @@ func unsupportedOpcodeIsRejected(_ code: UInt8, _ name: String) throws {
     p.op(code)
     p.op(0x2E)
     let message = try errorForPickle(p.bytes)
-    #expect(message?.contains("opcode \(name) (0x\(String(code, radix: 16, uppercase: true)))") == true, "\(message ?? "no error")")
+    #expect(
+        message?.contains("opcode \(name) (0x\(String(code, radix: 16, uppercase: true)))") == true,
+        "\(message ?? "no error")")
 }
 
 @Test func tensorViewBeyondStorageIsRejected() throws {

@@ -5,8 +5,10 @@ import Testing
 private func sampleDict() -> StateDict {
     var sd = StateDict()
     sd.insert("z.weight", LoadedTensor(shape: [2, 3], dtype: .float32, floats: [1, -2.5, 3e-8, Float.pi, -0.0, 1e30]))
-    sd.insert("a.relative_position_index", LoadedTensor(
-        shape: [2, 2], dtype: .int64, floats: [0, 5, -3, 1_099_511_627_776], ints: [0, 5, -3, 1 << 40]))
+    sd.insert(
+        "a.relative_position_index",
+        LoadedTensor(
+            shape: [2, 2], dtype: .int64, floats: [0, 5, -3, 1_099_511_627_776], ints: [0, 5, -3, 1 << 40]))
     sd.insert("m.bias", LoadedTensor(shape: [3], dtype: .float32, floats: [0.1, 0.2, 0.3]))
     sd.insert("empty", LoadedTensor(shape: [0, 4], dtype: .float32, floats: []))
     sd.insert("scalar", LoadedTensor(shape: [], dtype: .float32, floats: [7]))
@@ -60,7 +62,8 @@ private func rawSafetensors(_ header: String, data: [UInt8], in dir: URL) throws
 @Test func safetensorsReadsHalfAndKeepsHeaderOrder() throws {
     let dir = try makeTempDir()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let header = #"{"__metadata__":{"format":"pt"},"b":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"a":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}}"#
+    let header =
+        #"{"__metadata__":{"format":"pt"},"b":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"a":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}}"#
     // F16 1.0 = 0x3C00, -2.0 = 0xC000; BF16 1.5 = 0x3FC0.
     let url = try rawSafetensors(header, data: [0x00, 0x3C, 0x00, 0xC0, 0xC0, 0x3F], in: dir)
     let sd = try Safetensors.load(url)
@@ -88,7 +91,9 @@ func safetensorsRejectsBadOffsets(_ header: String) throws {
 @Test func safetensorsRejectsMalformedHeaders() throws {
     let dir = try makeTempDir()
     defer { try? FileManager.default.removeItem(at: dir) }
-    for header in [#"{"w":{"dtype":"Q8","shape":[2],"data_offsets":[0,8]}}"#, #"{"w": "#, "[1,2]", #"{"w":{"shape":[2]}}"#] {
+    for header in [
+        #"{"w":{"dtype":"Q8","shape":[2],"data_offsets":[0,8]}}"#, #"{"w": "#, "[1,2]", #"{"w":{"shape":[2]}}"#,
+    ] {
         let url = try rawSafetensors(header, data: floatBytes([1, 2]), in: dir)
         #expect(checkpointError { _ = try Safetensors.load(url) } != nil, "\(header)")
     }

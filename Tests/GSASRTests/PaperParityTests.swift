@@ -16,10 +16,12 @@ struct PaperParityTests {
     }
 
     @Test func configInferredFromCheckpoint() {
-        #expect(Self.model.decoder.config == Fea2GSConfig(
-            inchannel: 64, channel: 180, numHeads: 6, numCrossattnBlocks: 1, numCrossattnLayers: 2,
-            numSelfattnBlocks: 6, numSelfattnLayers: 6, numGsSeed: 144, windowSize: 12, shuffleScale1: 2,
-            shuffleScale2: 2))
+        #expect(
+            Self.model.decoder.config
+                == Fea2GSConfig(
+                    inchannel: 64, channel: 180, numHeads: 6, numCrossattnBlocks: 1, numCrossattnLayers: 2,
+                    numSelfattnBlocks: 6, numSelfattnLayers: 6, numGsSeed: 144, windowSize: 12, shuffleScale1: 2,
+                    shuffleScale2: 2))
         #expect(Self.model.encoder.numFeat == 64 && Self.model.encoder.body.count == 16)
     }
 

@@ -10,9 +10,12 @@ import Testing
 
     @Test func inferredConfigMatchesOfficialKwargs() throws {
         let c = Self.model.decoder.config
-        #expect(c == Fea2GSConfig(
-            inchannel: 32, channel: 48, numHeads: 3, numCrossattnBlocks: 1, numCrossattnLayers: 2,
-            numSelfattnBlocks: 1, numSelfattnLayers: 2, numGsSeed: 16, windowSize: 4, shuffleScale1: 2, shuffleScale2: 2))
+        #expect(
+            c
+                == Fea2GSConfig(
+                    inchannel: 32, channel: 48, numHeads: 3, numCrossattnBlocks: 1, numCrossattnLayers: 2,
+                    numSelfattnBlocks: 1, numSelfattnLayers: 2, numGsSeed: 16, windowSize: 4, shuffleScale1: 2,
+                    shuffleScale2: 2))
         #expect(Self.model.encoder.numFeat == 32 && Self.model.encoder.body.count == 2)
         #expect(Self.model.denominator == 12)
     }
@@ -102,7 +105,9 @@ import Testing
         try check("after_UPNet", "after_UPNet") { hwc in
             // ours (192 × 192 × 48) HWC → NCHW top-left 32×32 crop
             var o = [Float](repeating: 0, count: 48 * 32 * 32)
-            for c in 0..<48 { for y in 0..<32 { for x in 0..<32 { o[(c * 32 + y) * 32 + x] = hwc[(y * 192 + x) * 48 + c] } } }
+            for c in 0..<48 {
+                for y in 0..<32 { for x in 0..<32 { o[(c * 32 + y) * 32 + x] = hwc[(y * 192 + x) * 48 + c] } }
+            }
             return o
         }
     }

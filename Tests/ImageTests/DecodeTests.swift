@@ -74,7 +74,9 @@ import Testing
         // Sanity: the decode is close to the lossless source.
         let lossless = try loadNPY("astronaut_48x48_lr.npy")
         var mean: Float = 0
-        for i in 0..<ref.values.count where name == "astronaut_q90" { mean += abs(decoded.rgb.pixels[i] - lossless.values[i]) }
+        for i in 0..<ref.values.count where name == "astronaut_q90" {
+            mean += abs(decoded.rgb.pixels[i] - lossless.values[i])
+        }
         #expect(mean / Float(ref.values.count) < 0.05)
     }
 

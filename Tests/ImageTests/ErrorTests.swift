@@ -78,7 +78,9 @@ import Testing
     }
 
     @Test func maxPixelsLimit() throws {
-        #expect(throws: ImageIOError.self) { try ImageIO.load(fixture("astronaut_48x48_lr.png"), maxPixels: 48 * 48 - 1) }
+        #expect(throws: ImageIOError.self) {
+            try ImageIO.load(fixture("astronaut_48x48_lr.png"), maxPixels: 48 * 48 - 1)
+        }
         #expect(throws: ImageIOError.self) { try ImageIO.load(fixture("astronaut_q90.jpg"), maxPixels: 100) }
         _ = try ImageIO.load(fixture("astronaut_48x48_lr.png"), maxPixels: 48 * 48)
     }

@@ -13,10 +13,18 @@ import Testing
 
     /// README section 5: official calculate_psnr / calculate_ssim, crop 4, against the HR crop.
     @Test(arguments: [
-        ("edsr_astronaut_48x48_x4_sr.png", 10.251392125687532, 0.03409914682258807, 8.450419838215389, 0.025792087644745096, 10.106680831813467),
-        ("astronaut_48x48_bicubic_x4.png", 27.615341457736, 0.8308302435698725, 26.111128997445206, 0.801185229353357, 27.470961574274337),
+        (
+            "edsr_astronaut_48x48_x4_sr.png", 10.251392125687532, 0.03409914682258807, 8.450419838215389,
+            0.025792087644745096, 10.106680831813467
+        ),
+        (
+            "astronaut_48x48_bicubic_x4.png", 27.615341457736, 0.8308302435698725, 26.111128997445206,
+            0.801185229353357, 27.470961574274337
+        ),
     ])
-    func matchesOfficialTable(name: String, psnrY: Double, ssimY: Double, psnrRGB: Double, ssimRGB: Double, psnrYSwapped: Double) throws {
+    func matchesOfficialTable(
+        name: String, psnrY: Double, ssimY: Double, psnrRGB: Double, ssimRGB: Double, psnrYSwapped: Double
+    ) throws {
         let sr = try bytes(name)
         let gt = try bytes("astronaut_48x48_hr_x4.png")
         let py = Metrics.psnrY(sr, gt, width: 192, height: 192)
@@ -24,7 +32,9 @@ import Testing
         let prgb = Metrics.psnr(sr, gt, width: 192, height: 192, cropBorder: 4, testYChannel: false)
         let srgb = Metrics.ssim(sr, gt, width: 192, height: 192, cropBorder: 4, testYChannel: false)
         print("\(name): PSNR-Y \(py) (rel err \(relErr(py, psnrY))), SSIM-Y \(sy) (rel err \(relErr(sy, ssimY)))")
-        print("\(name): PSNR-RGB \(prgb) (rel err \(relErr(prgb, psnrRGB))), SSIM-RGB \(srgb) (rel err \(relErr(srgb, ssimRGB)))")
+        print(
+            "\(name): PSNR-RGB \(prgb) (rel err \(relErr(prgb, psnrRGB))), SSIM-RGB \(srgb) (rel err \(relErr(srgb, ssimRGB)))"
+        )
         #expect(relErr(py, psnrY) < 1e-9)
         #expect(relErr(prgb, psnrRGB) < 1e-9)
         #expect(relErr(sy, ssimY) < 1e-6)

@@ -50,9 +50,11 @@ import Testing
         }
         // Explicit output size, e.g. floor(scale·W) for an alpha plane.
         let scale = 2.5
-        let ow = Int((Double(image.width) * scale).rounded(.down)), oh = Int((Double(image.height) * scale).rounded(.down))
-        let plane = Resize.imresize(plane: image.plane(1), width: image.width, height: image.height,
-                                    scale: scale, outWidth: ow, outHeight: oh)
+        let ow = Int((Double(image.width) * scale).rounded(.down)),
+            oh = Int((Double(image.height) * scale).rounded(.down))
+        let plane = Resize.imresize(
+            plane: image.plane(1), width: image.width, height: image.height,
+            scale: scale, outWidth: ow, outHeight: oh)
         #expect(plane.count == ow * oh)
         let ceilSize = Resize.imresize(plane: image.plane(1), width: image.width, height: image.height, scale: scale)
         let cw = Resize.outputLength(image.width, scale: scale)
@@ -82,7 +84,9 @@ import Testing
         let mid = Date()
         let up = Resize.imresize(down, scale: 4)
         let end = Date()
-        print("imresize timing: 1200x900 -> /4 \(mid.timeIntervalSince(start) * 1000) ms, 300x225 -> x4 \(end.timeIntervalSince(mid) * 1000) ms")
+        print(
+            "imresize timing: 1200x900 -> /4 \(mid.timeIntervalSince(start) * 1000) ms, 300x225 -> x4 \(end.timeIntervalSince(mid) * 1000) ms"
+        )
         #expect(down.width == 300 && up.width == 1200)
     }
 }

@@ -12,7 +12,9 @@ import Testing
                 let img = Rasterizer(mode: .exact, dmax: dmax).forward(k, width: w, height: h).d
                 let st = ErrStats(img, ref)
                 let st32 = ErrStats(img, ref32)
-                print("[exact fwd] \(h)x\(w) dmax \(tag): vs f64 \(st) | vs f32 max|d|=\(String(format: "%.3e", st32.maxAbs))")
+                print(
+                    "[exact fwd] \(h)x\(w) dmax \(tag): vs f64 \(st) | vs f32 max|d|=\(String(format: "%.3e", st32.maxAbs))"
+                )
                 var bad = 0
                 for i in 0..<ref.count where abs(img[i] - ref[i]) > 1e-5 + 1e-5 * abs(ref[i]) { bad += 1 }
                 #expect(bad == 0, "\(h)x\(w) dmax \(tag): \(bad) entries out of tolerance")
@@ -43,7 +45,8 @@ import Testing
         let up = try Fixture.floats("raster/e2e_small_astronaut_x4_upstream_grad.npy")
         let ref = try Fixture.doubles("raster/e2e_small_astronaut_x4_grad_gs_params_f64.npy")
         for mode in [RasterMode.exact, RasterMode.fast] {
-            let g = Rasterizer(mode: mode, dmax: 0.1).renderBackward(raw: raw, width: 192, height: 192, scale: 4, upstream: up)
+            let g = Rasterizer(mode: mode, dmax: 0.1).renderBackward(
+                raw: raw, width: 192, height: 192, scale: 4, upstream: up)
             let st = ErrStats(g.d, ref)
             print("[e2e raw grad \(mode == .exact ? "exact" : "fast")] all 9 columns: \(st)")
             // Per column the official float32 gradient itself reaches only 98.2-99.5 % against the
@@ -69,7 +72,8 @@ import Testing
         for c in cases {
             let raw = try Fixture.floats("small/\(c.name)_gs_params_f32.npy")
             let ref = try Fixture.load("small/\(c.name)_sr_f32.npy")
-            let (H, W) = GaussianActivation.renderSize(paddedHeight: c.padded.0, paddedWidth: c.padded.1, scale: c.scale)
+            let (H, W) = GaussianActivation.renderSize(
+                paddedHeight: c.padded.0, paddedWidth: c.padded.1, scale: c.scale)
             let oh = Int((c.scale * Double(c.lr.0)).rounded(.down)), ow = Int((c.scale * Double(c.lr.1)).rounded(.down))
             #expect(ref.shape == [oh, ow, 3])
             var results: [String: [Float]] = [:]
@@ -77,7 +81,9 @@ import Testing
                 let img = Rasterizer(mode: mode, dmax: 0.1).render(raw: raw, width: W, height: H, scale: Float(c.scale))
                 var crop = [Double]()
                 crop.reserveCapacity(oh * ow * 3)
-                for y in 0..<oh { for x in 0..<ow { for ch in 0..<3 { crop.append(Double(img[(y * W + x) * 3 + ch])) } } }
+                for y in 0..<oh {
+                    for x in 0..<ow { for ch in 0..<3 { crop.append(Double(img[(y * W + x) * 3 + ch])) } }
+                }
                 let st = ErrStats(crop, ref.values)
                 print("[sr \(mname)] \(c.name) render \(H)x\(W) crop \(oh)x\(ow): \(st)")
                 #expect(st.meanAbs <= 1e-5)
@@ -123,7 +129,9 @@ import Testing
                     #expect(b.colors.map(\.bitPattern) == b1.colors.map(\.bitPattern))
                 }
             }
-            print("[determinism] \(mode == .exact ? "exact" : "fast"): forward+backward bit-identical for threads 1,2,3,5 (2 runs each)")
+            print(
+                "[determinism] \(mode == .exact ? "exact" : "fast"): forward+backward bit-identical for threads 1,2,3,5 (2 runs each)"
+            )
         }
     }
 
@@ -177,7 +185,9 @@ import Testing
         return (snap(s), snap(c), snap(col), snap(up), W, H)
     }
 
-    static func loss(_ s: [Double], _ c: [Double], _ col: [Double], _ up: [Double], _ W: Int, _ H: Int, _ dmax: Double) -> Double {
+    static func loss(_ s: [Double], _ c: [Double], _ col: [Double], _ up: [Double], _ W: Int, _ H: Int, _ dmax: Double)
+        -> Double
+    {
         let img = referenceForward(sigmas: s, coords: c, colors: col, width: W, height: H, dmax: dmax)
         return zip(img, up).reduce(0) { $0 + $1.0 * $1.1 }
     }
@@ -186,12 +196,19 @@ import Testing
         let dmax = 4.0
         for seed in [1, 2] as [UInt64] {
             let (s, c, col, up, W, H) = Self.randomCase(seed: seed)
-            let k = GaussianKernels(sigmas: s.map { Float($0) }, coords: c.map { Float($0) }, colors: col.map { Float($0) })
-            let lib = Rasterizer(mode: .exact, dmax: Float(dmax)).backward(k, width: W, height: H, upstream: up.map { Float($0) })
-            let libFast = Rasterizer(mode: .fast, dmax: Float(dmax)).backward(k, width: W, height: H, upstream: up.map { Float($0) })
-            let ana = referenceBackward(sigmas: s, coords: c, colors: col, width: W, height: H, dmax: dmax, upstream: up)
+            let k = GaussianKernels(
+                sigmas: s.map { Float($0) }, coords: c.map { Float($0) }, colors: col.map { Float($0) })
+            let lib = Rasterizer(mode: .exact, dmax: Float(dmax)).backward(
+                k, width: W, height: H, upstream: up.map { Float($0) })
+            let libFast = Rasterizer(mode: .fast, dmax: Float(dmax)).backward(
+                k, width: W, height: H, upstream: up.map { Float($0) })
+            let ana = referenceBackward(
+                sigmas: s, coords: c, colors: col, width: W, height: H, dmax: dmax, upstream: up)
             var worstLib = 0.0, worstAna = 0.0, worstFast = 0.0
-            func check(_ name: String, _ base: [Double], _ libG: [Float], _ fastG: [Float], _ anaG: [Double], _ set: ([Double], Double) -> (Double, Double)) {
+            func check(
+                _ name: String, _ base: [Double], _ libG: [Float], _ fastG: [Float], _ anaG: [Double],
+                _ set: ([Double], Double) -> (Double, Double)
+            ) {
                 let scale = anaG.map { abs($0) }.max()!
                 for j in 0..<base.count {
                     let hstep = 1e-6 * max(abs(base[j]), 0.01)
@@ -211,12 +228,20 @@ import Testing
                     #expect(eLib <= 1e-3, "library \(name)[\(j)] \(libG[j]) vs fd \(fd)")
                     #expect(eFast <= 1e-3, "library fast \(name)[\(j)] \(fastG[j]) vs fd \(fd)")
                 }
-                print("[fd kernel seed \(seed)] \(name): worst rel err analytic(double)=\(String(format: "%.2e", worstAna)) library exact=\(String(format: "%.2e", worstLib)) fast=\(String(format: "%.2e", worstFast))")
+                print(
+                    "[fd kernel seed \(seed)] \(name): worst rel err analytic(double)=\(String(format: "%.2e", worstAna)) library exact=\(String(format: "%.2e", worstLib)) fast=\(String(format: "%.2e", worstFast))"
+                )
                 worstLib = 0; worstAna = 0; worstFast = 0
             }
-            check("sigmas", s, lib.sigmas, libFast.sigmas, ana.sigmas) { v, _ in (Self.loss(v, c, col, up, W, H, dmax), 0) }
-            check("coords", c, lib.coords, libFast.coords, ana.coords) { v, _ in (Self.loss(s, v, col, up, W, H, dmax), 0) }
-            check("colors", col, lib.colors, libFast.colors, ana.colors) { v, _ in (Self.loss(s, c, v, up, W, H, dmax), 0) }
+            check("sigmas", s, lib.sigmas, libFast.sigmas, ana.sigmas) { v, _ in
+                (Self.loss(v, c, col, up, W, H, dmax), 0)
+            }
+            check("coords", c, lib.coords, libFast.coords, ana.coords) { v, _ in
+                (Self.loss(s, v, col, up, W, H, dmax), 0)
+            }
+            check("colors", col, lib.colors, libFast.colors, ana.colors) { v, _ in
+                (Self.loss(s, c, v, up, W, H, dmax), 0)
+            }
         }
     }
 
@@ -227,8 +252,11 @@ import Testing
         var raw = [Double]()
         for i in 0..<n {
             let gx = Double(i % 4), gy = Double(i / 4)
-            raw += [rng.normal() - 1, rng.normal() - 1, rng.normal(), rng.normal(), rng.normal(), rng.normal(), rng.normal(),
-                    (gx + 0.5 + 0.3 * rng.normal()) / 4, (gy + 0.5 + 0.3 * rng.normal()) / 3]
+            raw += [
+                rng.normal() - 1, rng.normal() - 1, rng.normal(), rng.normal(), rng.normal(), rng.normal(),
+                rng.normal(),
+                (gx + 0.5 + 0.3 * rng.normal()) / 4, (gy + 0.5 + 0.3 * rng.normal()) / 3,
+            ]
         }
         raw[0] = -4.5; raw[2] = 1.8  // thin, strongly correlated (ρ≈0.95)
         raw[10] = 2.0; raw[11] = -1.9
@@ -258,7 +286,9 @@ import Testing
                 worst = max(worst, e)
                 #expect(e <= 2e-3, "raw[\(j / 9)][\(col)] lib \(lib[j]) fd \(fd[j])")
             }
-            print("[fd raw] column \(col): worst rel err \(String(format: "%.2e", worst)) (max |g| \(String(format: "%.3e", scaleG)))")
+            print(
+                "[fd raw] column \(col): worst rel err \(String(format: "%.2e", worst)) (max |g| \(String(format: "%.3e", scaleG)))"
+            )
         }
     }
 }

@@ -26,7 +26,11 @@ enum TestNPY {
         let header = String(decoding: bytes[start..<(start + headerLen)], as: UTF8.self)
         guard !header.contains("'fortran_order': True") else { throw NSError(domain: "npy fortran", code: 2) }
         let isF8: Bool
-        if header.contains("'<f8'") { isF8 = true } else if header.contains("'<f4'") { isF8 = false } else {
+        if header.contains("'<f8'") {
+            isF8 = true
+        } else if header.contains("'<f4'") {
+            isF8 = false
+        } else {
             throw NSError(domain: "npy dtype \(header)", code: 3)
         }
         let shapeStr = header.components(separatedBy: "'shape': (")[1].components(separatedBy: ")")[0]

@@ -66,7 +66,9 @@ public struct MLP: @unchecked Sendable {
     public let fc1: Linear
     public let fc2: Linear
 
-    public init(_ p: ParameterLoader, _ prefix: String, first: String, second: String, in i: Int, hidden h: Int, out o: Int) throws {
+    public init(
+        _ p: ParameterLoader, _ prefix: String, first: String, second: String, in i: Int, hidden h: Int, out o: Int
+    ) throws {
         fc1 = try Linear(p, prefix + first + ".", in: i, out: h)
         fc2 = try Linear(p, prefix + second + ".", in: h, out: o)
     }

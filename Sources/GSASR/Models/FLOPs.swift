@@ -10,12 +10,16 @@ extension Fea2GS {
         let tokens = windows * seeds
         var f = 2 * pix * 9 * (cin * c + c * c)  // img_feat_proj
         // Window cross-attention layers: 2 FFNs, q on tokens, k and v on the map, attention, proj.
-        let crossLayer = 2 * tokens * c * c * 2 * 2 + 2 * tokens * c * c * 2 + 2 * pix * c * c * 2
+        let crossLayer =
+            2 * tokens * c * c * 2 * 2 + 2 * tokens * c * c * 2 + 2 * pix * c * c * 2
             + 2 * windows * seeds * win2 * c * 2
-        f += Double(config.numCrossattnBlocks) * (Double(config.numCrossattnLayers) * crossLayer + 2 * tokens * c * c * 2)
+        f +=
+            Double(config.numCrossattnBlocks)
+            * (Double(config.numCrossattnLayers) * crossLayer + 2 * tokens * c * c * 2)
         let selfLayer = 2 * tokens * c * c * 2 * 2 + 2 * tokens * c * c * 4 + 2 * windows * seeds * seeds * c * 2
         f += Double(config.numSelfattnBlocks) * (Double(config.numSelfattnLayers) * selfLayer + 2 * tokens * c * c * 2)
-        let s1 = Double(config.shuffleScale1 * config.shuffleScale1), s2 = Double(config.shuffleScale2 * config.shuffleScale2)
+        let s1 = Double(config.shuffleScale1 * config.shuffleScale1),
+            s2 = Double(config.shuffleScale2 * config.shuffleScale2)
         f += 2 * tokens * 9 * c * c * s1 + 2 * tokens * s1 * 9 * c * c * s2  // UPNet
         let n = tokens * s1 * s2
         f += 2 * n * (5 * c * c + 5 * c * 4 * c + 4 * c * 9)  // heads

@@ -137,9 +137,11 @@ public struct Fea2GS: @unchecked Sendable {
             }
         }
         let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
-        let u0 = Kernels.pixelShuffle(upNet0(img, height: gh, width: gw), height: gh, width: gw, channels: c * s1 * s1, factor: s1)
+        let u0 = Kernels.pixelShuffle(
+            upNet0(img, height: gh, width: gw), height: gh, width: gw, channels: c * s1 * s1, factor: s1)
         let h1 = gh * s1, w1 = gw * s1
-        let up = Kernels.pixelShuffle(upNet2(u0, height: h1, width: w1), height: h1, width: w1, channels: c * s2 * s2, factor: s2)
+        let up = Kernels.pixelShuffle(
+            upNet2(u0, height: h1, width: w1), height: h1, width: w1, channels: c * s2 * s2, factor: s2)
         let outH = h1 * s2, outW = w1 * s2
         tap?("after_UPNet", up)
 

@@ -56,8 +56,10 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         norm3 = try LayerNorm(p, prefix + "norm3.", dim: c)
         norm4 = try LayerNorm(p, prefix + "norm4.", dim: c)
         windowCrossAttn = try WindowCrossAttn(p, prefix + "window_cross_attn.", cfg)
-        mlpCrossattnScale = try MLP(p, prefix + "mlp_crossattn_scale.", first: "fc1", second: "fc2", in: c, hidden: c, out: c)
-        mlpCrossattnFeature = try MLP(p, prefix + "mlp_crossattn_feature.", first: "fc1", second: "fc2", in: c, hidden: c, out: c)
+        mlpCrossattnScale = try MLP(
+            p, prefix + "mlp_crossattn_scale.", first: "fc1", second: "fc2", in: c, hidden: c, out: c)
+        mlpCrossattnFeature = try MLP(
+            p, prefix + "mlp_crossattn_feature.", first: "fc1", second: "fc2", in: c, hidden: c, out: c)
         shiftSize = shift
     }
 
@@ -188,7 +190,8 @@ public struct GSSelfAttnBlock: @unchecked Sendable {
         }
     }
 
-    func forward(_ query: Tensor, grid: TokenGrid, scaleEmbedding: [Float], tap: ((String, Tensor) -> Void)?) -> Tensor {
+    func forward(_ query: Tensor, grid: TokenGrid, scaleEmbedding: [Float], tap: ((String, Tensor) -> Void)?) -> Tensor
+    {
         let g = norm(query)
         var rowMaps: [Int: [Int32]] = [:]
         for (i, layer) in blocks.enumerated() {

@@ -125,14 +125,17 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
         if let v = try int("shuffle_scale1") { shuffleScale1 = v }
         if let v = try int("shuffle_scale2") { shuffleScale2 = v }
         if let g = dec["gs_up_factor"] as? NSNumber, g.doubleValue != 1 {
-            throw ModelLoadError("config.json: gs_up_factor \(g) is not supported (only 1.0, as in every released model)")
+            throw ModelLoadError(
+                "config.json: gs_up_factor \(g) is not supported (only 1.0, as in every released model)")
         }
     }
 
     /// Structural checks that the official constructor would imply.
     public func validate() throws {
         let s = numGsSeedSqrt
-        guard s * s == numGsSeed else { throw ModelLoadError("decoder: num_gs_seed \(numGsSeed) is not a perfect square") }
+        guard s * s == numGsSeed else {
+            throw ModelLoadError("decoder: num_gs_seed \(numGsSeed) is not a perfect square")
+        }
         guard channel % numHeads == 0 else {
             throw ModelLoadError("decoder: channel \(channel) is not divisible by num_heads \(numHeads)")
         }

@@ -59,19 +59,22 @@ public struct GSASRModel: @unchecked Sendable {
         guard fm.fileExists(atPath: directory.path, isDirectory: &isDir), isDir.boolValue else {
             throw ModelLoadError("model directory '\(directory.path)' does not exist")
         }
-        func find(_ stem: String) throws -> URL {
-            for ext in ["pth", "safetensors"] {
-                let u = directory.appendingPathComponent("\(stem).\(ext)")
-                if fm.fileExists(atPath: u.path) { return u }
-            }
-            throw ModelLoadError("model directory '\(directory.path)' has no \(stem).pth or \(stem).safetensors")
-        }
         return try load(
-            encoder: find("encoder"), decoder: find("decoder"),
+            encoder: checkpoint(in: directory, named: "encoder"), decoder: checkpoint(in: directory, named: "decoder"),
             config: directory.appendingPathComponent("config.json"), paramKey: paramKey)
     }
 
-    static func loadStateDict(_ url: URL, paramKey: String?) throws -> StateDict {
+    /// `<directory>/<stem>.pth`, else `<stem>.safetensors`.
+    public static func checkpoint(in directory: URL, named stem: String) throws -> URL {
+        for ext in ["pth", "safetensors"] {
+            let u = directory.appendingPathComponent("\(stem).\(ext)")
+            if FileManager.default.fileExists(atPath: u.path) { return u }
+        }
+        throw ModelLoadError("model directory '\(directory.path)' has no \(stem).pth or \(stem).safetensors")
+    }
+
+    /// Reads a `.pth` or `.safetensors` state dict (by extension).
+    public static func loadStateDict(_ url: URL, paramKey: String?) throws -> StateDict {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw ModelLoadError("checkpoint '\(url.path)' does not exist")
         }

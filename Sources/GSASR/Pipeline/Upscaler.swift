@@ -64,7 +64,8 @@ public struct Upscaler: @unchecked Sendable {
         let padH = (d - h % d) % d, padW = (d - w % d) % d
         guard padH < h, padW < w else {
             throw UpscaleError(
-                "image \(w)x\(h) is too small: reflect padding to a multiple of \(d) needs at least \(d / 2 + 1) pixels per side")
+                "image \(w)x\(h) is too small: reflect padding to a multiple of \(d) needs at least \(d / 2 + 1) pixels per side"
+            )
         }
         let hp = h + padH, wp = w + padW
         let outW = Double(w) * scale, outH = Double(h) * scale
@@ -79,12 +80,15 @@ public struct Upscaler: @unchecked Sendable {
         let c = model.decoder.config.channel
         // Peak: the UPNet output plus the second conv's pre-shuffle output (n × C floats each),
         // the token tensors (a few × tokens × C), the render and the Gaussians.
-        let tokens = n / (model.decoder.config.shuffleScale1 * model.decoder.config.shuffleScale1
-            * model.decoder.config.shuffleScale2 * model.decoder.config.shuffleScale2)
+        let tokens =
+            n
+            / (model.decoder.config.shuffleScale1 * model.decoder.config.shuffleScale1
+                * model.decoder.config.shuffleScale2 * model.decoder.config.shuffleScale2)
         let est = 4 * (3 * n * c + 12 * tokens * c + 2 * rw * rh * 3 + 20 * n)
         guard est <= memoryLimitBytes else {
             throw UpscaleError(
-                "input \(w)x\(h) needs about \(est >> 20) MiB of working memory, over the limit of \(memoryLimitBytes >> 20) MiB")
+                "input \(w)x\(h) needs about \(est >> 20) MiB of working memory, over the limit of \(memoryLimitBytes >> 20) MiB"
+            )
         }
         return Plan(
             inputWidth: w, inputHeight: h, paddedWidth: wp, paddedHeight: hp, renderWidth: rw, renderHeight: rh,
@@ -112,7 +116,9 @@ public struct Upscaler: @unchecked Sendable {
         rgb: [Float], width w: Int, height h: Int, scale: Double,
         progress: ((UpscaleStage, Double) -> Void)? = nil
     ) throws -> Result {
-        guard rgb.count == w * h * 3 else { throw UpscaleError("image buffer has \(rgb.count) values, expected \(w * h * 3)") }
+        guard rgb.count == w * h * 3 else {
+            throw UpscaleError("image buffer has \(rgb.count) values, expected \(w * h * 3)")
+        }
         let p = try plan(width: w, height: h, scale: scale)
         var timings = Timings()
         let gs = gaussians(rgb: rgb, plan: p, scale: scale, timings: &timings, progress: progress)
@@ -121,14 +127,17 @@ public struct Upscaler: @unchecked Sendable {
         let full = render(gs, plan: p, scale: scale) { progress?(.render, $0) }
         timings.rasterizer = Date().timeIntervalSince(t0)
         progress?(.render, 1)
-        return Result(pixels: crop(full, plan: p), width: p.outputWidth, height: p.outputHeight, gaussianCount: p.gaussians, timings: timings)
+        return Result(
+            pixels: crop(full, plan: p), width: p.outputWidth, height: p.outputHeight, gaussianCount: p.gaussians,
+            timings: timings)
     }
 
     /// Reflect-pads an RGB HWC image to the plan's padded size and runs the encoder.
     public func encode(rgb: [Float], plan p: Plan) -> Tensor {
         let h = p.inputHeight, w = p.inputWidth
         let x = Tensor(shape: [h, w, 3], values: rgb)
-        let xp = (p.paddedHeight == h && p.paddedWidth == w)
+        let xp =
+            (p.paddedHeight == h && p.paddedWidth == w)
             ? x
             : Kernels.reflectPadBottomRight(
                 x, height: h, width: w, channels: 3, padH: p.paddedHeight - h, padW: p.paddedWidth - w)
