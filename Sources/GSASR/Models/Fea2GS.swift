@@ -154,7 +154,7 @@ public struct Fea2GS: @unchecked Sendable {
         let c = config.channel
         let n = gh * gw
         let out = Tensor(uninitialized: [n, 9])
-        let chunk = 256
+        let chunk = 1024
         let chunks = (n + chunk - 1) / chunk
         let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
         let columns = [0, 2, 3, 4, 7]
