@@ -174,7 +174,9 @@ struct Upscale: ParsableCommand {
 
         func note(_ s: String) { if !quiet { FileHandle.standardError.write(Data(s.utf8)) } }
         // Everything that can be rejected is checked before the first progress line.
-        let decoded = try ImageIO.load(inURL)
+        // 2^24 input pixels is far beyond what the memory limit lets the model process (about
+        // 23 KB per LR pixel for the paper config), so larger files are refused from their header.
+        let decoded = try ImageIO.load(inURL, maxPixels: 1 << 24)
         let img = decoded.rgb
         let (model, _) = try modelOptions.load()
         let up = Upscaler(model: model, dmax: dmax, mode: mode)
