@@ -206,16 +206,15 @@ public struct Rasterizer: Sendable {
         let offsets = UnsafeMutablePointer<Int>.allocate(capacity: nTiles + 1)
         defer { offsets.deallocate() }
         offsets.initialize(repeating: 0, count: nTiles + 1)
-        for i in 0..<n {
-            let g = prep[i]
-            if g.isEmpty { continue }
+        // Calls body(tile) for every tile that Gaussian g's pixel box overlaps.
+        @inline(__always) func forEachTile(_ g: PreparedGaussian, _ body: (Int) -> Void) {
+            if g.isEmpty { return }
             let tx0 = Int(g.c0) / ts, tx1 = Int(g.c1) / ts
-            let ty0 = Int(g.r0) / ts, ty1 = Int(g.r1) / ts
-            for ty in ty0...ty1 {
-                let base = ty * tilesX + 1
-                for tx in tx0...tx1 { offsets[base + tx] += 1 }
+            for ty in (Int(g.r0) / ts)...(Int(g.r1) / ts) {
+                for tx in tx0...tx1 { body(ty * tilesX + tx) }
             }
         }
+        for i in 0..<n { forEachTile(prep[i]) { offsets[$0 + 1] += 1 } }
         for t in 0..<nTiles { offsets[t + 1] += offsets[t] }
         let total = offsets[nTiles]
         let list = UnsafeMutablePointer<Int32>.allocate(capacity: max(total, 1))
@@ -224,17 +223,9 @@ public struct Rasterizer: Sendable {
         defer { cursor.deallocate() }
         cursor.initialize(from: offsets, count: nTiles)
         for i in 0..<n {
-            let g = prep[i]
-            if g.isEmpty { continue }
-            let tx0 = Int(g.c0) / ts, tx1 = Int(g.c1) / ts
-            let ty0 = Int(g.r0) / ts, ty1 = Int(g.r1) / ts
-            for ty in ty0...ty1 {
-                let base = ty * tilesX
-                for tx in tx0...tx1 {
-                    let t = base + tx
-                    list[cursor[t]] = Int32(truncatingIfNeeded: i)
-                    cursor[t] += 1
-                }
+            forEachTile(prep[i]) { t in
+                list[cursor[t]] = Int32(truncatingIfNeeded: i)
+                cursor[t] += 1
             }
         }
 
