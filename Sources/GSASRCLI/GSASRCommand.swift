@@ -133,10 +133,12 @@ struct Upscale: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upscale an image (PNG or JPEG in, PNG out) by any factor ≥ 1.")
 
-    @Option(name: .shortAndLong, help: "Input image (PNG or JPEG; grey, RGB or RGBA).")
+    @Option(name: .shortAndLong, help: "Input image (PNG or JPEG; grey, RGB or RGBA), or a folder of them.")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Output PNG path (written atomically; never the input).")
+    @Option(
+        name: .shortAndLong,
+        help: "Output PNG path (written atomically; never the input), or a folder when -i is a folder.")
     var output: String
 
     @Option(name: .shortAndLong, help: "Scale factor, integer or not (e.g. 2, 3.5, 11.3).")
@@ -170,16 +172,28 @@ struct Upscale: ParsableCommand {
             throw CLIError("output format '\(format)' is not supported (only png)")
         }
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: inURL.path, isDirectory: &isDir), isDir.boolValue {
+            try runFolder(inURL, outURL, scale: scale, mode: mode, dmax: dmax)
+            return
+        }
         try refuseOverwritingInput(inURL, outURL)
-
-        func note(_ s: String) { if !quiet { FileHandle.standardError.write(Data(s.utf8)) } }
         // Everything that can be rejected is checked before the first progress line.
-        // 2^24 input pixels is far beyond what the memory limit lets the model process (about
-        // 23 KB per LR pixel for the paper config), so larger files are refused from their header.
-        let decoded = try ImageIO.load(inURL, maxPixels: 1 << 24)
-        let img = decoded.rgb
+        let decoded = try Self.loadInput(inURL)
         let (model, _) = try modelOptions.load()
         let up = Upscaler(model: model, dmax: dmax, mode: mode)
+        try upscale(decoded, with: up, scale: scale, to: outURL)
+    }
+
+    func note(_ s: String) { if !quiet { FileHandle.standardError.write(Data(s.utf8)) } }
+
+    /// 2^24 input pixels is far beyond what the memory limit lets the model process (about
+    /// 23 KB per LR pixel for the paper config), so larger files are refused from their header.
+    static func loadInput(_ url: URL) throws -> DecodedImage { try ImageIO.load(url, maxPixels: 1 << 24) }
+
+    /// Plans (validates), upscales, puts back a resized alpha channel and writes the PNG.
+    func upscale(_ decoded: DecodedImage, with up: Upscaler, scale: Double, to outURL: URL) throws {
+        let img = decoded.rgb
         _ = try up.plan(width: img.width, height: img.height, scale: scale)
         var lastStage: UpscaleStage? = nil
         var lastPercent = -1
@@ -209,8 +223,42 @@ struct Upscale: ParsableCommand {
         note(
             String(
                 format: "wrote %@ (%dx%d) in %.2f s (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
-                output, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder, t.decoder,
-                t.rasterizer))
+                outURL.path, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder,
+                t.decoder, t.rasterizer))
+    }
+
+    /// Folder mode (as realesrgan-ncnn-vulkan): every .png/.jpg/.jpeg in the input folder, in name
+    /// order, to `<output folder>/<name>.png`. The model loads once; a file that fails is reported
+    /// on its own line and the others go on; the exit status is non-zero if any failed.
+    func runFolder(_ inDir: URL, _ outDir: URL, scale: Double, mode: RasterMode, dmax: Float) throws {
+        let fm = FileManager.default
+        if inDir.standardizedFileURL.resolvingSymlinksInPath() == outDir.standardizedFileURL.resolvingSymlinksInPath() {
+            throw CLIError("output folder '\(outDir.path)' is the input folder; choose another")
+        }
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: outDir.path, isDirectory: &isDir), !isDir.boolValue {
+            throw CLIError("input '\(inDir.path)' is a folder, so the output '\(outDir.path)' must be a folder too")
+        }
+        let names = try fm.contentsOfDirectory(atPath: inDir.path)
+            .filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }
+            .sorted()
+        guard !names.isEmpty else { throw CLIError("folder '\(inDir.path)' holds no .png, .jpg or .jpeg files") }
+        let (model, _) = try modelOptions.load()
+        let up = Upscaler(model: model, dmax: dmax, mode: mode)
+        try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
+        var failed = 0
+        for name in names {
+            let src = inDir.appendingPathComponent(name)
+            let dst = outDir.appendingPathComponent((name as NSString).deletingPathExtension + ".png")
+            do {
+                try refuseOverwritingInput(src, dst)
+                try upscale(try Self.loadInput(src), with: up, scale: scale, to: dst)
+            } catch {
+                failed += 1
+                FileHandle.standardError.write(Data("gsasr: error: \(name): \(error)\n".utf8))
+            }
+        }
+        if failed > 0 { throw CLIError("\(failed) of \(names.count) images failed") }
     }
 }
 

@@ -259,4 +259,24 @@ enum CLI {
         #expect(ra.status == 0 && rb.status == 0)
         #expect(try Data(contentsOf: a) == Data(contentsOf: b))
     }
+
+    /// Folder in, folder out: every image is processed with one model load; a broken file is
+    /// reported and the others still come out; the exit status says something failed.
+    @Test func folderMode() throws {
+        let d = try CLI.tempDir()
+        let inDir = d.appendingPathComponent("in"), outDir = d.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: inDir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: CLI.photo, to: inDir.appendingPathComponent("a.png"))
+        try FileManager.default.copyItem(
+            at: CLI.packageRoot.appendingPathComponent("Examples/coffee_37x50.png"),
+            to: inDir.appendingPathComponent("b.png"))
+        try Data("not an image".utf8).write(to: inDir.appendingPathComponent("c.jpg"))
+        try Data("ignored".utf8).write(to: inDir.appendingPathComponent("notes.txt"))
+        let r = try CLI.run(["-i", inDir.path, "-o", outDir.path, "-s", "2", "-m", CLI.smallModel.path, "-q"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("c.jpg") && r.stderr.contains("1 of 3 images failed"), "\(r.stderr)")
+        let out = try FileManager.default.contentsOfDirectory(atPath: outDir.path).sorted()
+        #expect(out == ["a.png", "b.png"])
+        #expect(try ImageIO.load(outDir.appendingPathComponent("b.png")).rgb.width == 100)
+    }
 }
