@@ -2,32 +2,47 @@
 ///
 ///   O_h = softmax((Q_h · s) K_hᵀ + B_h) V_h,   s = head_dim^(-1/2)
 ///
-/// Q rows come from `q` (leading dimension `ld`), K and V rows from `k`, `v`. Window `w` uses
+/// Q rows come from `q`, K and V rows from `k`, `v` (see the raw form for strides). Window `w` uses
 /// query rows `qRows[w·nq ..< (w+1)·nq]` and key/value rows `kRows[w·nk ..< (w+1)·nk]`; the
 /// output of query i is written to row `qRows[w·nq + i]` of `out`. Index maps make shifted
 /// (rolled) windows free: the roll is a permutation of rows. Windows run in parallel; each
 /// gathers its rows into contiguous scratch, runs per-head GEMMs and a row softmax.
 extension Kernels {
-    /// Tensor form: q (rows × C), k and v (rows × C), bias (heads × nq × nk), out (rows × C).
+    /// Self-attention form: `qkv` (rows × 3C) holds the fused [q | k | v] projections;
+    /// bias (heads × nq × nk), out (rows × C).
     public static func windowAttention(
-        q: Tensor, k: Tensor, v: Tensor, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int,
-        heads: Int, bias: Tensor, out: Tensor
+        qkv: Tensor, channels c: Int, rows: [Int32], windows: Int, tokensPerWindow n: Int, heads: Int,
+        bias: Tensor, out: Tensor
     ) {
-        let c = q.shape.last!
-        precondition(k.shape.last! == c && v.shape.last! == c && out.count == q.count)
-        precondition(bias.count == heads * nq * nk && qRows.count == windows * nq && kRows.count == windows * nk)
+        precondition(qkv.shape.last! == 3 * c && out.count * 3 == qkv.count)
+        precondition(bias.count == heads * n * n && rows.count == windows * n)
         windowAttention(
-            q: q.ptr, k: k.ptr, v: v.ptr, ld: c, qRows: qRows, kRows: kRows, windows: windows, nq: nq, nk: nk,
-            heads: heads, bias: bias.ptr, out: out.ptr)
+            q: qkv.ptr, k: qkv.ptr + c, v: qkv.ptr + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, ldOut: c,
+            qRows: rows, kRows: rows, windows: windows, nq: n, nk: n, heads: heads, bias: bias.ptr, out: out.ptr)
     }
 
+    /// Cross-attention form: `q` (query rows × C); `kv` (key rows × 2C) holds the fused [k | v]
+    /// projections; bias (heads × nq × nk); out (query rows × C).
     public static func windowAttention(
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+        q: Tensor, kv: Tensor, channels c: Int, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int,
+        heads: Int, bias: Tensor, out: Tensor
+    ) {
+        precondition(q.shape.last! == c && kv.shape.last! == 2 * c && out.count == q.count)
+        precondition(bias.count == heads * nq * nk && qRows.count == windows * nq && kRows.count == windows * nk)
+        windowAttention(
+            q: q.ptr, k: kv.ptr, v: kv.ptr + c, channels: c, ldQ: c, ldKV: 2 * c, ldOut: c, qRows: qRows,
+            kRows: kRows, windows: windows, nq: nq, nk: nk, heads: heads, bias: bias.ptr, out: out.ptr)
+    }
+
+    /// Raw form. Row r of Q starts at `q + r·ldQ`, of K and V at `k + r·ldKV`, `v + r·ldKV`, of the
+    /// output at `out + r·ldOut`; each row has `c` channels.
+    public static func windowAttention(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, channels c: Int, ldQ: Int,
+        ldKV: Int, ldOut: Int,
         qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
         bias: UnsafePointer<Float>,  // heads × nq × nk
         out: UnsafeMutablePointer<Float>
     ) {
-        let c = ld
         let d = c / heads
         let scale = 1 / Float(d).squareRoot()
         qRows.withUnsafeBufferPointer { qr in
@@ -42,14 +57,14 @@ extension Kernels {
                         qs.deallocate(); ks.deallocate(); vs.deallocate(); os.deallocate(); sc.deallocate()
                     }
                     for i in 0..<nq {
-                        let src = q + Int(qr[w * nq + i]) * c
+                        let src = q + Int(qr[w * nq + i]) * ldQ
                         let dst = qs + i * c
                         for j in 0..<c { dst[j] = src[j] * scale }
                     }
                     for i in 0..<nk {
                         let r = Int(kr[w * nk + i])
-                        (ks + i * c).update(from: k + r * c, count: c)
-                        (vs + i * c).update(from: v + r * c, count: c)
+                        (ks + i * c).update(from: k + r * ldKV, count: c)
+                        (vs + i * c).update(from: v + r * ldKV, count: c)
                     }
                     for h in 0..<heads {
                         BLAS.sgemm(
@@ -63,7 +78,7 @@ extension Kernels {
                             a: sc, lda: nk, b: vs + h * d, ldb: c, beta: 0, c: os + h * d, ldc: c)
                     }
                     for i in 0..<nq {
-                        (out + Int(qr[w * nq + i]) * c).update(from: os + i * c, count: c)
+                        (out + Int(qr[w * nq + i]) * ldOut).update(from: os + i * c, count: c)
                     }
                 }
             }

@@ -17,6 +17,22 @@ public struct Linear: @unchecked Sendable {
         self.bias = bias
     }
 
+    /// Layers with the same input stacked along their outputs: one GEMM computes all of them,
+    /// each output block in its own columns (exact: the same dot products).
+    public init(stacking layers: [Linear]) {
+        let k = layers[0].inFeatures
+        precondition(layers.allSatisfy { $0.inFeatures == k && $0.bias != nil })
+        let n = layers.reduce(0) { $0 + $1.outFeatures }
+        let w = Tensor(uninitialized: [n, k]), b = Tensor(uninitialized: [n])
+        var row = 0
+        for l in layers {
+            (w.ptr + row * k).update(from: l.weight.ptr, count: l.outFeatures * k)
+            (b.ptr + row).update(from: l.bias!.ptr, count: l.outFeatures)
+            row += l.outFeatures
+        }
+        self.init(weight: w, bias: b)
+    }
+
     /// y (rows × out) = x (rows × in) · Wᵀ + b.
     public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         Kernels.linear(

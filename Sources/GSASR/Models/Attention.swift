@@ -29,6 +29,8 @@ public struct WindowCrossAttn: @unchecked Sendable {
     public let qhead: Linear, khead: Linear, vhead: Linear, proj: Linear
     public let bias: Tensor  // heads × nq × nk
     public let heads: Int
+    /// khead and vhead stacked into one (2C × C) layer: one GEMM over the feature map.
+    let kvhead: Linear
 
     init(_ p: ParameterLoader, _ prefix: String, _ cfg: Fea2GSConfig) throws {
         let c = cfg.channel
@@ -36,6 +38,7 @@ public struct WindowCrossAttn: @unchecked Sendable {
         khead = try Linear(p, prefix + "khead.", in: c, out: c)
         vhead = try Linear(p, prefix + "vhead.", in: c, out: c)
         proj = try Linear(p, prefix + "proj.", in: c, out: c)
+        kvhead = Linear(stacking: [khead, vhead])
         heads = cfg.numHeads
         let m = 2 * max(cfg.numGsSeedSqrt, cfg.windowSize) - 1
         bias = try gatherRelativeBias(
@@ -49,6 +52,8 @@ public struct GSSelfAttn: @unchecked Sendable {
     public let qhead: Linear, khead: Linear, vhead: Linear, proj: Linear
     public let bias: Tensor
     public let heads: Int
+    /// qhead, khead and vhead stacked into one (3C × C) layer: one GEMM per layer.
+    let qkvhead: Linear
 
     init(_ p: ParameterLoader, _ prefix: String, _ cfg: Fea2GSConfig) throws {
         let c = cfg.channel
@@ -56,6 +61,7 @@ public struct GSSelfAttn: @unchecked Sendable {
         qhead = try Linear(p, prefix + "qhead.", in: c, out: c)
         khead = try Linear(p, prefix + "khead.", in: c, out: c)
         vhead = try Linear(p, prefix + "vhead.", in: c, out: c)
+        qkvhead = Linear(stacking: [qhead, khead, vhead])
         heads = cfg.numHeads
         let m = 2 * cfg.numGsSeedSqrt - 1
         bias = try gatherRelativeBias(

@@ -61,13 +61,8 @@ public struct Fea2GS: @unchecked Sendable {
         upNet2 = try Conv2d(p, "UPNet.2.", in: c, out: c * s2 * s2)
         try p.finish()
 
-        let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
-        let w = Tensor(uninitialized: [5 * c, c]), b = Tensor(uninitialized: [5 * c])
-        for (i, h) in heads.enumerated() {
-            (w.ptr + i * c * c).update(from: h.l0.weight.ptr, count: c * c)
-            (b.ptr + i * c).update(from: h.l0.bias!.ptr, count: c)
-        }
-        fusedHeadInput = Linear(weight: w, bias: b)
+        fusedHeadInput = Linear(
+            stacking: [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean].map(\.l0))
     }
 
     /// Size of the Gaussian grid for a padded feature map of hp × wp.

@@ -78,8 +78,7 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         let qIn = norm3(x)
         Kernels.add(qIn, pos)
         let q = windowCrossAttn.qhead(qIn)
-        let k = windowCrossAttn.khead(feat)
-        let v = windowCrossAttn.vhead(feat)
+        let kv = windowCrossAttn.kvhead(feat)
         var kRows = [Int32](repeating: 0, count: grid.windows * ws * ws)
         for mm in 0..<grid.rowsOfWindows {
             for nn in 0..<grid.colsOfWindows {
@@ -95,8 +94,8 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         let qRows = (0..<Int32(t)).map { $0 }
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(
-            q: q, k: k, v: v, qRows: qRows, kRows: kRows, windows: grid.windows, nq: grid.seeds, nk: ws * ws,
-            heads: windowCrossAttn.heads, bias: windowCrossAttn.bias, out: attn)
+            q: q, kv: kv, channels: c, qRows: qRows, kRows: kRows, windows: grid.windows, nq: grid.seeds,
+            nk: ws * ws, heads: windowCrossAttn.heads, bias: windowCrossAttn.bias, out: attn)
         Kernels.add(x, windowCrossAttn.proj(attn))
         // 4. FFN.
         Kernels.add(x, mlpCrossattnFeature(norm4(x)))
@@ -165,10 +164,10 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
         Kernels.addRow(g, m)
         Kernels.add(g, mlpCrossattn(norm4(g)))
         let h = norm1(g)
-        let q = gsSelfAttn.qhead(h), k = gsSelfAttn.khead(h), v = gsSelfAttn.vhead(h)
+        let qkv = gsSelfAttn.qkvhead(h)
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(
-            q: q, k: k, v: v, qRows: rows, kRows: rows, windows: grid.windows, nq: grid.seeds, nk: grid.seeds,
+            qkv: qkv, channels: c, rows: rows, windows: grid.windows, tokensPerWindow: grid.seeds,
             heads: gsSelfAttn.heads, bias: gsSelfAttn.bias, out: attn)
         Kernels.add(g, gsSelfAttn.proj(attn))
         Kernels.add(g, mlpSelfattn(norm2(g)))
