@@ -163,6 +163,9 @@ struct Upscale: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress on stderr.")
     var quiet = false
 
+    @Option(help: "Refuse inputs whose estimated working memory exceeds this many GiB (no tiling yet).")
+    var maxMemoryGib: Double = 8
+
     func run() throws {
         try setThreads(jobs)
         let scale = try parseScale(scale)
@@ -181,8 +184,16 @@ struct Upscale: ParsableCommand {
         // Everything that can be rejected is checked before the first progress line.
         let decoded = try Self.loadInput(inURL)
         let (model, _) = try modelOptions.load()
-        let up = Upscaler(model: model, dmax: dmax, mode: mode)
-        try upscale(decoded, with: up, scale: scale, to: outURL)
+        try upscale(decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), scale: scale, to: outURL)
+    }
+
+    func makeUpscaler(_ model: GSASRModel, mode: RasterMode, dmax: Float) throws -> Upscaler {
+        guard maxMemoryGib.isFinite, maxMemoryGib > 0, maxMemoryGib <= 1_048_576 else {
+            throw CLIError("--max-memory-gib \(maxMemoryGib) must be a positive number of GiB")
+        }
+        var up = Upscaler(model: model, dmax: dmax, mode: mode)
+        up.memoryLimitBytes = Int(maxMemoryGib * Double(1 << 30))
+        return up
     }
 
     func note(_ s: String) { if !quiet { FileHandle.standardError.write(Data(s.utf8)) } }
@@ -244,7 +255,7 @@ struct Upscale: ParsableCommand {
             .sorted()
         guard !names.isEmpty else { throw CLIError("folder '\(inDir.path)' holds no .png, .jpg or .jpeg files") }
         let (model, _) = try modelOptions.load()
-        let up = Upscaler(model: model, dmax: dmax, mode: mode)
+        let up = try makeUpscaler(model, mode: mode, dmax: dmax)
         try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
         var failed = 0
         for name in names {

@@ -116,6 +116,14 @@ enum CLI {
             mentions: mentions)
     }
 
+    @Test func overMemoryLimit() throws {
+        let d = try CLI.tempDir()
+        let out = d.appendingPathComponent("out.png")
+        try expectRejected(
+            ["-i", CLI.photo.path, "-o", out.path, "-m", CLI.smallModel.path, "--max-memory-gib", "0.01"], output: out,
+            mentions: "working memory")
+    }
+
     @Test func missingInput() throws {
         let d = try CLI.tempDir()
         let out = d.appendingPathComponent("out.png")
