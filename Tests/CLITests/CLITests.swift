@@ -105,7 +105,8 @@ enum CLI {
     }
 
     @Test(arguments: [
-        ("0", "scale"), ("-1", "scale"), ("nan", "scale"), ("inf", "scale"), ("1e9", "limit"), ("abc", "scale"),
+        ("0", "scale"), ("-1", "scale"), ("nan", "scale"), ("inf", "scale"), ("1e9", "limit"), ("1e300", "limit"),
+        ("abc", "scale"),
         ("0.5", "scale"),
     ])
     func badScale(scale: String, mentions: String) throws {

@@ -18,7 +18,7 @@ import Testing
         #expect(p.gaussians == 16 * 48 * 60)
     }
 
-    @Test(arguments: [0.0, -1, .nan, .infinity, 0.5, 1e9])
+    @Test(arguments: [0.0, -1, .nan, .infinity, 0.5, 1e9, 1e300, .greatestFiniteMagnitude])
     func badScalesAreRefused(scale: Double) {
         let up = Upscaler(model: Self.model)
         #expect(throws: UpscaleError.self) { try up.plan(width: 48, height: 48, scale: scale) }

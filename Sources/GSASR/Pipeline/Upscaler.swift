@@ -71,7 +71,9 @@ public struct Upscaler: @unchecked Sendable {
         let outW = Double(w) * scale, outH = Double(h) * scale
         guard outW * outH <= Double(maxOutputPixels) else {
             throw UpscaleError(
-                "output \(Int(outW))x\(Int(outH)) at scale \(scale) exceeds the limit of \(maxOutputPixels) pixels")
+                String(
+                    format: "output %.10gx%.10g at scale %g exceeds the limit of %d pixels", outW.rounded(.down),
+                    outH.rounded(.down), scale, maxOutputPixels))
         }
         let rw = Int((Double(wp) * scale).rounded(.down)), rh = Int((Double(hp) * scale).rounded(.down))
         let ow = Int(outW.rounded(.down)), oh = Int(outH.rounded(.down))
