@@ -117,8 +117,9 @@ func parseRasterMode(_ s: String) throws -> RasterMode {
 }
 
 func parseDmax(_ s: Float) throws -> Float {
-    guard s.isFinite, s > 0 else {
-        throw CLIError("dmax \(s) must be a positive number (normalised units; the paper uses 0.1)")
+    // Pixel coordinates span [−1, 1], so any dmax ≥ 2 already covers the whole image.
+    guard s.isFinite, s > 0, s <= 2 else {
+        throw CLIError("dmax \(s) must be in (0, 2] (normalised image units; the paper uses 0.1)")
     }
     return s
 }

@@ -86,7 +86,17 @@ public struct Upscaler: @unchecked Sendable {
             n
             / (model.decoder.config.shuffleScale1 * model.decoder.config.shuffleScale1
                 * model.decoder.config.shuffleScale2 * model.decoder.config.shuffleScale2)
-        let est = 4 * (3 * n * c + 12 * tokens * c + 2 * rw * rh * 3 + 20 * n)
+        // Exact mode bins every Gaussian into all tiles its dmax box touches (the box is
+        // dmax·(W−1)/2 pixels each side): one Int32 per (Gaussian, tile).
+        var tileEntries = 0.0
+        if rasterizer.mode == .exact {
+            let tile = Double(Rasterizer.tileSize), d = Double(rasterizer.dmax)
+            tileEntries =
+                Double(n) * (min(Double(rw), d * Double(rw - 1)) / tile + 2)
+                * (min(Double(rh), d * Double(rh - 1)) / tile + 2)
+        }
+        let estDouble = 4 * (Double(3 * n * c + 12 * tokens * c + 2 * rw * rh * 3 + 20 * n) + tileEntries)
+        let est = Int(min(estDouble, Double(Int.max / 2)))
         guard est <= memoryLimitBytes else {
             throw UpscaleError(
                 "input \(w)x\(h) needs about \(est >> 20) MiB of working memory, over the limit of \(memoryLimitBytes >> 20) MiB"
