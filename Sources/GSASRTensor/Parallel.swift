@@ -12,16 +12,24 @@ public enum Parallel {
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 
-    /// Runs `body(i)` for i in 0..<count, spread over `threadCount` threads.
-    /// Runs inline when count or the thread count is 1.
+    /// Runs `body(i)` for i in 0..<count on at most `threadCount` concurrent workers (worker w
+    /// takes i = w, w + workers, ...), so `-j`/`GSASR_THREADS` bounds the threads even on
+    /// machines with more cores. Runs inline when count or the thread count is 1.
     @inline(__always)
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
-        if count == 1 || threadCount == 1 {
+        let workers = min(count, threadCount)
+        if workers == 1 {
             for i in 0..<count { body(i) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var i = w
+            while i < count {
+                body(i)
+                i += workers
+            }
+        }
     }
 
     /// Splits 0..<count into at most `threadCount` contiguous chunks (at least `minChunk` long)
