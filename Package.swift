@@ -60,6 +60,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "ImageTests", dependencies: ["GSASRImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RasterTests", dependencies: ["GSASRRaster"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorTests", dependencies: ["GSASRTensor"]),
         .testTarget(name: "GSASRTests", dependencies: ["GSASR"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CLITests",
