@@ -61,7 +61,10 @@ let package = Package(
         .testTarget(name: "ImageTests", dependencies: ["GSASRImage"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RasterTests", dependencies: ["GSASRRaster"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["GSASRTensor"]),
-        .testTarget(name: "GSASRTests", dependencies: ["GSASR"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "GSASRTests",
+            dependencies: ["GSASR", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CLITests",
             dependencies: ["GSASR", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),

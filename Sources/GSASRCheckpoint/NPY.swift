@@ -94,6 +94,20 @@ public enum NPY {
         try AtomicWrite.write(out, to: url, context: context)
     }
 
+    /// Loads an array from the bytes of a `.npy` file (e.g. an `.npz` member), as Float32.
+    public static func load(data: Data, name: String = "<memory>") throws -> (shape: [Int], floats: [Float]) {
+        let p = try parse(data: data, context: "npy \(name)")
+        var floats: [Float] = []
+        floats.reserveCapacity(p.count)
+        var ints: [Int64] = []
+        try p.data.withUnsafeBytes { raw in
+            try ElementCodec.append(
+                from: UnsafeRawBufferPointer(rebasing: raw[p.dataStart...]), dtype: p.dtype, start: 0, step: 1,
+                count: p.count, floats: &floats, ints: &ints, context: "npy \(name)")
+        }
+        return (p.shape, floats)
+    }
+
     /// Reads and validates the header of `url`.
     static func parse(_ url: URL) throws -> Parsed {
         let context = "npy \(url.lastPathComponent)"
@@ -103,6 +117,11 @@ public enum NPY {
         } catch {
             throw CheckpointError("\(context): cannot read file (\(error.localizedDescription))")
         }
+        return try parse(data: data, context: context)
+    }
+
+    static func parse(data whole: Data, context: String) throws -> Parsed {
+        let data = whole.startIndex == 0 ? whole : Data(whole)
         let bytes = [UInt8](data.prefix(12))
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
             throw CheckpointError("\(context): not an .npy file (bad magic or truncated)")

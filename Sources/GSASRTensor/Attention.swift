@@ -99,3 +99,108 @@ extension Kernels {
         }
     }
 }
+
+// MARK: - Backward
+
+extension Kernels {
+    /// Backward of the raw ``windowAttention(q:k:v:channels:ldQ:ldKV:ldOut:qRows:kRows:windows:nq:nk:heads:bias:out:)``.
+    ///
+    /// The probabilities are recomputed per window and head from the saved Q, K, V (exactly as
+    /// the forward computes them), then, with Qs = Q·s, P = softmax(Qs·Kᵀ + B) and dO the
+    /// upstream gradient:
+    ///
+    ///   dV = Pᵀ·dO,   dP = dO·Vᵀ,   dZ = P ⊙ (dP − rowsum(dP ⊙ P)),
+    ///   dQ = s·dZ·K,   dK = dZᵀ·Qs,   dB += Σ_windows dZ.
+    ///
+    /// dQ, dK and dV rows are *written* at the rows the window reads (every query row and every
+    /// key row belongs to exactly one window: the row maps are permutations). dB is summed over
+    /// windows in window order after the parallel loop (deterministic for any thread count).
+    public static func windowAttentionBackward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, channels c: Int, ldQ: Int,
+        ldKV: Int, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
+        bias: UnsafePointer<Float>, dOut: UnsafePointer<Float>, ldDOut: Int,
+        dQ: UnsafeMutablePointer<Float>, ldDQ: Int, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
+        ldDKV: Int, dBias: UnsafeMutablePointer<Float>
+    ) {
+        let d = c / heads
+        let scale = 1 / Float(d).squareRoot()
+        let biasSize = heads * nq * nk
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: windows * biasSize)
+        defer { partial.deallocate() }
+        qRows.withUnsafeBufferPointer { qr in
+            kRows.withUnsafeBufferPointer { kr in
+                Parallel.forEach(windows) { w in
+                    let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
+                    let ks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
+                    let vs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
+                    let dos = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
+                    let dqs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
+                    let dks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
+                    let dvs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
+                    let sc = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+                    let dp = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+                    defer {
+                        qs.deallocate(); ks.deallocate(); vs.deallocate(); dos.deallocate(); dqs.deallocate()
+                        dks.deallocate(); dvs.deallocate(); sc.deallocate(); dp.deallocate()
+                    }
+                    for i in 0..<nq {
+                        let r = Int(qr[w * nq + i])
+                        let src = q + r * ldQ
+                        let dst = qs + i * c
+                        for j in 0..<c { dst[j] = src[j] * scale }
+                        (dos + i * c).update(from: dOut + r * ldDOut, count: c)
+                    }
+                    for i in 0..<nk {
+                        let r = Int(kr[w * nk + i])
+                        (ks + i * c).update(from: k + r * ldKV, count: c)
+                        (vs + i * c).update(from: v + r * ldKV, count: c)
+                    }
+                    for h in 0..<heads {
+                        // P, exactly as the forward.
+                        BLAS.sgemm(
+                            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
+                            a: qs + h * d, lda: c, b: ks + h * d, ldb: c, beta: 0, c: sc, ldc: nk)
+                        let bh = bias + h * nq * nk
+                        for i in 0..<nq * nk { sc[i] += bh[i] }
+                        softmaxRows(sc, rows: nq, n: nk)
+                        // dV_h = Pᵀ dO_h
+                        BLAS.sgemm(
+                            transA: true, transB: false, m: nk, n: d, k: nq, alpha: 1,
+                            a: sc, lda: nk, b: dos + h * d, ldb: c, beta: 0, c: dvs + h * d, ldc: c)
+                        // dP = dO_h V_hᵀ
+                        BLAS.sgemm(
+                            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
+                            a: dos + h * d, lda: c, b: vs + h * d, ldb: c, beta: 0, c: dp, ldc: nk)
+                        // dZ = P ⊙ (dP − rowsum(dP ⊙ P)), into dp
+                        for i in 0..<nq {
+                            let pr = sc + i * nk, gr = dp + i * nk
+                            var s: Float = 0
+                            for j in 0..<nk { s += pr[j] * gr[j] }
+                            for j in 0..<nk { gr[j] = pr[j] * (gr[j] - s) }
+                        }
+                        (partial + w * biasSize + h * nq * nk).update(from: dp, count: nq * nk)
+                        // dQs_h = dZ K_h ; dK_h = dZᵀ Qs_h
+                        BLAS.sgemm(
+                            transA: false, transB: false, m: nq, n: d, k: nk, alpha: scale,
+                            a: dp, lda: nk, b: ks + h * d, ldb: c, beta: 0, c: dqs + h * d, ldc: c)
+                        BLAS.sgemm(
+                            transA: true, transB: false, m: nk, n: d, k: nq, alpha: 1,
+                            a: dp, lda: nk, b: qs + h * d, ldb: c, beta: 0, c: dks + h * d, ldc: c)
+                    }
+                    for i in 0..<nq {
+                        (dQ + Int(qr[w * nq + i]) * ldDQ).update(from: dqs + i * c, count: c)
+                    }
+                    for i in 0..<nk {
+                        let r = Int(kr[w * nk + i])
+                        (dK + r * ldDKV).update(from: dks + i * c, count: c)
+                        (dV + r * ldDKV).update(from: dvs + i * c, count: c)
+                    }
+                }
+            }
+        }
+        for w in 0..<windows {
+            let src = partial + w * biasSize
+            for i in 0..<biasSize { dBias[i] += src[i] }
+        }
+    }
+}

@@ -123,3 +123,106 @@ extension Kernels {
         return y
     }
 }
+
+// MARK: - Backward
+
+extension Kernels {
+    /// The im2col patch matrix of an (h × w × cin) map: (h·w) × 9·cin, tap-major columns
+    /// k = (ky·3 + kx)·cin + ci, zeros outside the image (the forward's layout).
+    static func im2col3x3(_ x: UnsafePointer<Float>, height h: Int, width w: Int, cin: Int) -> UnsafeMutablePointer<
+        Float
+    > {
+        let kdim = 9 * cin
+        let patch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, h * w * kdim))
+        Parallel.forChunks(h, minChunk: 2) { rows in
+            for yy in rows {
+                for xx in 0..<w {
+                    let dst = patch + (yy * w + xx) * kdim
+                    for ky in 0..<3 {
+                        let sy = yy + ky - 1
+                        for kx in 0..<3 {
+                            let sx = xx + kx - 1
+                            let d = dst + (ky * 3 + kx) * cin
+                            if sy < 0 || sy >= h || sx < 0 || sx >= w {
+                                d.update(repeating: 0, count: cin)
+                            } else {
+                                d.update(from: x + (sy * w + sx) * cin, count: cin)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return patch
+    }
+
+    /// Backward of ``conv3x3(_:height:width:_:)``. With P = im2col(x) (recomputed from the saved
+    /// input), Y = P·Wᵀ + b, so dW += dYᵀ·P, db += Σ dY, dP = dY·W, and dX is the col2im of dP:
+    /// dX[y, x, ci] = Σ over taps (ky, kx) of dP[(y − ky + 1, x − kx + 1), tap, ci], a gather
+    /// (each input pixel sums its own 9 contributions in tap order: no races, deterministic).
+    /// Returns dX, or nil when `needDX` is false (the first layer of a network).
+    @discardableResult
+    public static func conv3x3Backward(
+        _ x: Tensor, height h: Int, width w: Int, _ p: Conv3x3Weights, dy: Tensor, dWeight: Tensor, dBias: Tensor,
+        needDX: Bool = true
+    ) -> Tensor? {
+        let cin = p.cin, cout = p.cout, kdim = 9 * cin
+        precondition(x.count == h * w * cin && dy.count == h * w * cout)
+        let npix = h * w
+        let patch = im2col3x3(x.ptr, height: h, width: w, cin: cin)
+        defer { patch.deallocate() }
+        let dPatch: UnsafeMutablePointer<Float>? = needDX ? .allocate(capacity: max(1, npix * kdim)) : nil
+        defer { dPatch?.deallocate() }
+        linearBackward(
+            x: patch, ldx: kdim, m: npix, k: kdim, weight: p.weight.ptr, n: cout, dy: dy.ptr, ldy: cout, dx: dPatch,
+            lddx: kdim, dWeight: dWeight.ptr, dBias: dBias.ptr)
+        guard let dPatch else { return nil }
+        let dx = Tensor(uninitialized: [h, w, cin])
+        let dxp = dx.ptr
+        Parallel.forChunks(h, minChunk: 2) { rows in
+            for yy in rows {
+                for xx in 0..<w {
+                    let d = dxp + (yy * w + xx) * cin
+                    d.update(repeating: 0, count: cin)
+                    for ky in 0..<3 {
+                        let oy = yy - ky + 1
+                        if oy < 0 || oy >= h { continue }
+                        for kx in 0..<3 {
+                            let ox = xx - kx + 1
+                            if ox < 0 || ox >= w { continue }
+                            let s = dPatch + (oy * w + ox) * kdim + (ky * 3 + kx) * cin
+                            for c in 0..<cin { d[c] += s[c] }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+
+    /// Backward of ``pixelShuffle(_:height:width:channels:factor:)``: the inverse permutation
+    /// (dX at input channel c·r² + i·r + j of (h, w) is dY at channel c of (h·r + i, w·r + j)).
+    public static func pixelShuffleBackward(
+        _ dy: Tensor, height h: Int, width w: Int, channels cTotal: Int, factor r: Int
+    ) -> Tensor {
+        let c = cTotal / (r * r)
+        precondition(dy.count == h * w * cTotal)
+        let dx = Tensor(uninitialized: [h, w, cTotal])
+        let dyp = dy.ptr, dxp = dx.ptr
+        let ow = w * r
+        Parallel.forChunks(h, minChunk: 4) { rows in
+            for hh in rows {
+                for ww in 0..<w {
+                    let dst = dxp + (hh * w + ww) * cTotal
+                    for i in 0..<r {
+                        for j in 0..<r {
+                            let src = dyp + ((hh * r + i) * ow + (ww * r + j)) * c
+                            for ch in 0..<c { dst[ch * r * r + i * r + j] = src[ch] }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

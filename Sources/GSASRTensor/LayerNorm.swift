@@ -1,10 +1,12 @@
 extension Kernels {
     /// LayerNorm over the last dimension (PyTorch semantics: biased variance, eps inside the
     /// square root): y = (x − mean) / sqrt(var + eps) · γ + β. Rows are independent.
-    /// Statistics are accumulated in Double for stability; the result is Float32.
+    /// When `mean` and `rstd` are given, each row's statistics are stored there (for the
+    /// backward); the output is the same bit for bit either way.
     public static func layerNorm(
         x: UnsafePointer<Float>, rows: Int, n: Int, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
-        eps: Float = 1e-5, y: UnsafeMutablePointer<Float>
+        eps: Float = 1e-5, y: UnsafeMutablePointer<Float>,
+        mean meanOut: UnsafeMutablePointer<Float>? = nil, rstd rstdOut: UnsafeMutablePointer<Float>? = nil
     ) {
         Parallel.forChunks(rows, minChunk: 256) { range in
             for r in range {
@@ -20,6 +22,48 @@ extension Kernels {
                 }
                 let rstd = 1 / (v / Float(n) + eps).squareRoot()
                 for j in 0..<n { yr[j] = (xr[j] - mean) * rstd * gamma[j] + beta[j] }
+                meanOut?[r] = mean
+                rstdOut?[r] = rstd
+            }
+        }
+    }
+
+    /// Backward of ``layerNorm(x:rows:n:gamma:beta:eps:y:mean:rstd:)`` from the saved input and
+    /// row statistics. With x̂ = (x − μ)·r and g = dy ⊙ γ:
+    ///
+    ///   dx = r · (g − mean(g) − x̂ · mean(g ⊙ x̂)),   dγ += Σ_rows dy ⊙ x̂,   dβ += Σ_rows dy.
+    ///
+    /// dx is written (rows in parallel); dγ and dβ are summed over rows in order (deterministic).
+    public static func layerNormBackward(
+        x: UnsafePointer<Float>, rows: Int, n: Int, gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+        rstd: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>
+    ) {
+        Parallel.forChunks(rows, minChunk: 128) { range in
+            for r in range {
+                let xr = x + r * n, gr = dy + r * n, dxr = dx + r * n
+                let mu = mean[r], rs = rstd[r]
+                var sg: Float = 0, sgx: Float = 0
+                for j in 0..<n {
+                    let g = gr[j] * gamma[j]
+                    let xh = (xr[j] - mu) * rs
+                    sg += g
+                    sgx += g * xh
+                }
+                let mg = sg / Float(n), mgx = sgx / Float(n)
+                for j in 0..<n {
+                    let g = gr[j] * gamma[j]
+                    let xh = (xr[j] - mu) * rs
+                    dxr[j] = rs * (g - mg - xh * mgx)
+                }
+            }
+        }
+        for r in 0..<rows {
+            let xr = x + r * n, gr = dy + r * n
+            let mu = mean[r], rs = rstd[r]
+            for j in 0..<n {
+                dGamma[j] += gr[j] * ((xr[j] - mu) * rs)
+                dBeta[j] += gr[j]
             }
         }
     }

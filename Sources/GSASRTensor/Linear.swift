@@ -72,3 +72,86 @@ public enum Kernels {
         }
     }
 }
+
+// MARK: - Backward
+
+extension Kernels {
+    /// Backward of ``linear(x:ldx:m:k:weight:bias:n:y:ldy:accumulate:parallel:)`` for
+    /// Y = X·Wᵀ + b, given dY (m × n, leading dim ldy):
+    ///
+    ///   dX = dY·W          (m × k; written, or added when `accumulateDX`)
+    ///   dW += dYᵀ·X        (n × k)
+    ///   db += dYᵀ·1        (n)
+    ///
+    /// Each GEMM is split over rows of its *output* (dX by rows of m, dW and db by rows of n), so
+    /// every element is one BLAS dot product whatever the thread count: results do not depend on
+    /// the number of threads. Pass `dx: nil` to skip the input gradient (first layer).
+    public static func linearBackward(
+        x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int, weight: UnsafePointer<Float>, n: Int,
+        dy: UnsafePointer<Float>, ldy: Int,
+        dx: UnsafeMutablePointer<Float>?, lddx: Int, accumulateDX: Bool = false,
+        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?
+    ) {
+        if m == 0 { return }
+        let big = m * n * k >= 1 << 21
+        if let dx {
+            let body: (Range<Int>) -> Void = { rows in
+                BLAS.sgemm(
+                    transA: false, transB: false, m: rows.count, n: k, k: n, alpha: 1,
+                    a: dy + rows.lowerBound * ldy, lda: ldy, b: weight, ldb: k,
+                    beta: accumulateDX ? 1 : 0, c: dx + rows.lowerBound * lddx, ldc: lddx)
+            }
+            if big && m >= 2 * Parallel.threadCount { Parallel.forChunks(m, minChunk: 8, body) } else { body(0..<m) }
+        }
+        let ones: UnsafeMutablePointer<Float>? = dBias == nil ? nil : .allocate(capacity: m)
+        ones?.initialize(repeating: 1, count: m)
+        defer { ones?.deallocate() }
+        let wbody: (Range<Int>) -> Void = { outs in
+            BLAS.sgemm(
+                transA: true, transB: false, m: outs.count, n: k, k: m, alpha: 1,
+                a: dy + outs.lowerBound, lda: ldy, b: x, ldb: ldx, beta: 1, c: dWeight + outs.lowerBound * k, ldc: k)
+            if let dBias, let ones {
+                BLAS.sgemm(
+                    transA: true, transB: false, m: outs.count, n: 1, k: m, alpha: 1,
+                    a: dy + outs.lowerBound, lda: ldy, b: ones, ldb: 1, beta: 1, c: dBias + outs.lowerBound, ldc: 1)
+            }
+        }
+        if big && n >= 2 * Parallel.threadCount { Parallel.forChunks(n, minChunk: 4, wbody) } else { wbody(0..<n) }
+    }
+
+    /// Tensor form: x (m × k), dy (m × n); weight (n × k). Returns dX unless `needDX` is false.
+    @discardableResult
+    public static func linearBackward(
+        _ x: Tensor, weight: Tensor, dy: Tensor, dWeight: Tensor, dBias: Tensor?, needDX: Bool = true
+    ) -> Tensor? {
+        let k = weight.shape[1], n = weight.shape[0]
+        precondition(x.count % k == 0 && dy.count == x.count / k * n && dWeight.count == n * k)
+        let m = x.count / k
+        let dx: Tensor? = needDX ? Tensor(uninitialized: x.shape) : nil
+        linearBackward(
+            x: x.ptr, ldx: k, m: m, k: k, weight: weight.ptr, n: n, dy: dy.ptr, ldy: n, dx: dx?.ptr, lddx: k,
+            dWeight: dWeight.ptr, dBias: dBias?.ptr)
+        return dx
+    }
+
+    /// dY ⊙ [y > 0] in place on `dy`, where `y` is the ReLU *output* (PyTorch's
+    /// threshold_backward: the gradient passes where the input was > 0, i.e. where y > 0).
+    public static func reluBackward(_ dy: Tensor, output y: Tensor) {
+        precondition(dy.count == y.count)
+        reluBackward(dy.ptr, output: y.ptr, dy.count)
+    }
+
+    public static func reluBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, _ n: Int) {
+        for i in 0..<n where !(y[i] > 0) { dy[i] = 0 }
+    }
+
+    /// Column sums of x (rows × n) added into `out` (n), rows in order (deterministic).
+    public static func addColumnSums(_ x: Tensor, into out: UnsafeMutablePointer<Float>, n: Int) {
+        let rows = x.count / n
+        let p = x.ptr
+        for r in 0..<rows {
+            let row = p + r * n
+            for j in 0..<n { out[j] += row[j] }
+        }
+    }
+}

@@ -9,7 +9,7 @@ public struct Tensor: @unchecked Sendable {
     public final class Storage: @unchecked Sendable {
         public let base: UnsafeMutablePointer<Float>
         public let count: Int
-        init(count: Int) {
+        public init(count: Int) {
             self.count = count
             base = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
         }
@@ -18,12 +18,19 @@ public struct Tensor: @unchecked Sendable {
 
     public let shape: [Int]
     public let storage: Storage
+    /// First element of this tensor in `storage` (non-zero for row views, e.g. one projection
+    /// of a stacked q|k|v weight).
+    public let offset: Int
+    /// Number of elements (the product of `shape`).
+    public let count: Int
 
     /// A zero-filled tensor.
     public init(zeros shape: [Int]) {
         self.shape = shape
         let n = shape.reduce(1, *)
         storage = Storage(count: n)
+        offset = 0
+        count = n
         storage.base.initialize(repeating: 0, count: max(n, 1))
     }
 
@@ -31,35 +38,62 @@ public struct Tensor: @unchecked Sendable {
     /// must write every element before reading it).
     public init(uninitialized shape: [Int]) {
         self.shape = shape
-        storage = Storage(count: shape.reduce(1, *))
+        count = shape.reduce(1, *)
+        storage = Storage(count: count)
+        offset = 0
     }
 
     public init(shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not match \(values.count) values")
         self.shape = shape
         storage = Storage(count: values.count)
+        offset = 0
+        count = values.count
         values.withUnsafeBufferPointer { src in
             if let b = src.baseAddress { storage.base.initialize(from: b, count: values.count) }
         }
     }
 
-    public var count: Int { storage.count }
-    public var ptr: UnsafeMutablePointer<Float> { storage.base }
+    public var ptr: UnsafeMutablePointer<Float> { storage.base + offset }
     public var buffer: UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableBufferPointer(start: storage.base, count: storage.count)
+        UnsafeMutableBufferPointer(start: ptr, count: count)
     }
-    public var array: [Float] { Array(UnsafeBufferPointer(start: storage.base, count: storage.count)) }
+    public var array: [Float] { Array(UnsafeBufferPointer(start: ptr, count: count)) }
 
     /// Same storage, new shape (element count must match).
     public func reshaped(_ newShape: [Int]) -> Tensor {
         precondition(newShape.reduce(1, *) == count)
-        return Tensor(shape: newShape, storage: storage)
+        return Tensor(shape: newShape, storage: storage, offset: offset)
     }
 
-    init(shape: [Int], storage: Storage) {
+    /// Rows `range` of the first dimension, sharing storage (a view, not a copy).
+    public func rows(_ range: Range<Int>) -> Tensor {
+        precondition(!shape.isEmpty && range.lowerBound >= 0 && range.upperBound <= shape[0])
+        let rowSize = shape.dropFirst().reduce(1, *)
+        var s = shape
+        s[0] = range.count
+        return Tensor(shape: s, storage: storage, offset: offset + range.lowerBound * rowSize)
+    }
+
+    /// A tensor of `shape` at `offset` elements into `storage` (bounds-checked).
+    public init(shape: [Int], storage: Storage, offset: Int = 0) {
+        let n = shape.reduce(1, *)
+        precondition(offset >= 0 && offset + n <= storage.count, "view \(shape) at \(offset) exceeds storage")
         self.shape = shape
         self.storage = storage
+        self.offset = offset
+        self.count = n
     }
+
+    /// A new tensor with the same shape and a copy of the values.
+    public func copy() -> Tensor {
+        let t = Tensor(uninitialized: shape)
+        t.ptr.update(from: ptr, count: count)
+        return t
+    }
+
+    /// Sets every element to zero.
+    public func zero() { ptr.update(repeating: 0, count: count) }
 }
 
 // Tensor-level element-wise helpers. Kernels that take raw pointers must only be called while

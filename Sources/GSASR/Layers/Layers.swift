@@ -33,6 +33,18 @@ public struct Linear: @unchecked Sendable {
         self.init(weight: w, bias: b)
     }
 
+    /// Row views of this layer's weight and bias, `outs[i]` outputs each, sharing storage: the
+    /// inverse of ``init(stacking:)``. The views are the official per-projection parameters, so
+    /// an optimiser step on either the stacked layer or a view updates both (one copy).
+    public func split(_ outs: [Int]) -> [Linear] {
+        precondition(outs.reduce(0, +) == outFeatures)
+        var row = 0
+        return outs.map { n in
+            defer { row += n }
+            return Linear(weight: weight.rows(row..<row + n), bias: bias?.rows(row..<row + n))
+        }
+    }
+
     /// y (rows × out) = x (rows × in) · Wᵀ + b.
     public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         Kernels.linear(

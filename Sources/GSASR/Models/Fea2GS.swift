@@ -6,6 +6,11 @@ import GSASRTensor
 /// Linear(4C, k) (state keys `mlp_block_*.{0,2,4}`).
 public struct GaussianHead: @unchecked Sendable {
     public let l0: Linear, l2: Linear, l4: Linear
+    init(l0: Linear, l2: Linear, l4: Linear) {
+        self.l0 = l0
+        self.l2 = l2
+        self.l4 = l4
+    }
     init(_ p: ParameterLoader, _ prefix: String, channel c: Int, out k: Int) throws {
         l0 = try Linear(p, prefix + "0.", in: c, out: c)
         l2 = try Linear(p, prefix + "2.", in: c, out: 4 * c)
@@ -49,20 +54,29 @@ public struct Fea2GS: @unchecked Sendable {
         gsSelfattnBlocks = try (0..<cfg.numSelfattnBlocks).map {
             try GSSelfAttnBlock(p, "gs_selfattn_blocks.\($0).", cfg)
         }
-        mlpBlockSigma = try GaussianHead(p, "mlp_block_sigma.", channel: c, out: 2)
-        mlpBlockRho = try GaussianHead(p, "mlp_block_rho.", channel: c, out: 1)
-        mlpBlockAlpha = try GaussianHead(p, "mlp_block_alpha.", channel: c, out: 1)
-        mlpBlockRgb = try GaussianHead(p, "mlp_block_rgb.", channel: c, out: 3)
-        mlpBlockMean = try GaussianHead(p, "mlp_block_mean.", channel: c, out: 2)
+        let loaded = try [
+            GaussianHead(p, "mlp_block_sigma.", channel: c, out: 2),
+            GaussianHead(p, "mlp_block_rho.", channel: c, out: 1),
+            GaussianHead(p, "mlp_block_alpha.", channel: c, out: 1),
+            GaussianHead(p, "mlp_block_rgb.", channel: c, out: 3),
+            GaussianHead(p, "mlp_block_mean.", channel: c, out: 2),
+        ]
+        // The five first layers are row views of one stacked (5C × C) layer.
+        let fused = Linear(stacking: loaded.map(\.l0))
+        let l0s = fused.split([c, c, c, c, c])
+        let heads = zip(loaded, l0s).map { GaussianHead(l0: $1, l2: $0.l2, l4: $0.l4) }
+        fusedHeadInput = fused
+        mlpBlockSigma = heads[0]
+        mlpBlockRho = heads[1]
+        mlpBlockAlpha = heads[2]
+        mlpBlockRgb = heads[3]
+        mlpBlockMean = heads[4]
         scaleMlp0 = try Linear(p, "scale_mlp.0.", in: 1, out: 4 * c)
         scaleMlp2 = try Linear(p, "scale_mlp.2.", in: 4 * c, out: c)
         let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
         upNet0 = try Conv2d(p, "UPNet.0.", in: c, out: c * s1 * s1)
         upNet2 = try Conv2d(p, "UPNet.2.", in: c, out: c * s2 * s2)
         try p.finish()
-
-        fusedHeadInput = Linear(
-            stacking: [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean].map(\.l0))
     }
 
     /// Size of the Gaussian grid for a padded feature map of hp × wp.

@@ -1,0 +1,223 @@
+import GSASRTensor
+
+/// The activations the decoder's backward needs for one image.
+public struct Fea2GSContext {
+    let hp: Int, wp: Int
+    let env: DecoderBlockEnv
+    let inverseScale: Float
+    let scaleHidden: [Float]  // relu(scale_mlp.0(1/s))
+    let features: Tensor, f0: Tensor  // img_feat_proj inputs (f0 after its ReLU)
+    let cross: [CrossBlockContext]
+    let selfBlocks: [SelfBlockContext]
+    let img: Tensor, u0: Tensor  // UPNet conv inputs
+    let up: Tensor  // the heads' input (outH·outW × C)
+    let upHeight: Int, upWidth: Int
+}
+
+extension Fea2GS {
+    /// The forward of ``callAsFunction(_:height:width:scale:tap:)`` keeping its activations.
+    /// First refreshes the dense relative-position biases from their tables (the optimiser
+    /// updates the tables).
+    public func forwardTraining(_ features: Tensor, height hp: Int, width wp: Int, scale: Float) -> (
+        Tensor, Fea2GSContext
+    ) {
+        refreshRelativePositionBiases()
+        let cfg = config, c = cfg.channel, ws = cfg.windowSize
+        precondition(hp % ws == 0 && wp % ws == 0, "feature size must be a multiple of the window size")
+        let grid = TokenGrid(rowsOfWindows: hp / ws, colsOfWindows: wp / ws, seedSide: cfg.numGsSeedSqrt)
+        let t = grid.tokens
+
+        let inv: Float = 1 / scale
+        var hidden = scaleMlp0.apply([inv])
+        for i in hidden.indices { hidden[i] = max(hidden[i], 0) }
+        let semb = scaleMlp2.apply(hidden)
+
+        var query = Tensor(uninitialized: [t, c])
+        let pos = Tensor(uninitialized: [t, c])
+        for w in 0..<grid.windows {
+            (query.ptr + w * grid.seeds * c).update(from: gsEmbedding.ptr, count: grid.seeds * c)
+            (pos.ptr + w * grid.seeds * c).update(from: posEmbedding.ptr, count: grid.seeds * c)
+        }
+        let f0 = imgFeatProj0(features, height: hp, width: wp)
+        Kernels.relu(f0)
+        let feat = imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, c])
+        let env = DecoderBlockEnv(
+            grid: grid, feat: feat, featHeight: hp, featWidth: wp, windowSize: ws, pos: pos, scaleEmbedding: semb)
+
+        var cross: [CrossBlockContext] = []
+        for block in windowCrossattnBlocks {
+            let (y, cx) = block.forwardTraining(query, env: env)
+            cross.append(cx)
+            query = y
+        }
+        let resi = query
+        var selfCtx: [SelfBlockContext] = []
+        for block in gsSelfattnBlocks {
+            let (y, cx) = block.forwardTraining(query, env: env)
+            selfCtx.append(cx)
+            query = y
+        }
+        if !gsSelfattnBlocks.isEmpty { query = query.adding(resi) }
+
+        let gh = grid.gridHeight, gw = grid.gridWidth
+        let img = Tensor(uninitialized: [gh, gw, c])
+        withExtendedLifetime(query) {
+            for gy in 0..<gh {
+                for gx in 0..<gw {
+                    (img.ptr + (gy * gw + gx) * c).update(from: query.ptr + grid.token(gy: gy, gx: gx) * c, count: c)
+                }
+            }
+        }
+        let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
+        let u0 = Kernels.pixelShuffle(
+            upNet0(img, height: gh, width: gw), height: gh, width: gw, channels: c * s1 * s1, factor: s1)
+        let h1 = gh * s1, w1 = gw * s1
+        let up = Kernels.pixelShuffle(
+            upNet2(u0, height: h1, width: w1), height: h1, width: w1, channels: c * s2 * s2, factor: s2)
+        let outH = h1 * s2, outW = w1 * s2
+        let raw = heads(up, gridHeight: outH, gridWidth: outW)
+        let ctx = Fea2GSContext(
+            hp: hp, wp: wp, env: env, inverseScale: inv, scaleHidden: hidden, features: features, f0: f0, cross: cross,
+            selfBlocks: selfCtx, img: img, u0: u0, up: up, upHeight: outH, upWidth: outW)
+        return (raw, ctx)
+    }
+
+    /// Copies every relative-position table into its dense bias (after the tables changed).
+    public func refreshRelativePositionBiases() {
+        for b in windowCrossattnBlocks { for l in b.blocks { l.windowCrossAttn.relativePosition.refresh() } }
+        for b in gsSelfattnBlocks { for l in b.blocks { l.gsSelfAttn.relativePosition.refresh() } }
+    }
+
+    /// Accumulates every parameter's gradient from dL/d(raw output) (N × 9) and returns
+    /// dL/d(features) (hp·wp × inchannel), the encoder's upstream gradient.
+    public func backward(_ cx: Fea2GSContext, dRaw: Tensor, grads: Gradients) -> Tensor {
+        let cfg = config, c = cfg.channel
+        let env = cx.env, grid = env.grid
+        // Heads (recomputed chunk by chunk), then UPNet.
+        let dUp = headsBackward(cx.up, gridHeight: cx.upHeight, gridWidth: cx.upWidth, dOut: dRaw, grads: grads)
+        let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
+        let gh = grid.gridHeight, gw = grid.gridWidth, h1 = gh * s1, w1 = gw * s1
+        let dA2 = Kernels.pixelShuffleBackward(dUp, height: h1, width: w1, channels: c * s2 * s2, factor: s2)
+        let dU0 = upNet2.backward(input: cx.u0, height: h1, width: w1, dy: dA2, grads: grads)!
+        let dA0 = Kernels.pixelShuffleBackward(dU0, height: gh, width: gw, channels: c * s1 * s1, factor: s1)
+        let dImg = upNet0.backward(input: cx.img, height: gh, width: gw, dy: dA0, grads: grads)!
+        // Grid image → token rows (a permutation).
+        var dq = Tensor(uninitialized: [grid.tokens, c])
+        withExtendedLifetime(dImg) {
+            for gy in 0..<gh {
+                for gx in 0..<gw {
+                    (dq.ptr + grid.token(gy: gy, gx: gx) * c).update(from: dImg.ptr + (gy * gw + gx) * c, count: c)
+                }
+            }
+        }
+        // query = selfBlocks(q) + q
+        if !gsSelfattnBlocks.isEmpty {
+            let dResi = dq
+            for i in stride(from: gsSelfattnBlocks.count - 1, through: 0, by: -1) {
+                dq = gsSelfattnBlocks[i].backward(cx.selfBlocks[i], dOut: dq, env: env, grads: grads)
+            }
+            dq = dq.adding(dResi)
+        }
+        for i in stride(from: windowCrossattnBlocks.count - 1, through: 0, by: -1) {
+            dq = windowCrossattnBlocks[i].backward(cx.cross[i], dOut: dq, env: env, grads: grads)
+        }
+        // The per-window copies of gs_embedding and pos_embedding: sum over windows.
+        let seedCount = grid.seeds * c
+        let dGs = grads.of(gsEmbedding), dPosE = grads.of(posEmbedding)
+        withExtendedLifetime((dq, env, dGs, dPosE)) {
+            for w in 0..<grid.windows {
+                Kernels.add(dGs.ptr, dq.ptr + w * seedCount, seedCount)
+                Kernels.add(dPosE.ptr, env.dPos.ptr + w * seedCount, seedCount)
+            }
+        }
+        // Scale MLP: semb = W2·relu(W1·(1/s) + b1) + b2.
+        scaleMlpBackward(cx, dOut: env.dScaleEmbedding, grads: grads)
+        // img_feat_proj: conv → ReLU → conv.
+        let dFeat = env.dFeat.reshaped([cx.hp, cx.wp, c])
+        let dF0 = imgFeatProj2.backward(input: cx.f0, height: cx.hp, width: cx.wp, dy: dFeat, grads: grads)!
+        Kernels.reluBackward(dF0, output: cx.f0)
+        return imgFeatProj0.backward(input: cx.features, height: cx.hp, width: cx.wp, dy: dF0, grads: grads)!
+    }
+
+    func scaleMlpBackward(_ cx: Fea2GSContext, dOut ds: [Float], grads: Gradients) {
+        let hdim = scaleMlp2.inFeatures, c = scaleMlp2.outFeatures
+        let w2 = scaleMlp2.weight.ptr
+        let dW2 = grads.of(scaleMlp2.weight).ptr, dB2 = grads.of(scaleMlp2.bias!).ptr
+        var dh = [Float](repeating: 0, count: hdim)
+        for o in 0..<c {
+            dB2[o] += ds[o]
+            for i in 0..<hdim {
+                dW2[o * hdim + i] += ds[o] * cx.scaleHidden[i]
+                dh[i] += w2[o * hdim + i] * ds[o]
+            }
+        }
+        let dW1 = grads.of(scaleMlp0.weight).ptr, dB1 = grads.of(scaleMlp0.bias!).ptr
+        for i in 0..<hdim where cx.scaleHidden[i] > 0 {
+            dW1[i] += dh[i] * cx.inverseScale
+            dB1[i] += dh[i]
+        }
+        withExtendedLifetime(self) {}
+    }
+
+    /// Backward of ``heads(_:gridHeight:gridWidth:)``. Chunks of tokens are processed in order;
+    /// each recomputes its hidden activations (as the forward streams them), so the 4C-wide
+    /// activations never exist for the whole grid. GEMMs inside a chunk are parallel.
+    func headsBackward(_ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, dOut: Tensor, grads: Gradients) -> Tensor {
+        let c = config.channel
+        let n = gh * gw
+        let dx = Tensor(uninitialized: [n, c])
+        let chunk = 4096
+        let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
+        let columns = [0, 2, 3, 4, 7]
+        let fgw = Float(gw), fgh = Float(gh)
+        let dWf = grads.of(fusedHeadInput.weight), dBf = grads.of(fusedHeadInput.bias!)
+        let g2 = heads.map { (grads.of($0.l2.weight), grads.of($0.l2.bias!)) }
+        let g4 = heads.map { (grads.of($0.l4.weight), grads.of($0.l4.bias!)) }
+        withExtendedLifetime((x, dx, dOut, dWf, dBf, g2, g4, heads)) {
+            let xp = x.ptr, dop = dOut.ptr
+            var r0 = 0
+            while r0 < n {
+                let rows = min(chunk, n - r0)
+                let h1 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c)
+                let dh1 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c)
+                let h2 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c)
+                let dh2 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c)
+                let dO = UnsafeMutablePointer<Float>.allocate(capacity: rows * 3)
+                defer { h1.deallocate(); dh1.deallocate(); h2.deallocate(); dh2.deallocate(); dO.deallocate() }
+                Kernels.linear(
+                    x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
+                    bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c)
+                Kernels.relu(h1, rows * 5 * c)
+                for (hi, head) in heads.enumerated() {
+                    Kernels.linear(
+                        x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr,
+                        n: 4 * c, y: h2, ldy: 4 * c)
+                    Kernels.relu(h2, rows * 4 * c)
+                    let k = head.l4.outFeatures, col = columns[hi]
+                    for r in 0..<rows {
+                        for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
+                    }
+                    if hi == 4 {  // mean = head / [gridW, gridH] + reference point
+                        for r in 0..<rows {
+                            dO[r * 2] /= fgw
+                            dO[r * 2 + 1] /= fgh
+                        }
+                    }
+                    Kernels.linearBackward(
+                        x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, n: k, dy: dO, ldy: k,
+                        dx: dh2, lddx: 4 * c, dWeight: g4[hi].0.ptr, dBias: g4[hi].1.ptr)
+                    Kernels.reluBackward(dh2, output: h2, rows * 4 * c)
+                    Kernels.linearBackward(
+                        x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, n: 4 * c, dy: dh2,
+                        ldy: 4 * c, dx: dh1 + hi * c, lddx: 5 * c, dWeight: g2[hi].0.ptr, dBias: g2[hi].1.ptr)
+                }
+                Kernels.reluBackward(dh1, output: h1, rows * 5 * c)
+                Kernels.linearBackward(
+                    x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, n: 5 * c, dy: dh1,
+                    ldy: 5 * c, dx: dx.ptr + r0 * c, lddx: c, dWeight: dWf.ptr, dBias: dBf.ptr)
+                r0 += rows
+            }
+        }
+        return dx
+    }
+}
