@@ -30,6 +30,12 @@ public struct NamedParameter: @unchecked Sendable {
         }
     }
 
+    /// A parameter record for another tensor of the same layout (a gradient, a moment, an EMA
+    /// copy), to convert it to and from PyTorch's layout.
+    public static func scratch(like p: NamedParameter, value: Tensor) -> NamedParameter {
+        NamedParameter(p.key, value, layout: p.layout)
+    }
+
     /// The values in PyTorch's layout.
     public func torchValues(of t: Tensor? = nil) -> [Float] {
         let src = (t ?? value).array
