@@ -16,6 +16,12 @@ public enum Safetensors {
     /// - Throws: `CheckpointError` for truncated files, malformed headers, unknown dtypes, and
     ///   offsets outside the data section or inconsistent with dtype and shape.
     public static func load(_ url: URL) throws -> StateDict {
+        try loadWithMetadata(url).tensors
+    }
+
+    /// Loads every tensor and the string-to-string `__metadata__` object (empty when absent;
+    /// a non-string value is an error).
+    public static func loadWithMetadata(_ url: URL) throws -> (tensors: StateDict, metadata: [String: String]) {
         let context = "safetensors \(url.lastPathComponent)"
         let data: Data
         do {
@@ -26,7 +32,7 @@ public enum Safetensors {
         guard data.count >= 8 else {
             throw CheckpointError("\(context): truncated (file shorter than the 8-byte header length)")
         }
-        return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> StateDict in
+        return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> (StateDict, [String: String]) in
             let headerLength = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
             guard headerLength <= UInt64(maxHeaderBytes) else {
                 throw CheckpointError(
@@ -47,10 +53,23 @@ public enum Safetensors {
             }
             let body = UnsafeRawBufferPointer(rebasing: raw[headerEnd...])
             var result = StateDict()
-            for (name, info) in entries where name != "__metadata__" {
+            var metadata: [String: String] = [:]
+            for (name, info) in entries {
+                if name == "__metadata__" {
+                    guard case .object(let pairs) = info else {
+                        throw CheckpointError("\(context): __metadata__ is not a JSON object")
+                    }
+                    for (k, v) in pairs {
+                        guard case .string(let sv) = v else {
+                            throw CheckpointError("\(context): __metadata__ value '\(k)' is not a string")
+                        }
+                        metadata[k] = sv
+                    }
+                    continue
+                }
                 result.insert(name, try tensor(name, info, body: body, context: context))
             }
-            return result
+            return (result, metadata)
         }
     }
 
@@ -98,9 +117,22 @@ public enum Safetensors {
 
     /// Writes `dict` in StateDict order: tensors with `ints` as I64 (exact), all others as F32.
     /// The file is written to a temporary sibling and then renamed over `url`.
-    public static func save(_ dict: StateDict, to url: URL) throws {
-        let context = "safetensors \(url.lastPathComponent)"
+    public static func save(_ dict: StateDict, metadata: [String: String] = [:], to url: URL) throws {
+        try AtomicWrite.write(data(dict, metadata: metadata, context: "safetensors \(url.lastPathComponent)"), to: url,
+            context: "safetensors \(url.lastPathComponent)")
+    }
+
+    /// The bytes of a safetensors file (metadata keys sorted, so the output is deterministic).
+    public static func data(_ dict: StateDict, metadata: [String: String] = [:], context: String = "safetensors")
+        throws -> Data
+    {
         var header = "{"
+        if !metadata.isEmpty {
+            header += "\"__metadata__\":{"
+            header += metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
+            header += "}"
+            if dict.count > 0 { header += "," }
+        }
         var body: [UInt8] = []
         // Reserve the whole data section once (per-tensor exact reservations would copy quadratically).
         var total = 0
@@ -143,7 +175,7 @@ public enum Safetensors {
         withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: headerBytes)
         out.append(contentsOf: body)
-        try AtomicWrite.write(out, to: url, context: context)
+        return out
     }
 
     /// Appends the little-endian bytes of `values` (a bulk copy on little-endian hosts).
