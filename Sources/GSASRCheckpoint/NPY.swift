@@ -21,14 +21,17 @@ public enum NPY {
 
     /// Loads an array converted to Float32.
     public static func load(_ url: URL) throws -> (shape: [Int], floats: [Float]) {
-        let p = try parse(url)
+        try floats(of: parse(url), context: "npy \(url.lastPathComponent)")
+    }
+
+    static func floats(of p: Parsed, context: String) throws -> (shape: [Int], floats: [Float]) {
         var floats: [Float] = []
         floats.reserveCapacity(p.count)
         var ints: [Int64] = []
         try p.data.withUnsafeBytes { raw in
             try ElementCodec.append(
                 from: UnsafeRawBufferPointer(rebasing: raw[p.dataStart...]), dtype: p.dtype, start: 0, step: 1,
-                count: p.count, floats: &floats, ints: &ints, context: "npy \(url.lastPathComponent)")
+                count: p.count, floats: &floats, ints: &ints, context: context)
         }
         return (p.shape, floats)
     }
@@ -96,16 +99,7 @@ public enum NPY {
 
     /// Loads an array from the bytes of a `.npy` file (e.g. an `.npz` member), as Float32.
     public static func load(data: Data, name: String = "<memory>") throws -> (shape: [Int], floats: [Float]) {
-        let p = try parse(data: data, context: "npy \(name)")
-        var floats: [Float] = []
-        floats.reserveCapacity(p.count)
-        var ints: [Int64] = []
-        try p.data.withUnsafeBytes { raw in
-            try ElementCodec.append(
-                from: UnsafeRawBufferPointer(rebasing: raw[p.dataStart...]), dtype: p.dtype, start: 0, step: 1,
-                count: p.count, floats: &floats, ints: &ints, context: "npy \(name)")
-        }
-        return (p.shape, floats)
+        try floats(of: parse(data: data, context: "npy \(name)"), context: "npy \(name)")
     }
 
     /// Reads and validates the header of `url`.
