@@ -57,23 +57,7 @@ extension Kernels {
             let npix = (r1 - r0) * w
             let patch = UnsafeMutablePointer<Float>.allocate(capacity: npix * kdim)
             defer { patch.deallocate() }
-            for yy in r0..<r1 {
-                for xx in 0..<w {
-                    let dst = patch + ((yy - r0) * w + xx) * kdim
-                    for ky in 0..<3 {
-                        let sy = yy + ky - 1
-                        for kx in 0..<3 {
-                            let sx = xx + kx - 1
-                            let d = dst + (ky * 3 + kx) * cin
-                            if sy < 0 || sy >= h || sx < 0 || sx >= w {
-                                d.update(repeating: 0, count: cin)
-                            } else {
-                                d.update(from: x + (sy * w + sx) * cin, count: cin)
-                            }
-                        }
-                    }
-                }
-            }
+            im2col3x3(x, height: h, width: w, cin: cin, rows: r0..<r1, into: patch)
             linear(
                 x: patch, ldx: kdim, m: npix, k: kdim, weight: wptr, bias: bptr, n: cout,
                 y: y + r0 * w * cout, ldy: cout, parallel: false)
@@ -135,25 +119,36 @@ extension Kernels {
         let kdim = 9 * cin
         let patch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, h * w * kdim))
         Parallel.forChunks(h, minChunk: 2) { rows in
-            for yy in rows {
-                for xx in 0..<w {
-                    let dst = patch + (yy * w + xx) * kdim
-                    for ky in 0..<3 {
-                        let sy = yy + ky - 1
-                        for kx in 0..<3 {
-                            let sx = xx + kx - 1
-                            let d = dst + (ky * 3 + kx) * cin
-                            if sy < 0 || sy >= h || sx < 0 || sx >= w {
-                                d.update(repeating: 0, count: cin)
-                            } else {
-                                d.update(from: x + (sy * w + sx) * cin, count: cin)
-                            }
+            im2col3x3(x, height: h, width: w, cin: cin, rows: rows, into: patch + rows.lowerBound * w * kdim)
+        }
+        return patch
+    }
+
+    /// Patch rows of image rows `rows` into `patch` (whose first row is image row
+    /// `rows.lowerBound`, column 0).
+    @inline(__always)
+    static func im2col3x3(
+        _ x: UnsafePointer<Float>, height h: Int, width w: Int, cin: Int, rows: Range<Int>,
+        into patch: UnsafeMutablePointer<Float>
+    ) {
+        let kdim = 9 * cin
+        for yy in rows {
+            for xx in 0..<w {
+                let dst = patch + ((yy - rows.lowerBound) * w + xx) * kdim
+                for ky in 0..<3 {
+                    let sy = yy + ky - 1
+                    for kx in 0..<3 {
+                        let sx = xx + kx - 1
+                        let d = dst + (ky * 3 + kx) * cin
+                        if sy < 0 || sy >= h || sx < 0 || sx >= w {
+                            d.update(repeating: 0, count: cin)
+                        } else {
+                            d.update(from: x + (sy * w + sx) * cin, count: cin)
                         }
                     }
                 }
             }
         }
-        return patch
     }
 
     /// Backward of ``conv3x3(_:height:width:_:)``. With P = im2col(x) (recomputed from the saved

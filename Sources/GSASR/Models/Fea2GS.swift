@@ -135,7 +135,15 @@ public struct Fea2GS: @unchecked Sendable {
         tap?("after_last_gs_selfattn_block", query)
         if !gsSelfattnBlocks.isEmpty { Kernels.add(query, resi) }
 
-        // Tokens → (gridH × gridW × C) image, then UPNet (conv, shuffle, conv, shuffle).
+        let u = upsample(query, grid: grid)
+        tap?("after_UPNet", u.up)
+        return heads(u.up, gridHeight: u.height, gridWidth: u.width)
+    }
+
+    /// Tokens → (gridH × gridW × C) image, then UPNet (conv, shuffle, conv, shuffle). Returns the
+    /// UPNet convolutions' inputs too (`img`, `u0`: the training backward needs them).
+    func upsample(_ query: Tensor, grid: TokenGrid) -> (img: Tensor, u0: Tensor, up: Tensor, height: Int, width: Int) {
+        let c = config.channel
         let gh = grid.gridHeight, gw = grid.gridWidth
         let img = Tensor(uninitialized: [gh, gw, c])
         withExtendedLifetime(query) {
@@ -145,16 +153,13 @@ public struct Fea2GS: @unchecked Sendable {
                 }
             }
         }
-        let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
+        let s1 = config.shuffleScale1, s2 = config.shuffleScale2
         let u0 = Kernels.pixelShuffle(
             upNet0(img, height: gh, width: gw), height: gh, width: gw, channels: c * s1 * s1, factor: s1)
         let h1 = gh * s1, w1 = gw * s1
         let up = Kernels.pixelShuffle(
             upNet2(u0, height: h1, width: w1), height: h1, width: w1, channels: c * s2 * s2, factor: s2)
-        let outH = h1 * s2, outW = w1 * s2
-        tap?("after_UPNet", up)
-
-        return heads(up, gridHeight: outH, gridWidth: outW)
+        return (img, u0, up, h1 * s2, w1 * s2)
     }
 
     /// The five MLP heads on the upsampled grid, streamed in chunks of tokens so the (4C-wide)

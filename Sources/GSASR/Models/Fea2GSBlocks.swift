@@ -63,6 +63,23 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         shiftSize = shift
     }
 
+    /// Key rows of the feature map rolled by −shift, window by window (the roll is a row map).
+    func keyRows(grid: TokenGrid, featHeight: Int, featWidth: Int, windowSize ws: Int) -> [Int32] {
+        var kRows = [Int32](repeating: 0, count: grid.windows * ws * ws)
+        for mm in 0..<grid.rowsOfWindows {
+            for nn in 0..<grid.colsOfWindows {
+                for dy in 0..<ws {
+                    for dx in 0..<ws {
+                        let sy = (mm * ws + dy + shiftSize) % featHeight
+                        let sx = (nn * ws + dx + shiftSize) % featWidth
+                        kRows[((mm * grid.colsOfWindows + nn) * ws + dy) * ws + dx] = Int32(sy * featWidth + sx)
+                    }
+                }
+            }
+        }
+        return kRows
+    }
+
     /// x: tokens × C (updated in place). feat: (Hp·Wp) × C image features.
     func forward(
         _ x: Tensor, pos: Tensor, feat: Tensor, featHeight: Int, featWidth: Int, windowSize ws: Int,
@@ -79,18 +96,7 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         Kernels.add(qIn, pos)
         let q = windowCrossAttn.qhead(qIn)
         let kv = windowCrossAttn.kvhead(feat)
-        var kRows = [Int32](repeating: 0, count: grid.windows * ws * ws)
-        for mm in 0..<grid.rowsOfWindows {
-            for nn in 0..<grid.colsOfWindows {
-                for dy in 0..<ws {
-                    for dx in 0..<ws {
-                        let sy = (mm * ws + dy + shiftSize) % featHeight
-                        let sx = (nn * ws + dx + shiftSize) % featWidth
-                        kRows[((mm * grid.colsOfWindows + nn) * ws + dy) * ws + dx] = Int32(sy * featWidth + sx)
-                    }
-                }
-            }
-        }
+        let kRows = keyRows(grid: grid, featHeight: featHeight, featWidth: featWidth, windowSize: ws)
         let qRows = (0..<Int32(t)).map { $0 }
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(

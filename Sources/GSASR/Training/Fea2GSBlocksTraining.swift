@@ -52,24 +52,6 @@ struct CrossLayerContext {
 }
 
 extension WindowCrossAttnLayer {
-    /// Key rows of the (rolled by −shift) feature map, window by window.
-    func keyRows(_ env: DecoderBlockEnv) -> [Int32] {
-        let ws = env.windowSize, grid = env.grid
-        var kRows = [Int32](repeating: 0, count: grid.windows * ws * ws)
-        for mm in 0..<grid.rowsOfWindows {
-            for nn in 0..<grid.colsOfWindows {
-                for dy in 0..<ws {
-                    for dx in 0..<ws {
-                        let sy = (mm * ws + dy + shiftSize) % env.featHeight
-                        let sx = (nn * ws + dx + shiftSize) % env.featWidth
-                        kRows[((mm * grid.colsOfWindows + nn) * ws + dy) * ws + dx] = Int32(sy * env.featWidth + sx)
-                    }
-                }
-            }
-        }
-        return kRows
-    }
-
     func forwardTraining(_ x0: Tensor, env: DecoderBlockEnv) -> (Tensor, CrossLayerContext) {
         let c = x0.shape[1], t = env.grid.tokens
         let x1 = x0.copy()
@@ -81,7 +63,8 @@ extension WindowCrossAttnLayer {
         Kernels.add(qIn, env.pos)
         let q = windowCrossAttn.qhead(qIn)
         let kv = windowCrossAttn.kvhead(env.feat)
-        let kRows = keyRows(env)
+        let kRows = keyRows(
+            grid: env.grid, featHeight: env.featHeight, featWidth: env.featWidth, windowSize: env.windowSize)
         let qRows = (0..<Int32(t)).map { $0 }
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(

@@ -59,29 +59,13 @@ extension Fea2GS {
         }
         if !gsSelfattnBlocks.isEmpty { query = query.adding(resi) }
 
-        let gh = grid.gridHeight, gw = grid.gridWidth
-        let img = Tensor(uninitialized: [gh, gw, c])
-        withExtendedLifetime(query) {
-            for gy in 0..<gh {
-                for gx in 0..<gw {
-                    (img.ptr + (gy * gw + gx) * c).update(from: query.ptr + grid.token(gy: gy, gx: gx) * c, count: c)
-                }
-            }
-        }
-        let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
-        let u0 = Kernels.pixelShuffle(
-            upNet0(img, height: gh, width: gw), height: gh, width: gw, channels: c * s1 * s1, factor: s1)
-        let h1 = gh * s1, w1 = gw * s1
-        let up = Kernels.pixelShuffle(
-            upNet2(u0, height: h1, width: w1), height: h1, width: w1, channels: c * s2 * s2, factor: s2)
-        let outH = h1 * s2, outW = w1 * s2
-        let raw = heads(up, gridHeight: outH, gridWidth: outW)
+        let u = upsample(query, grid: grid)
+        let raw = heads(u.up, gridHeight: u.height, gridWidth: u.width)
         let ctx = Fea2GSContext(
             hp: hp, wp: wp, env: env, inverseScale: inv, scaleHidden: hidden, features: features, f0: f0, cross: cross,
-            selfBlocks: selfCtx, img: img, u0: u0, up: up, upHeight: outH, upWidth: outW)
+            selfBlocks: selfCtx, img: u.img, u0: u.u0, up: u.up, upHeight: u.height, upWidth: u.width)
         return (raw, ctx)
     }
-
     /// Copies every relative-position table into its dense bias (after the tables changed).
     public func refreshRelativePositionBiases() {
         for b in windowCrossattnBlocks { for l in b.blocks { l.windowCrossAttn.relativePosition.refresh() } }
