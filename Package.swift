@@ -30,6 +30,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: blasTargets + [
         .systemLibrary(
@@ -47,7 +48,9 @@ let package = Package(
         .target(name: "GSASRRaster", dependencies: ["GSASRTensor"], swiftSettings: release),
         .target(
             name: "GSASR",
-            dependencies: ["GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster"],
+            dependencies: [
+                "GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: release),
         .target(name: "GSASRBench", dependencies: ["GSASR"], swiftSettings: release),
         .executableTarget(

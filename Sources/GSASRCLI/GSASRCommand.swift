@@ -15,7 +15,7 @@ struct GSASRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gsasr",
         abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
-        subcommands: [Upscale.self, Bench.self, Convert.self],
+        subcommands: [Upscale.self, Train.self, Eval.self, Bench.self, Convert.self],
         defaultSubcommand: Upscale.self)
 
     static func main() {
@@ -45,7 +45,7 @@ struct GSASRCommand: ParsableCommand {
 
     static func isOurs(_ error: Error) -> Bool {
         error is CLIError || error is UpscaleError || error is ModelLoadError || error is CheckpointError
-            || error is ImageIOError || error is BenchError
+            || error is ImageIOError || error is BenchError || error is TrainingError
     }
 }
 
@@ -87,6 +87,33 @@ struct ModelOptions: ParsableArguments {
         return (
             try GSASRModel.checkpoint(in: dir, named: "encoder"), try GSASRModel.checkpoint(in: dir, named: "decoder")
         )
+    }
+
+    /// The bundled default model folder: `$GSASR_DEFAULT_MODEL`, else `Models/default` in the
+    /// current folder, else next to the source tree of the built binary (`.build/<config>/gsasr`).
+    static func defaultModelDirectory() -> URL? {
+        let fm = FileManager.default
+        var candidates: [URL] = []
+        if let e = ProcessInfo.processInfo.environment["GSASR_DEFAULT_MODEL"] { candidates.append(URL(fileURLWithPath: e)) }
+        candidates.append(URL(fileURLWithPath: "Models/default"))
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(dir.appendingPathComponent("Models/default"))
+            dir = dir.deletingLastPathComponent()
+        }
+        return candidates.first { fm.fileExists(atPath: $0.appendingPathComponent("config.json").path) }
+    }
+
+    /// `load()`, or the bundled default model when no model option is given.
+    func loadOrDefault() throws -> (GSASRModel, String) {
+        if model == nil && encoder == nil && decoder == nil {
+            guard let dir = Self.defaultModelDirectory() else {
+                throw CLIError("no model given and the bundled default model (Models/default) was not found: use -m MODELDIR")
+            }
+            return (try GSASRModel.load(directory: dir, paramKey: paramKey), "default")
+        }
+        return try load()
     }
 
     func load() throws -> (GSASRModel, String) {

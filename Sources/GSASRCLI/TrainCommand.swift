@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import GSASR
+
+/// `gsasr train CONFIG.yml`: end-to-end training (official yml key names).
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train GSASR end to end from an official-style YAML config (from scratch, fine-tune, or --resume).")
+
+    @Argument(help: "Training config (YAML, official key names; see Configs/).")
+    var config: String
+
+    @Option(
+        name: .customLong("run"),
+        help: "Run folder for the checkpoint, log.jsonl, curve.svg and the exported model (default: runs/NAME).")
+    var runFolder: String?
+
+    @Option(name: .customLong("set"), help: "Override a config value, e.g. --set train.total_iter=2000 (repeatable).")
+    var overrides: [String] = []
+
+    @Flag(help: "Continue from RUN/checkpoint.safetensors (exactly: weights, EMA, Adam, schedule, data order).")
+    var resume = false
+
+    @Option(help: "Stop after this many iterations in this process (the run stays resumable).")
+    var iterations: Int?
+
+    @Option(help: "Also checkpoint every this many seconds (0: only at save_checkpoint_freq).")
+    var checkpointSeconds: Double = 600
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        try setThreads(threads)
+        let text: String
+        do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {
+            throw CLIError("cannot read config '\(config)'")
+        }
+        var settings = try TrainingSettings.load(yaml: text, origin: config)
+        try settings.apply(overrides: overrides)
+        let folder = URL(fileURLWithPath: runFolder ?? "runs/\(settings.name)")
+        let ckpt = TrainingRun.checkpointURL(in: folder)
+        let trainer: Trainer
+        if resume {
+            guard FileManager.default.fileExists(atPath: ckpt.path) else {
+                throw CLIError("--resume: '\(ckpt.path)' does not exist")
+            }
+            trainer = try Trainer.resume(from: ckpt)
+            let saved = trainer.settings
+            var a = saved, b = settings
+            // Only the run length and reporting may change on resume.
+            a.totalIter = 0
+            b.totalIter = 0
+            a.valFreq = 0
+            b.valFreq = 0
+            a.printFreq = 0
+            b.printFreq = 0
+            a.saveCheckpointFreq = 0
+            b.saveCheckpointFreq = 0
+            a.valFolder = nil
+            b.valFolder = nil
+            b.pretrainEncoder = nil
+            b.pretrainDecoder = nil
+            a.pretrainEncoder = nil
+            a.pretrainDecoder = nil
+            guard a == b else {
+                throw CLIError(
+                    "--resume: the config differs from the checkpoint's in more than total_iter, val/print/save frequencies or the validation folder"
+                )
+            }
+            print("resuming '\(settings.name)' at iteration \(trainer.iteration)")
+        } else {
+            guard !FileManager.default.fileExists(atPath: ckpt.path) else {
+                throw CLIError("run folder '\(folder.path)' already holds a checkpoint: pass --resume, or choose another --run")
+            }
+            trainer = Trainer(settings: settings, model: try Trainer.initialModel(settings))
+        }
+        let runner = try TrainingRun(folder: folder, trainer: trainer, settings: settings)
+        runner.checkpointSeconds = checkpointSeconds
+        if resume { try runner.truncateLog(after: trainer.iteration) }
+        let t0 = Date()
+        print("loading training photos ...")
+        let photos = try TrainingPhotos.load(
+            paths: settings.photos, downscale: settings.downscale,
+            minSide: Int((settings.scaleMax * Double(settings.lrSize)).rounded(.toNearestOrEven)))
+        print(
+            String(
+                format: "%d photos, %.1f megapixels after downscale %d (%.0f s)", photos.photos.count, photos.megapixels,
+                settings.downscale, Date().timeIntervalSince(t0)))
+        let dataset = ContinuousBicubicDataset(
+            photos: photos, lrSize: settings.lrSize, scaleMin: settings.scaleMin, scaleMax: settings.scaleMax,
+            useFlips: settings.useHflip, useRotation: settings.useRot, flatThreshold: settings.flatThreshold,
+            seed: settings.manualSeed)
+        let n = trainer.parameters.reduce(0) { $0 + $1.param.value.count }
+        print("model: \(n) parameters; batch \(settings.batchSize), lr_size \(settings.lrSize), to iteration \(settings.totalIter)")
+        try runner.run(dataset: dataset, stopAfter: iterations)
+        print("checkpoint: \(runner.checkpointURL.path)\nmodel: \(runner.modelURL.path)\ncurve: \(runner.curveURL.path)")
+    }
+}
+
+/// `gsasr eval --hr DIR --scales 2,3,4`: PSNR-Y / SSIM-Y of a model and of bicubic.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score a model and MATLAB-style bicubic (PSNR-Y, SSIM-Y) on a folder of HR images, as the official benchmarks.")
+
+    @Option(help: "Folder of HR images (PNG or JPEG).")
+    var hr: String
+
+    @Option(help: "Comma-separated scales, e.g. 2,3,4 or 1.5,3.7.")
+    var scales: String = "2,3,4"
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Centre-crop each HR image to at most this side (0: whole image).")
+    var crop: Int = 0
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        try setThreads(threads)
+        let list = try scales.split(separator: ",").map { try parseScale(String($0)) }
+        guard !list.isEmpty else { throw CLIError("no scales given") }
+        for s in list where s < 1 { throw CLIError("scale \(s) is below 1") }
+        guard crop >= 0 else { throw CLIError("--crop must be 0 or positive") }
+        let (model, name) = try modelOptions.loadOrDefault()
+        let images = try Evaluation.loadFolder(hr).map { Evaluation.centerCrop($0.image, side: crop) }
+        let results = try Evaluation.evaluate(images: images, scales: list, upscaler: Upscaler(model: model))
+        print("model \(name) on \(images.count) images of \(hr)")
+        print("scale   PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic")
+        for r in results {
+            let m = r.model!
+            print(
+                String(
+                    format: "x%-5g  %12.3f  %7.3f  %+6.3f  %12.4f  %7.4f", r.scale, m.psnrY, r.bicubic.psnrY,
+                    m.psnrY - r.bicubic.psnrY, m.ssimY, r.bicubic.ssimY))
+        }
+        if let json {
+            let obj: [String: Any] = [
+                "model": name, "hr": hr, "images": images.count,
+                "scales": results.map {
+                    [
+                        "scale": $0.scale, "model": ["psnr_y": $0.model!.psnrY, "ssim_y": $0.model!.ssimY],
+                        "bicubic": ["psnr_y": $0.bicubic.psnrY, "ssim_y": $0.bicubic.ssimY],
+                    ] as [String: Any]
+                },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            try TrainingFiles.atomicWrite(data, to: URL(fileURLWithPath: json))
+        }
+    }
+}
