@@ -31,6 +31,7 @@ struct Train: ParsableCommand {
     var threads: Int?
 
     func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)  // progress lines reach a log file as they are printed
         try setThreads(threads)
         let text: String
         do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {

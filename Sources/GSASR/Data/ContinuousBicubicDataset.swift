@@ -74,14 +74,23 @@ public struct ContinuousBicubicDataset: Sendable {
             }
         }
         let scaleModify = Double(gt) / Double(lrSize)
-        let lr = Resize.imresize(
-            Image(width: gt, height: gt, pixels: crop), scale: 1 / scaleModify, outWidth: lrSize, outHeight: lrSize)
+        let lr = Self.lowResolution(crop, gtSize: gt, lrSize: lrSize)
         let hflip = useFlips && rng.uniform() < 0.5
         let vflip = useRotation && rng.uniform() < 0.5
         let transpose = useRotation && rng.uniform() < 0.5
         let g = Self.augment(crop, side: gt, hflip: hflip, vflip: vflip, transpose: transpose)
-        let l = Self.augment(lr.pixels, side: lrSize, hflip: hflip, vflip: vflip, transpose: transpose)
+        let l = Self.augment(lr, side: lrSize, hflip: hflip, vflip: vflip, transpose: transpose)
         return TrainingPair(lr: l, lrSize: lrSize, gt: g, gtSize: gt, scaleModify: Float(scaleModify))
+    }
+
+    /// basicsr `imresize_new(crop, 1/scale_modify, 1/scale_modify)` for a square HWC RGB crop:
+    /// antialiased MATLAB bicubic in float32 with the scale `lr_size/gt_size` computed in double
+    /// (Python's `1 / (gt/lr)`), output `round(gt · scale) = lr_size`, not rounded or clamped.
+    public static func lowResolution(_ crop: [Float], gtSize gt: Int, lrSize: Int) -> [Float] {
+        let scaleModify = Double(gt) / Double(lrSize)
+        return Resize.imresize(
+            Image(width: gt, height: gt, pixels: crop), scale: 1 / scaleModify, outWidth: lrSize, outHeight: lrSize
+        ).pixels
     }
 
     /// Samples `start ..< start + count`.
@@ -110,7 +119,7 @@ public struct ContinuousBicubicDataset: Sendable {
 
     /// basicsr `augment` on a square HWC RGB image: horizontal flip, then vertical flip, then
     /// transpose (`img.transpose(1, 0, 2)`).
-    static func augment(_ src: [Float], side n: Int, hflip: Bool, vflip: Bool, transpose: Bool) -> [Float] {
+    public static func augment(_ src: [Float], side n: Int, hflip: Bool, vflip: Bool, transpose: Bool) -> [Float] {
         if !hflip && !vflip && !transpose { return src }
         var out = [Float](repeating: 0, count: src.count)
         for y in 0..<n {

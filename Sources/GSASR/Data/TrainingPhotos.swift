@@ -19,6 +19,14 @@ public struct TrainingPhotos: Sendable {
         public let height: Int
         /// HWC RGB bytes.
         public let bytes: [UInt8]
+
+        public init(name: String, width: Int, height: Int, bytes: [UInt8]) {
+            precondition(bytes.count == width * height * 3, "photo \(name): \(bytes.count) bytes for \(width)x\(height) RGB")
+            self.name = name
+            self.width = width
+            self.height = height
+            self.bytes = bytes
+        }
     }
 
     public let photos: [Photo]

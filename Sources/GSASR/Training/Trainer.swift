@@ -64,7 +64,12 @@ public final class Trainer: @unchecked Sendable {
             }
             return m
         }
-        return try GSASRInitialization.model(encoder: s.encoder, decoder: s.decoder, seed: s.manualSeed)
+        let m = try GSASRInitialization.model(encoder: s.encoder, decoder: s.decoder, seed: s.manualSeed)
+        if let b = s.initAlphaBias {
+            let bias = m.decoderState.parameters.first { $0.key == "mlp_block_alpha.4.bias" }!
+            for i in 0..<bias.value.count { bias.value.ptr[i] += Float(b) }
+        }
+        return m
     }
 
     /// One training iteration on `batch`.

@@ -54,6 +54,13 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var emaDecay = 0.999
     /// `clip_grad_norm`: nil (False) or the max global L2 norm.
     public var clipGradNorm: Double?
+    /// Ours (`train.init_alpha_bias`): added to `mlp_block_alpha.4.bias` of a from-scratch
+    /// model. PyTorch's default init gives every Gaussian opacity ≈ sigmoid(0) = 0.5, and the
+    /// ~16 overlapping Gaussians per LR pixel then render about 10x too bright (initial L1 ≈ 4);
+    /// Adam's first steps then drive all opacities into sigmoid saturation, where every gradient
+    /// is exactly zero and training stops (seen at iteration ~60 with lr 4e-4, warm-up 200).
+    /// −3 starts near the right brightness. nil keeps the official initialisation.
+    public var initAlphaBias: Double?
 
     // val / logger
     public var valFreq = 10_000
@@ -195,7 +202,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if let t = try n.child("train") {
             try t.only([
                 "clip_grad_norm", "ema_decay", "optim_g", "optim_fea2gs", "scheduler", "total_iter", "warmup_iter",
-                "pixel_opt",
+                "pixel_opt", "init_alpha_bias",
             ])
             if let v = t.raw("clip_grad_norm") {
                 if let b = v as? Bool {
@@ -206,6 +213,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                 }
             }
             if let v = try t.double("ema_decay") { emaDecay = v }
+            if let v = try t.double("init_alpha_bias") { initAlphaBias = v }
             for key in ["optim_g", "optim_fea2gs"] {
                 if let o = try t.child(key) {
                     try o.only(["type", "lr", "weight_decay", "betas"])

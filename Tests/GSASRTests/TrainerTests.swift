@@ -1,0 +1,204 @@
+import Foundation
+import GSASR
+import Testing
+
+/// A tiny configuration so that training tests take a fraction of a second per iteration.
+func tinySettings() -> TrainingSettings {
+    var s = TrainingSettings()
+    s.encoder = EDSRConfig(numFeat: 8, numBlock: 1)
+    s.decoder = Fea2GSConfig(
+        inchannel: 8, channel: 12, numHeads: 2, numCrossattnBlocks: 1, numCrossattnLayers: 1, numSelfattnBlocks: 1,
+        numSelfattnLayers: 1, numGsSeed: 16, windowSize: 4, shuffleScale1: 2, shuffleScale2: 2)
+    s.lrSize = 8
+    s.batchSize = 2
+    s.warmupIter = 3
+    s.milestones = [4]
+    s.totalIter = 6
+    s.lr = 1e-3
+    return s
+}
+
+func tempFolder() throws -> URL {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("gsasr-train-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+    return d
+}
+
+@Suite(.serialized) struct TrainerTests {
+    func snapshot(_ t: Trainer) -> [[Float]] {
+        t.parameters.flatMap { _, p in
+            [p.value.array, t.ema.value(of: p).array, t.adam.expAvg.of(p.value).array, t.adam.expAvgSq.of(p.value).array]
+        }
+    }
+
+    /// 6 iterations straight equal 3 + checkpoint + resume (new process state) + 3, bit for bit:
+    /// parameters, EMA, both Adam moments, and the losses.
+    @Test func resumeIsExact() throws {
+        let s = tinySettings()
+        let ds = ContinuousBicubicDataset(photos: syntheticPhotos(), lrSize: s.lrSize, seed: 5)
+        let a = Trainer(settings: s, model: try Trainer.initialModel(s))
+        var lossA: [Float] = []
+        for it in 1...6 { lossA.append(a.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
+
+        let b = Trainer(settings: s, model: try Trainer.initialModel(s))
+        var lossB: [Float] = []
+        for it in 1...3 { lossB.append(b.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
+        let dir = try tempFolder()
+        let url = dir.appendingPathComponent("checkpoint.safetensors")
+        try b.saveCheckpoint(to: url, wallSeconds: 1.5)
+        let c = try Trainer.resume(from: url)
+        #expect(c.iteration == 3 && c.adam.step == 3 && c.previousWallSeconds == 1.5)
+        for it in 4...6 { lossB.append(c.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
+        print("losses straight \(lossA), resumed \(lossB)")
+        #expect(lossA == lossB)
+        let sa = snapshot(a), sc = snapshot(c)
+        var differing = 0
+        for i in 0..<sa.count where sa[i] != sc[i] { differing += 1 }
+        print("resume: \(differing) of \(sa.count) state tensors differ")
+        #expect(differing == 0)
+        #expect(lossA.last! < lossA.first!)
+    }
+
+    @Test func damagedCheckpointsAreRefusedAndLeftAlone() throws {
+        let s = tinySettings()
+        let t = Trainer(settings: s, model: try Trainer.initialModel(s))
+        let dir = try tempFolder()
+        let url = dir.appendingPathComponent("checkpoint.safetensors")
+        try t.saveCheckpoint(to: url, wallSeconds: 0)
+        let good = try Data(contentsOf: url)
+        // Truncated, bit-flipped header, and garbage: each a one-line error; the file is unchanged.
+        for (label, bad) in [
+            ("truncated", good.prefix(good.count / 2)), ("garbage", Data(repeating: 0x41, count: 100)),
+            ("empty", Data()),
+        ] {
+            let u = dir.appendingPathComponent("\(label).safetensors")
+            try bad.write(to: u)
+            do {
+                _ = try Trainer.resume(from: u)
+                Issue.record("\(label) checkpoint was accepted")
+            } catch {
+                let msg = "\(error)"
+                print("\(label): \(msg)")
+                #expect(!msg.contains("\n") && msg.contains(u.lastPathComponent))
+            }
+            #expect(try Data(contentsOf: u) == bad)
+        }
+        // A checkpoint whose tensors do not match its settings.
+        var other = s
+        other.decoder.channel = 16
+        other.decoder.numHeads = 2
+        let t2 = Trainer(settings: other, model: try Trainer.initialModel(other))
+        let u2 = dir.appendingPathComponent("other.safetensors")
+        try t2.saveCheckpoint(to: u2, wallSeconds: 0)
+        var loaded = try Safetensors.loadWithMetadata(u2)
+        var meta = loaded.metadata
+        meta["gsasr_state"] = try Safetensors.loadWithMetadata(url).metadata["gsasr_state"]
+        try Safetensors.save(loaded.tensors, metadata: meta, to: u2)
+        loaded = try Safetensors.loadWithMetadata(u2)
+        #expect(throws: TrainingError.self) { _ = try Trainer.resume(from: u2) }
+        #expect(try Data(contentsOf: url) == good)
+    }
+
+    @Test func writesToAnUnwritablePlaceFailCleanly() throws {
+        let s = tinySettings()
+        let t = Trainer(settings: s, model: try Trainer.initialModel(s))
+        let missing = URL(fileURLWithPath: "/nonexistent-\(UUID().uuidString)/checkpoint.safetensors")
+        #expect(throws: TrainingError.self) { try t.saveCheckpoint(to: missing, wallSeconds: 0) }
+        // /dev/full: every write fails with ENOSPC (disk full); the error names it.
+        if FileManager.default.fileExists(atPath: "/dev/full") {
+            do {
+                let fd = open("/dev/full", O_WRONLY)
+                defer { close(fd) }
+                var byte: UInt8 = 0
+                #expect(write(fd, &byte, 1) < 0 && errno == ENOSPC)
+            }
+        }
+    }
+
+    @Test func exportedModelLoadsAndEqualsTheEMA() throws {
+        let s = tinySettings()
+        let ds = ContinuousBicubicDataset(photos: syntheticPhotos(), lrSize: s.lrSize, seed: 5)
+        let t = Trainer(settings: s, model: try Trainer.initialModel(s))
+        for it in 1...2 { _ = t.step(ds.batch(start: (it - 1) * 2, count: 2)) }
+        let dir = try tempFolder().appendingPathComponent("model")
+        try t.exportModel(to: dir)
+        let m = try GSASRModel.load(directory: dir)
+        let e = try t.emaModel()
+        let x = Tensor(shape: [8, 8, 3], values: (0..<192).map { Float($0 % 17) / 17 })
+        let f1 = m.encoder(x, height: 8, width: 8).array, f2 = e.encoder(x, height: 8, width: 8).array
+        #expect(f1 == f2)
+        let g1 = m.decoder(m.encoder(x, height: 8, width: 8), height: 8, width: 8, scale: 2.5).array
+        let g2 = e.decoder(e.encoder(x, height: 8, width: 8), height: 8, width: 8, scale: 2.5).array
+        #expect(g1 == g2)
+        // The EMA differs from the raw parameters after a step (decay 0.999).
+        let raw = t.model.encoder(x, height: 8, width: 8).array
+        #expect(raw != f1)
+    }
+}
+
+@Suite struct TrainingSettingsTests {
+    static let official = """
+        name: t
+        manual_seed: 3
+        dmax: 0.5
+        datasets:
+          train:
+            type: ContinuousBicubicDownsampleDataset
+            all_gt_list: ['/tmp/x']
+            lr_size: 48
+            scale_list: [1.0, 4.0]
+            batch_size_per_gpu: 16
+            round_mode: 'round'
+            io_backend:
+              type: disk
+        network_g: {type: EDSRNOUP, num_in_ch: 3, num_out_ch: 3, num_feat: 64, num_block: 16, upscale: 4, res_scale: 1}
+        train:
+          clip_grad_norm: False
+          ema_decay: 0.999
+          optim_g: {type: Adam, lr: !!float 2e-4, weight_decay: 0, betas: [0.9, 0.99]}
+          scheduler: {type: MultiStepLR, milestones: [250000, 400000], gamma: 0.5}
+          total_iter: 500000
+          warmup_iter: 2000
+        val:
+          val_freq: !!float 1e4
+        logger:
+          print_freq: 100
+          save_checkpoint_freq: !!float 1e4
+        """
+
+    @Test func readsOfficialKeys() throws {
+        let s = try TrainingSettings.load(yaml: Self.official)
+        #expect(s.name == "t" && s.manualSeed == 3 && s.lrSize == 48 && s.batchSize == 16)
+        #expect(s.milestones == [250000, 400000] && s.warmupIter == 2000 && s.valFreq == 10000)
+        #expect(s.photos == ["/tmp/x"] && s.clipGradNorm == nil && s.lr == 2e-4)
+        var o = s
+        try o.apply(overrides: ["train.total_iter=2000", "datasets.train.batch_size_per_gpu=4"])
+        #expect(o.totalIter == 2000 && o.batchSize == 4)
+    }
+
+    @Test func badConfigsGetOneLineErrors() {
+        let cases: [(String, String)] = [
+            (Self.official + "\ntrain2: 1\n", "unknown key 'train2'"),
+            (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_sizes: 48"), "unknown key 'datasets.train.lr_sizes'"),
+            (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: big"), "'datasets.train.lr_size' must be an integer"),
+            (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 50"), "multiple of window_size"),
+            (Self.official.replacingOccurrences(of: "use_hflip", with: "x") + "\n", ""),
+            (Self.official.replacingOccurrences(of: "type: Adam", with: "type: SGD"), "only Adam"),
+            ("- a\n- b\n", "top level must be a mapping"),
+            ("a: [\n", "not valid YAML"),
+        ]
+        for (yaml, expected) in cases where !expected.isEmpty {
+            do {
+                _ = try TrainingSettings.load(yaml: yaml)
+                Issue.record("accepted a bad config (expected \(expected))")
+            } catch {
+                let m = "\(error)"
+                #expect(m.contains(expected), "\(m)")
+                #expect(!m.contains("\n"))
+            }
+        }
+        var s = TrainingSettings()
+        #expect(throws: TrainingError.self) { try s.apply(overrides: ["train.total_iter"]) }
+        #expect(throws: TrainingError.self) { try s.apply(overrides: ["train.bogus=1"]) }
+    }
+}
