@@ -15,7 +15,7 @@ struct GSASRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gsasr",
         abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
-        subcommands: [Upscale.self, Train.self, Eval.self, Bench.self, Convert.self],
+        subcommands: [Upscale.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self],
         defaultSubcommand: Upscale.self)
 
     static func main() {
@@ -211,7 +211,7 @@ struct Upscale: ParsableCommand {
         try refuseOverwritingInput(inURL, outURL)
         // Everything that can be rejected is checked before the first progress line.
         let decoded = try Self.loadInput(inURL)
-        let (model, _) = try modelOptions.load()
+        let (model, _) = try modelOptions.loadOrDefault()
         try upscale(decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), scale: scale, to: outURL)
     }
 
@@ -282,7 +282,7 @@ struct Upscale: ParsableCommand {
             .filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }
             .sorted()
         guard !names.isEmpty else { throw CLIError("folder '\(inDir.path)' holds no .png, .jpg or .jpeg files") }
-        let (model, _) = try modelOptions.load()
+        let (model, _) = try modelOptions.loadOrDefault()
         let up = try makeUpscaler(model, mode: mode, dmax: dmax)
         try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
         var failed = 0

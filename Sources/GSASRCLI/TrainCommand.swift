@@ -154,3 +154,52 @@ struct Eval: ParsableCommand {
         }
     }
 }
+
+/// `gsasr compare --hr IMG -s 4 -o OUT.png`: bicubic | model | HR side by side.
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a before/after picture: the HR image is downscaled as `gsasr eval` does, then bicubic | model | HR.")
+
+    @Option(help: "HR image (PNG or JPEG).")
+    var hr: String
+
+    @Option(name: .shortAndLong, help: "Scale.")
+    var scale: String = "4"
+
+    @Option(name: .shortAndLong, help: "Output PNG (side by side).")
+    var output: String
+
+    @Option(help: "Centre-crop the HR image to at most this side first (0: whole image).")
+    var crop: Int = 0
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    func run() throws {
+        let s = try parseScale(scale)
+        guard s >= 1 else { throw CLIError("scale \(s) is below 1") }
+        let inURL = URL(fileURLWithPath: hr), outURL = URL(fileURLWithPath: output)
+        guard inURL.standardizedFileURL.path != outURL.standardizedFileURL.path else {
+            throw CLIError("output '\(output)' would overwrite the input")
+        }
+        let img = Evaluation.centerCrop(try ImageIO.load(inURL).rgb, side: crop)
+        let (model, _) = try modelOptions.loadOrDefault()
+        let p = try Evaluation.prepare(hr: img, scale: s)
+        let r = try Upscaler(model: model).upscale(rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height, scale: s)
+        let w = p.gtWidth, h = p.gtHeight, gap = 4
+        var out = [Float](repeating: 1, count: (3 * w + 2 * gap) * h * 3)
+        let panels: [[Float]] = [p.bicubic.map { Float($0) / 255 }, r.pixels, p.gt.map { Float($0) / 255 }]
+        let W = 3 * w + 2 * gap
+        for (k, panel) in panels.enumerated() {
+            for y in 0..<h {
+                for x in 0..<w {
+                    for c in 0..<3 { out[(y * W + k * (w + gap) + x) * 3 + c] = panel[(y * w + x) * 3 + c] }
+                }
+            }
+        }
+        try ImageIO.writePNG(Image(width: W, height: h, pixels: out), to: outURL)
+        let b = Evaluation.cropBorder(scale: s)
+        let bic = Metrics.psnrY(p.bicubic, p.gt, width: w, height: h, cropBorder: b)
+        let ours = Metrics.psnrY(r.pixels.map(ImageIO.quantize), p.gt, width: w, height: h, cropBorder: b)
+        print(String(format: "x%g: bicubic %.2f dB | model %.2f dB (PSNR-Y) -> %@", s, bic, ours, output))
+    }
+}

@@ -164,6 +164,19 @@ func tempFolder() throws -> URL {
         let g1 = m.decoder(m.encoder(x, height: 8, width: 8), height: 8, width: 8, scale: 2.5).array
         let g2 = e.decoder(e.encoder(x, height: 8, width: 8), height: 8, width: 8, scale: 2.5).array
         #expect(g1 == g2)
+        // The official-layout .pth files read back (params_ema = the EMA, params = the raw weights).
+        for net in ["encoder", "decoder"] {
+            let ema = try PthReader.load(dir.appendingPathComponent("official/\(net).pth"), paramKey: "params_ema")
+            let raw = try PthReader.load(dir.appendingPathComponent("official/\(net).pth"), paramKey: "params")
+            let st = try Safetensors.load(dir.appendingPathComponent("\(net).safetensors"))
+            #expect(ema.keys == st.keys && raw.keys == st.keys)
+            #expect(ema.keys.allSatisfy { ema[$0]!.floats == st[$0]!.floats && ema[$0]!.shape == st[$0]!.shape })
+            let entries = net == "encoder" ? t.encoderEntries : t.decoderEntries
+            let live = entries.stateDict()
+            #expect(raw.keys.allSatisfy { raw[$0]!.floats == live[$0]!.floats })
+            #expect(ema["\(net == "encoder" ? "conv_first.weight" : "gs_embedding")"]!.floats
+                != raw["\(net == "encoder" ? "conv_first.weight" : "gs_embedding")"]!.floats)
+        }
         // The EMA differs from the raw parameters after a step (decay 0.999).
         let raw = t.model.encoder(x, height: 8, width: 8).array
         #expect(raw != f1)

@@ -114,13 +114,23 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// Writes a model directory `encoder.safetensors`, `decoder.safetensors` (official key
-    /// names and layouts, EMA weights) and `config.json` (official kwargs).
+    /// names and layouts, EMA weights), `config.json` (official kwargs), and
+    /// `official/{encoder,decoder}.pth` in torch.save's format with `params_ema` and `params`.
     public func exportModel(to dir: URL, metadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let e = encoderEntries.stateDict { self.ema.value(of: $0) }
         let d = decoderEntries.stateDict { self.ema.value(of: $0) }
         try Safetensors.save(e, metadata: metadata, to: dir.appendingPathComponent("encoder.safetensors"))
         try Safetensors.save(d, metadata: metadata, to: dir.appendingPathComponent("decoder.safetensors"))
+        // The official layout for the official code: torch.save({'params_ema': EMA, 'params': raw}).
+        let official = dir.appendingPathComponent("official")
+        try FileManager.default.createDirectory(at: official, withIntermediateDirectories: true)
+        try PthWriter.save(
+            [("params_ema", e), ("params", encoderEntries.stateDict())], to: official.appendingPathComponent("encoder.pth"),
+            archiveName: "encoder")
+        try PthWriter.save(
+            [("params_ema", d), ("params", decoderEntries.stateDict())], to: official.appendingPathComponent("decoder.pth"),
+            archiveName: "decoder")
         let cfg = settings.decoder
         let json: [String: Any] = [
             "encoder": [
