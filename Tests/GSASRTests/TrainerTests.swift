@@ -249,3 +249,32 @@ func tempFolder() throws -> URL {
         #expect(throws: TrainingError.self) { try s.apply(overrides: ["train.bogus=1"]) }
     }
 }
+
+@Suite struct InitialisationOptionsTests {
+    @Test func gainsAndAlphaBiasChangeExactlyTheNamedParameters() throws {
+        var s = tinySettings()
+        let plain = try Trainer.initialModel(s)
+        s.initGains = ["img_feat_proj.": 3, "conv_after_body.": 5]
+        s.initAlphaBias = -3
+        let tuned = try Trainer.initialModel(s)
+        let a = plain.encoderState.parameters.map { ("encoder." + $0.key, $0) } + plain.decoderState.parameters.map { ("decoder." + $0.key, $0) }
+        let b = tuned.encoderState.parameters.map { ("encoder." + $0.key, $0) } + tuned.decoderState.parameters.map { ("decoder." + $0.key, $0) }
+        for ((key, p), (_, q)) in zip(a, b) {
+            let x = p.value.array, y = q.value.array
+            if key.contains("img_feat_proj.") {
+                #expect(y == x.map { $0 * 3 }, "\(key)")
+            } else if key.contains("conv_after_body.") {
+                #expect(y == x.map { $0 * 5 }, "\(key)")
+            } else if key == "decoder.mlp_block_alpha.4.bias" {
+                #expect(y == x.map { $0 + Float(-3.0) }, "\(key)")
+            } else {
+                #expect(y == x, "\(key)")
+            }
+        }
+        s.initGains = ["no_such_parameter": 2]
+        #expect(throws: TrainingError.self) { _ = try Trainer.initialModel(s) }
+        var t = TrainingSettings()
+        try t.apply(overrides: ["train.init_gains={\"img_feat_proj.\": 3.0}", "train.init_alpha_bias=-2"])
+        #expect(t.initGains == ["img_feat_proj.": 3.0] && t.initAlphaBias == -2)
+    }
+}

@@ -65,6 +65,16 @@ public final class Trainer: @unchecked Sendable {
             return m
         }
         let m = try GSASRInitialization.model(encoder: s.encoder, decoder: s.decoder, seed: s.manualSeed)
+        if !s.initGains.isEmpty {
+            let all =
+                m.encoderState.parameters.map { ("encoder." + $0.key, $0) }
+                + m.decoderState.parameters.map { ("decoder." + $0.key, $0) }
+            for (pattern, gain) in s.initGains.sorted(by: { $0.key < $1.key }) {
+                let hits = all.filter { $0.0.contains(pattern) }
+                guard !hits.isEmpty else { throw TrainingError("train.init_gains: no parameter key contains '\(pattern)'") }
+                for (_, p) in hits { for i in 0..<p.value.count { p.value.ptr[i] *= Float(gain) } }
+            }
+        }
         if let b = s.initAlphaBias {
             let bias = m.decoderState.parameters.first { $0.key == "mlp_block_alpha.4.bias" }!
             for i in 0..<bias.value.count { bias.value.ptr[i] += Float(b) }

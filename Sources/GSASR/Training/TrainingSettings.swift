@@ -61,6 +61,12 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// is exactly zero and training stops (seen at iteration ~60 with lr 4e-4, warm-up 200).
     /// −3 starts near the right brightness. nil keeps the official initialisation.
     public var initAlphaBias: Double?
+    /// Ours (`train.init_gains`): multiplies, in a from-scratch model, every parameter whose
+    /// checkpoint key (`encoder.<key>` / `decoder.<key>`) contains the given text. With
+    /// PyTorch's default init the path from the image features to the Gaussians is weak (the
+    /// golden small model scales it up for the same reason), and the network first learns a
+    /// constant image; gains on that path let the image reach the Gaussians from the start.
+    public var initGains: [String: Double] = [:]
 
     // val / logger
     public var valFreq = 10_000
@@ -202,7 +208,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if let t = try n.child("train") {
             try t.only([
                 "clip_grad_norm", "ema_decay", "optim_g", "optim_fea2gs", "scheduler", "total_iter", "warmup_iter",
-                "pixel_opt", "init_alpha_bias",
+                "pixel_opt", "init_alpha_bias", "init_gains",
             ])
             if let v = t.raw("clip_grad_norm") {
                 if let b = v as? Bool {
@@ -214,6 +220,14 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             }
             if let v = try t.double("ema_decay") { emaDecay = v }
             if let v = try t.double("init_alpha_bias") { initAlphaBias = v }
+            if let g = try t.child("init_gains") {
+                var gains: [String: Double] = [:]
+                for k in g.dict.keys.sorted() {
+                    guard let v = try g.double(k), v.isFinite else { continue }
+                    gains[k] = v
+                }
+                initGains = gains
+            }
             for key in ["optim_g", "optim_fea2gs"] {
                 if let o = try t.child(key) {
                     try o.only(["type", "lr", "weight_decay", "betas"])
