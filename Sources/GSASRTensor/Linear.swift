@@ -90,10 +90,10 @@ extension Kernels {
         x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int, weight: UnsafePointer<Float>, n: Int,
         dy: UnsafePointer<Float>, ldy: Int,
         dx: UnsafeMutablePointer<Float>?, lddx: Int, accumulateDX: Bool = false,
-        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?
+        dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?, parallel: Bool = true
     ) {
         if m == 0 { return }
-        let big = m * n * k >= 1 << 21
+        let big = parallel && m * n * k >= 1 << 21
         if let dx {
             let body: (Range<Int>) -> Void = { rows in
                 BLAS.sgemm(
@@ -142,7 +142,8 @@ extension Kernels {
     }
 
     public static func reluBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n where !(y[i] > 0) { dy[i] = 0 }
+        // Branch-free select, so the loop vectorises.
+        for i in 0..<n { dy[i] = y[i] > 0 ? dy[i] : 0 }
     }
 
     /// Column sums of x (rows × n) added into `out` (n), rows in order (deterministic).

@@ -150,56 +150,85 @@ extension Fea2GS {
         let c = config.channel
         let n = gh * gw
         let dx = Tensor(uninitialized: [n, c])
-        let chunk = 4096
+        let chunk = 1024
         let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
         let columns = [0, 2, 3, 4, 7]
         let fgw = Float(gw), fgh = Float(gh)
-        let dWf = grads.of(fusedHeadInput.weight), dBf = grads.of(fusedHeadInput.bias!)
-        let g2 = heads.map { (grads.of($0.l2.weight), grads.of($0.l2.bias!)) }
-        let g4 = heads.map { (grads.of($0.l4.weight), grads.of($0.l4.bias!)) }
-        withExtendedLifetime((x, dx, dOut, dWf, dBf, g2, g4, heads)) {
-            let xp = x.ptr, dop = dOut.ptr
-            var r0 = 0
-            while r0 < n {
-                let rows = min(chunk, n - r0)
-                let h1 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c)
-                let dh1 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c)
-                let h2 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c)
-                let dh2 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c)
-                let dO = UnsafeMutablePointer<Float>.allocate(capacity: rows * 3)
+        // The heads recompute their activations chunk by chunk (as use_checkpoint would) and
+        // the chunks are spread over the workers. Each worker accumulates its weight gradients
+        // privately; they are summed into `grads` in worker order afterwards, so the result
+        // depends only on the thread count (as every parallel reduction here).
+        let targets: [Tensor] =
+            [grads.of(fusedHeadInput.weight), grads.of(fusedHeadInput.bias!)]
+            + heads.flatMap {
+                [grads.of($0.l2.weight), grads.of($0.l2.bias!), grads.of($0.l4.weight), grads.of($0.l4.bias!)]
+            }
+        let chunks = (n + chunk - 1) / chunk
+        let workers = max(1, min(Parallel.threadCount, chunks))
+        let sizes = targets.map(\.count)
+        let total = sizes.reduce(0, +)
+        var offsets = [Int](repeating: 0, count: sizes.count)
+        for i in 1..<sizes.count { offsets[i] = offsets[i - 1] + sizes[i - 1] }
+        let local = UnsafeMutablePointer<Float>.allocate(capacity: workers * total)
+        local.initialize(repeating: 0, count: workers * total)
+        defer { local.deallocate() }
+        withExtendedLifetime((x, dx, dOut, targets, heads)) {
+            let xp = x.ptr, dop = dOut.ptr, dxp = dx.ptr
+            Parallel.workers(workers) { w in
+                let g = local + w * total
+                let h1 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c)
+                let dh1 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c)
+                let h2 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c)
+                let dh2 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c)
+                let dO = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 3)
                 defer { h1.deallocate(); dh1.deallocate(); h2.deallocate(); dh2.deallocate(); dO.deallocate() }
-                Kernels.linear(
-                    x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
-                    bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c)
-                Kernels.relu(h1, rows * 5 * c)
-                for (hi, head) in heads.enumerated() {
+                var ci = w
+                while ci < chunks {
+                    let r0 = ci * chunk, rows = min(chunk, n - r0)
                     Kernels.linear(
-                        x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr,
-                        n: 4 * c, y: h2, ldy: 4 * c)
-                    Kernels.relu(h2, rows * 4 * c)
-                    let k = head.l4.outFeatures, col = columns[hi]
-                    for r in 0..<rows {
-                        for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
-                    }
-                    if hi == 4 {  // mean = head / [gridW, gridH] + reference point
+                        x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
+                        bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
+                    Kernels.relu(h1, rows * 5 * c)
+                    for (hi, head) in heads.enumerated() {
+                        Kernels.linear(
+                            x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr,
+                            bias: head.l2.bias!.ptr, n: 4 * c, y: h2, ldy: 4 * c, parallel: false)
+                        Kernels.relu(h2, rows * 4 * c)
+                        let k = head.l4.outFeatures, col = columns[hi]
                         for r in 0..<rows {
-                            dO[r * 2] /= fgw
-                            dO[r * 2 + 1] /= fgh
+                            for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
                         }
+                        if hi == 4 {  // mean = head / [gridW, gridH] + reference point
+                            for r in 0..<rows {
+                                dO[r * 2] /= fgw
+                                dO[r * 2 + 1] /= fgh
+                            }
+                        }
+                        let t = 2 + 4 * hi
+                        Kernels.linearBackward(
+                            x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, n: k, dy: dO, ldy: k,
+                            dx: dh2, lddx: 4 * c, dWeight: g + offsets[t + 2], dBias: g + offsets[t + 3],
+                            parallel: false)
+                        Kernels.reluBackward(dh2, output: h2, rows * 4 * c)
+                        Kernels.linearBackward(
+                            x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, n: 4 * c, dy: dh2,
+                            ldy: 4 * c, dx: dh1 + hi * c, lddx: 5 * c, dWeight: g + offsets[t], dBias: g + offsets[t + 1],
+                            parallel: false)
                     }
+                    Kernels.reluBackward(dh1, output: h1, rows * 5 * c)
                     Kernels.linearBackward(
-                        x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, n: k, dy: dO, ldy: k,
-                        dx: dh2, lddx: 4 * c, dWeight: g4[hi].0.ptr, dBias: g4[hi].1.ptr)
-                    Kernels.reluBackward(dh2, output: h2, rows * 4 * c)
-                    Kernels.linearBackward(
-                        x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, n: 4 * c, dy: dh2,
-                        ldy: 4 * c, dx: dh1 + hi * c, lddx: 5 * c, dWeight: g2[hi].0.ptr, dBias: g2[hi].1.ptr)
+                        x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, n: 5 * c, dy: dh1,
+                        ldy: 5 * c, dx: dxp + r0 * c, lddx: c, dWeight: g + offsets[0], dBias: g + offsets[1],
+                        parallel: false)
+                    ci += workers
                 }
-                Kernels.reluBackward(dh1, output: h1, rows * 5 * c)
-                Kernels.linearBackward(
-                    x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, n: 5 * c, dy: dh1,
-                    ldy: 5 * c, dx: dx.ptr + r0 * c, lddx: c, dWeight: dWf.ptr, dBias: dBf.ptr)
-                r0 += rows
+            }
+            for (i, t) in targets.enumerated() {
+                let tp = t.ptr
+                for w in 0..<workers {
+                    let src = local + w * total + offsets[i]
+                    for j in 0..<sizes[i] { tp[j] += src[j] }
+                }
             }
         }
         return dx
