@@ -54,7 +54,18 @@ public enum Kernels {
 
     /// In-place ReLU.
     public static func relu(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
-        for i in 0..<n { p[i] = max(p[i], 0) }
+        // SIMD8 explicitly: the pointer loop does not vectorise on its own.
+        var i = 0
+        let zero = SIMD8<Float>(repeating: 0)
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(p + i).storeBytes(of: v.replacing(with: zero, where: .!(v .> zero)), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            p[i] = max(p[i], 0)
+            i += 1
+        }
     }
 
     public static func relu(_ t: Tensor) { relu(t.ptr, t.count) }
@@ -142,8 +153,20 @@ extension Kernels {
     }
 
     public static func reluBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, _ n: Int) {
-        // Branch-free select, so the loop vectorises.
-        for i in 0..<n { dy[i] = y[i] > 0 ? dy[i] : 0 }
+        // SIMD8 explicitly: the pointer loop does not vectorise on its own (possible aliasing).
+        var i = 0
+        let zero = SIMD8<Float>(repeating: 0)
+        while i + 8 <= n {
+            let yv = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            let dv = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dy + i).storeBytes(
+                of: dv.replacing(with: zero, where: .!(yv .> zero)), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            if !(y[i] > 0) { dy[i] = 0 }
+            i += 1
+        }
     }
 
     /// Column sums of x (rows × n) added into `out` (n), rows in order (deterministic).
