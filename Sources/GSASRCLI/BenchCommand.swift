@@ -5,8 +5,8 @@ import GSASRBench
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: per-stage pipeline timings (default) or the rasterizer (`bench raster`).",
-        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self],
+        abstract: "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`).",
+        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self],
         defaultSubcommand: PipelineBenchCommand.self)
 }
 
@@ -115,5 +115,55 @@ struct RasterBenchCommand: ParsableCommand {
         try setThreads(jobs)
         _ = try RasterBench.run(
             cases: ids, gsParamsPath: gsParams, threads: Parallel.threadCount, repeats: repeats, jsonPath: json)
+    }
+}
+
+struct TrainBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time a training step (official setup: batch 4, LR 48, scale 4); peak RSS; forward GFLOP/s vs sgemm in the same run.")
+
+    @Option(help: "small, paper, or a training YAML.")
+    var config: String = "small"
+
+    @Option(help: "Batch size.")
+    var batch: Int = 4
+
+    @Option(help: "LR patch side (a multiple of the window size).")
+    var lrSize: Int = 48
+
+    @Option(help: "Timed steps after one warm-up (median reported).")
+    var steps: Int = 3
+
+    @Option(name: .short, help: "Threads.")
+    var jobs: Int?
+
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try setThreads(jobs)
+        guard (1...64).contains(batch), (1...20).contains(steps) else { throw CLIError("--batch must be 1...64 and --steps 1...20") }
+        var settings: TrainingSettings
+        if let s = TrainBench.settings(named: config) {
+            settings = s
+        } else {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw CLIError("--config '\(config)' is neither small, paper nor a readable YAML file")
+            }
+            settings = try TrainingSettings.load(yaml: text, origin: config)
+        }
+        guard lrSize > 0, lrSize % settings.decoder.windowSize == 0 else {
+            throw CLIError("--lr-size \(lrSize) must be a positive multiple of the window size \(settings.decoder.windowSize)")
+        }
+        let name = TrainBench.settings(named: config) == nil ? (config as NSString).lastPathComponent : config
+        let r = try TrainBench.run(settings: settings, name: name, batch: batch, lrSize: lrSize, steps: steps)
+        print(TrainBench.format(r))
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.keyEncodingStrategy = .convertToSnakeCase
+            try enc.encode(r).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
     }
 }
