@@ -278,3 +278,24 @@ func tempFolder() throws -> URL {
         #expect(t.initGains == ["img_feat_proj.": 3.0] && t.initAlphaBias == -2)
     }
 }
+
+@Suite struct HeadsCacheTests {
+    /// Keeping the heads' activations or recomputing them in the backward gives the same
+    /// gradients bit for bit.
+    @Test func cachedAndRecomputedHeadsGiveIdenticalGradients() throws {
+        let s = tinySettings()
+        let ds = ContinuousBicubicDataset(photos: syntheticPhotos(), lrSize: s.lrSize, seed: 8)
+        let batch = ds.batch(start: 0, count: 2)
+        func grads(limit: Int) throws -> [[Float]] {
+            let saved = Fea2GS.headsCacheLimitBytes
+            Fea2GS.headsCacheLimitBytes = limit
+            defer { Fea2GS.headsCacheLimitBytes = saved }
+            let t = Trainer(settings: s, model: try Trainer.initialModel(s))
+            _ = t.model.lossAndGradients(batch, rasterizer: t.rasterizer, grads: t.grads)
+            return t.parameters.map { t.grads.of($0.param.value).array }
+        }
+        let cached = try grads(limit: 1 << 40), recomputed = try grads(limit: 0)
+        #expect(cached == recomputed)
+        #expect(cached.contains { $0.contains { $0 != 0 } })
+    }
+}

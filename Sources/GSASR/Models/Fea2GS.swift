@@ -164,7 +164,7 @@ public struct Fea2GS: @unchecked Sendable {
 
     /// The five MLP heads on the upsampled grid, streamed in chunks of tokens so the (4C-wide)
     /// hidden activations never exist for the whole grid at once.
-    func heads(_ x: Tensor, gridHeight gh: Int, gridWidth gw: Int) -> Tensor {
+    func heads(_ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, cache: HeadsCache? = nil) -> Tensor {
         let c = config.channel
         let n = gh * gw
         let out = Tensor(uninitialized: [n, 9])
@@ -178,15 +178,17 @@ public struct Fea2GS: @unchecked Sendable {
         Parallel.forEach(chunks) { ci in
             let r0 = ci * chunk
             let rows = min(chunk, n - r0)
-            let h1 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c)
-            let h2 = UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c)
+            let h1Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c) : nil
+            let h2Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c) : nil
             let o = UnsafeMutablePointer<Float>.allocate(capacity: rows * 3)
-            defer { h1.deallocate(); h2.deallocate(); o.deallocate() }
+            defer { h1Own?.deallocate(); h2Own?.deallocate(); o.deallocate() }
+            let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
             Kernels.linear(
                 x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
                 bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
             Kernels.relu(h1, rows * 5 * c)
             for (hi, head) in heads.enumerated() {
+                let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
                 Kernels.linear(
                     x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr,
                     n: 4 * c, y: h2, ldy: 4 * c, parallel: false)
@@ -209,6 +211,19 @@ public struct Fea2GS: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// The heads' hidden activations for the whole grid, kept by a training forward so that
+    /// the backward need not recompute them: h1 (n × 5C, after ReLU) and per head h2 (n × 4C, after ReLU).
+    final class HeadsCache {
+        let h1: Tensor
+        let h2: [Tensor]
+        init(n: Int, channel c: Int) {
+            h1 = Tensor(uninitialized: [n, 5 * c])
+            h2 = (0..<5).map { _ in Tensor(uninitialized: [n, 4 * c]) }
+        }
+        /// Bytes a cache for n Gaussians of C channels takes.
+        static func bytes(n: Int, channel c: Int) -> Int { n * 25 * c * 4 }
     }
 
     /// Cell centres `torch.linspace(0.5/n, 1 − 0.5/n, n)` in Float32, with torch's CPU

@@ -12,6 +12,14 @@ public struct Fea2GSContext {
     let img: Tensor, u0: Tensor  // UPNet conv inputs
     let up: Tensor  // the heads' input (outH·outW × C)
     let upHeight: Int, upWidth: Int
+    let headsCache: Fea2GS.HeadsCache?
+}
+
+extension Fea2GS {
+    /// A training forward keeps the heads' hidden activations when they take at most this many
+    /// bytes (ours: 512 MiB; 44 MB for the default config at LR 24, 663 MB for the paper
+    /// config at LR 48, which therefore recomputes them in the backward, as `use_checkpoint` would).
+    public static var headsCacheLimitBytes = 512 << 20
 }
 
 extension Fea2GS {
@@ -60,10 +68,14 @@ extension Fea2GS {
         if !gsSelfattnBlocks.isEmpty { query = query.adding(resi) }
 
         let u = upsample(query, grid: grid)
-        let raw = heads(u.up, gridHeight: u.height, gridWidth: u.width)
+        let nUp = u.height * u.width
+        let cache =
+            HeadsCache.bytes(n: nUp, channel: c) <= Fea2GS.headsCacheLimitBytes ? HeadsCache(n: nUp, channel: c) : nil
+        let raw = heads(u.up, gridHeight: u.height, gridWidth: u.width, cache: cache)
         let ctx = Fea2GSContext(
             hp: hp, wp: wp, env: env, inverseScale: inv, scaleHidden: hidden, features: features, f0: f0, cross: cross,
-            selfBlocks: selfCtx, img: u.img, u0: u.u0, up: u.up, upHeight: u.height, upWidth: u.width)
+            selfBlocks: selfCtx, img: u.img, u0: u.u0, up: u.up, upHeight: u.height, upWidth: u.width,
+            headsCache: cache)
         return (raw, ctx)
     }
     /// Copies every relative-position table into its dense bias (after the tables changed).
@@ -78,7 +90,8 @@ extension Fea2GS {
         let cfg = config, c = cfg.channel
         let env = cx.env, grid = env.grid
         // Heads (recomputed chunk by chunk), then UPNet.
-        let dUp = headsBackward(cx.up, gridHeight: cx.upHeight, gridWidth: cx.upWidth, dOut: dRaw, grads: grads)
+        let dUp = headsBackward(
+            cx.up, gridHeight: cx.upHeight, gridWidth: cx.upWidth, dOut: dRaw, grads: grads, cache: cx.headsCache)
         let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
         let gh = grid.gridHeight, gw = grid.gridWidth, h1 = gh * s1, w1 = gw * s1
         let dA2 = Kernels.pixelShuffleBackward(dUp, height: h1, width: w1, channels: c * s2 * s2, factor: s2)
@@ -146,7 +159,9 @@ extension Fea2GS {
     /// Backward of ``heads(_:gridHeight:gridWidth:)``. Chunks of tokens are processed in order;
     /// each recomputes its hidden activations (as the forward streams them), so the 4C-wide
     /// activations never exist for the whole grid. GEMMs inside a chunk are parallel.
-    func headsBackward(_ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, dOut: Tensor, grads: Gradients) -> Tensor {
+    func headsBackward(
+        _ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, dOut: Tensor, grads: Gradients, cache: HeadsCache? = nil
+    ) -> Tensor {
         let c = config.channel
         let n = gh * gw
         let dx = Tensor(uninitialized: [n, c])
@@ -172,28 +187,34 @@ extension Fea2GS {
         let local = UnsafeMutablePointer<Float>.allocate(capacity: workers * total)
         local.initialize(repeating: 0, count: workers * total)
         defer { local.deallocate() }
-        withExtendedLifetime((x, dx, dOut, targets, heads)) {
+        withExtendedLifetime((x, dx, dOut, targets, heads, cache)) {
             let xp = x.ptr, dop = dOut.ptr, dxp = dx.ptr
             Parallel.workers(workers) { w in
                 let g = local + w * total
-                let h1 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c)
+                let h1Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c) : nil
                 let dh1 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c)
-                let h2 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c)
+                let h2Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c) : nil
                 let dh2 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c)
                 let dO = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 3)
-                defer { h1.deallocate(); dh1.deallocate(); h2.deallocate(); dh2.deallocate(); dO.deallocate() }
+                defer { h1Own?.deallocate(); dh1.deallocate(); h2Own?.deallocate(); dh2.deallocate(); dO.deallocate() }
                 var ci = w
                 while ci < chunks {
                     let r0 = ci * chunk, rows = min(chunk, n - r0)
-                    Kernels.linear(
-                        x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
-                        bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
-                    Kernels.relu(h1, rows * 5 * c)
-                    for (hi, head) in heads.enumerated() {
+                    let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
+                    if cache == nil {
                         Kernels.linear(
-                            x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr,
-                            bias: head.l2.bias!.ptr, n: 4 * c, y: h2, ldy: 4 * c, parallel: false)
-                        Kernels.relu(h2, rows * 4 * c)
+                            x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
+                            bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
+                        Kernels.relu(h1, rows * 5 * c)
+                    }
+                    for (hi, head) in heads.enumerated() {
+                        let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
+                        if cache == nil {
+                            Kernels.linear(
+                                x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr,
+                                bias: head.l2.bias!.ptr, n: 4 * c, y: h2, ldy: 4 * c, parallel: false)
+                            Kernels.relu(h2, rows * 4 * c)
+                        }
                         let k = head.l4.outFeatures, col = columns[hi]
                         for r in 0..<rows {
                             for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
