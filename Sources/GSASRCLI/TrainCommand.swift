@@ -118,6 +118,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Centre-crop each HR image to at most this side (0: whole image).")
     var crop: Int = 0
 
+    @Option(help: "dmax of the render (normalised units; the official inference uses 0.1).")
+    var dmax: Float = 0.1
+
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
@@ -129,7 +132,7 @@ struct Eval: ParsableCommand {
         guard crop >= 0 else { throw CLIError("--crop must be 0 or positive") }
         let (model, name) = try modelOptions.loadOrDefault()
         let images = try Evaluation.loadFolder(hr).map { Evaluation.centerCrop($0.image, side: crop) }
-        let results = try Evaluation.evaluate(images: images, scales: list, upscaler: Upscaler(model: model))
+        let results = try Evaluation.evaluate(images: images, scales: list, upscaler: Upscaler(model: model, dmax: try parseDmax(dmax)))
         print("model \(name) on \(images.count) images of \(hr)")
         print("scale   PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic")
         for r in results {
@@ -172,6 +175,9 @@ struct Compare: ParsableCommand {
     @Option(help: "Centre-crop the HR image to at most this side first (0: whole image).")
     var crop: Int = 0
 
+    @Option(help: "dmax of the render (normalised units; the official inference uses 0.1).")
+    var dmax: Float = 0.1
+
     @OptionGroup var modelOptions: ModelOptions
 
     func run() throws {
@@ -184,7 +190,7 @@ struct Compare: ParsableCommand {
         let img = Evaluation.centerCrop(try ImageIO.load(inURL).rgb, side: crop)
         let (model, _) = try modelOptions.loadOrDefault()
         let p = try Evaluation.prepare(hr: img, scale: s)
-        let r = try Upscaler(model: model).upscale(rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height, scale: s)
+        let r = try Upscaler(model: model, dmax: try parseDmax(dmax)).upscale(rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height, scale: s)
         let w = p.gtWidth, h = p.gtHeight, gap = 4
         var out = [Float](repeating: 1, count: (3 * w + 2 * gap) * h * 3)
         let panels: [[Float]] = [p.bicubic.map { Float($0) / 255 }, r.pixels, p.gt.map { Float($0) / 255 }]
