@@ -3,7 +3,7 @@
 # checkpoint, log and curve (so a later session, on any machine, continues the training), then
 # evaluates it on the visible validation set and draws the README's before/after picture.
 #
-#   tools/package-default-model.sh [RUN_DIR] [VAL_DIR]      (defaults: runs/default /work/val)
+#   tools/package-default-model.sh [RUN_DIR] [VAL_DIR]      (defaults: runs/default data/val, see README, Training)
 #
 # To continue the training in a later session:
 #   mkdir -p runs/default && cp Models/default/training/{checkpoint.safetensors,log.jsonl} runs/default/
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/default}
-VAL=${2:-/work/val}
+VAL=${2:-data/val}
 G=.build/release/gsasr
 mkdir -p Models/default/training docs
 cp "$RUN"/model/encoder.safetensors "$RUN"/model/decoder.safetensors "$RUN"/model/config.json Models/default/
