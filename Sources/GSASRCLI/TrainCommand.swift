@@ -47,23 +47,14 @@ struct Train: ParsableCommand {
                 throw CLIError("--resume: '\(ckpt.path)' does not exist")
             }
             trainer = try Trainer.resume(from: ckpt)
-            let saved = trainer.settings
-            var a = saved, b = settings
-            // Only the run length and reporting may change on resume.
-            a.totalIter = 0
-            b.totalIter = 0
-            a.valFreq = 0
-            b.valFreq = 0
-            a.printFreq = 0
-            b.printFreq = 0
-            a.saveCheckpointFreq = 0
-            b.saveCheckpointFreq = 0
-            a.valFolder = nil
-            b.valFolder = nil
-            b.pretrainEncoder = nil
-            b.pretrainDecoder = nil
-            a.pretrainEncoder = nil
-            a.pretrainDecoder = nil
+            // Only the run length, the reporting frequencies and the validation folder may change on resume.
+            func fixed(_ s: TrainingSettings) -> TrainingSettings {
+                var f = s
+                (f.totalIter, f.valFreq, f.printFreq, f.saveCheckpointFreq) = (0, 0, 0, 0)
+                (f.valFolder, f.pretrainEncoder, f.pretrainDecoder) = (nil, nil, nil)
+                return f
+            }
+            let (a, b) = (fixed(trainer.settings), fixed(settings))
             guard a == b else {
                 throw CLIError(
                     "--resume: the config differs from the checkpoint's in more than total_iter, val/print/save frequencies or the validation folder"

@@ -183,16 +183,10 @@ public struct Fea2GS: @unchecked Sendable {
             let o = UnsafeMutablePointer<Float>.allocate(capacity: rows * 3)
             defer { h1Own?.deallocate(); h2Own?.deallocate(); o.deallocate() }
             let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
-            Kernels.linear(
-                x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
-                bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
-            Kernels.relu(h1, rows * 5 * c)
+            headsFirstLayer(xp + r0 * c, rows: rows, into: h1)
             for (hi, head) in heads.enumerated() {
                 let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
-                Kernels.linear(
-                    x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr,
-                    n: 4 * c, y: h2, ldy: 4 * c, parallel: false)
-                Kernels.relu(h2, rows * 4 * c)
+                Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2)
                 let k = head.l4.outFeatures
                 Kernels.linear(
                     x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, bias: head.l4.bias!.ptr,
@@ -211,6 +205,26 @@ public struct Fea2GS: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// relu(fused first layers of the five heads) of `rows` tokens: rows × 5C (single-threaded;
+    /// callers split the rows).
+    func headsFirstLayer(_ x: UnsafePointer<Float>, rows: Int, into h1: UnsafeMutablePointer<Float>) {
+        let c = config.channel
+        Kernels.linear(
+            x: x, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, bias: fusedHeadInput.bias!.ptr,
+            n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
+        Kernels.relu(h1, rows * 5 * c)
+    }
+
+    /// relu(second layer) of one head from its C columns of h1 (row stride 5C): rows × 4C.
+    static func headSecondLayer(
+        _ head: GaussianHead, _ h1: UnsafePointer<Float>, rows: Int, channel c: Int, into h2: UnsafeMutablePointer<Float>
+    ) {
+        Kernels.linear(
+            x: h1, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr, n: 4 * c, y: h2,
+            ldy: 4 * c, parallel: false)
+        Kernels.relu(h2, rows * 4 * c)
     }
 
     /// The heads' hidden activations for the whole grid, kept by a training forward so that

@@ -201,20 +201,10 @@ extension Fea2GS {
                 while ci < chunks {
                     let r0 = ci * chunk, rows = min(chunk, n - r0)
                     let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
-                    if cache == nil {
-                        Kernels.linear(
-                            x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr,
-                            bias: fusedHeadInput.bias!.ptr, n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
-                        Kernels.relu(h1, rows * 5 * c)
-                    }
+                    if cache == nil { headsFirstLayer(xp + r0 * c, rows: rows, into: h1) }
                     for (hi, head) in heads.enumerated() {
                         let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
-                        if cache == nil {
-                            Kernels.linear(
-                                x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr,
-                                bias: head.l2.bias!.ptr, n: 4 * c, y: h2, ldy: 4 * c, parallel: false)
-                            Kernels.relu(h2, rows * 4 * c)
-                        }
+                        if cache == nil { Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2) }
                         let k = head.l4.outFeatures, col = columns[hi]
                         for r in 0..<rows {
                             for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
