@@ -3,21 +3,11 @@
 //
 // Module graph (dependencies flow one way):
 //   gsasr (CLI) -> GSASRBench -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
-//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS on Linux, Accelerate on Apple)
+//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple)
 import PackageDescription
 
-#if os(Linux)
-    let blasDependency: [Target.Dependency] = ["COpenBLAS"]
-    let blasTargets: [Target] = [
-        .systemLibrary(
-            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])])
-    ]
-#else
-    let blasDependency: [Target.Dependency] = []
-    let blasTargets: [Target] = []
-#endif
-
+// OpenBLAS (Linux) is not linked: GSASRTensor/BLAS.swift dlopens it after choosing its kernel
+// set (OPENBLAS_CORETYPE), which OpenBLAS reads when it loads. Runtime package: libopenblas0.
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
@@ -32,14 +22,14 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
-    targets: blasTargets + [
+    targets: [
         .systemLibrary(
             name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         .systemLibrary(
             name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
-        .target(name: "GSASRTensor", dependencies: blasDependency, swiftSettings: release),
+        .target(name: "GSASRTensor", swiftSettings: release),
         .target(
             name: "GSASRCheckpoint",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],

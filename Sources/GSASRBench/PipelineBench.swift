@@ -20,6 +20,9 @@ public enum PipelineBench {
         public var sgemmGFLOPS: Double
         public var decoderToSgemmRatio: Double
         public var peakRSSMiB: Double
+        /// The BLAS and its best reachable sgemm (set by `gsasr bench`, which can spawn itself).
+        public var blas: BLASBench.Report? = nil
+        public var decoderToBestSgemmRatio: Double? { blas.map { decoderGFLOPS / $0.bestSgemmGFLOPS } }
     }
 
     /// Measures sgemm throughput (GFLOP/s) with the package's own GEMM path (rows split over
@@ -76,6 +79,6 @@ public enum PipelineBench {
           total       \(String(format: "%8.3f s", r.totalSeconds))
           sgemm (same run, 9216x720x180) \(String(format: "%.1f", r.sgemmGFLOPS)) GFLOP/s; decoder/sgemm ratio \(String(format: "%.2f", r.decoderToSgemmRatio))
           peak RSS    \(String(format: "%.0f", r.peakRSSMiB)) MiB
-        """
+        """ + (r.blas.map { "\n" + BLASBench.format($0) + String(format: "\ndecoder / best sgemm ratio %.2f", r.decoderGFLOPS / $0.bestSgemmGFLOPS) } ?? "")
     }
 }

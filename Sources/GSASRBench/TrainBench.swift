@@ -22,6 +22,8 @@ public enum TrainBench {
         public var sgemmGFLOPS: Double
         public var forwardToSgemmRatio: Double
         public var peakRSSMiB: Double
+        /// The BLAS and its best reachable sgemm (set by `gsasr bench`, which can spawn itself).
+        public var blas: BLASBench.Report? = nil
     }
 
     /// The golden small configuration and the paper configuration.
@@ -96,5 +98,9 @@ public enum TrainBench {
                 """, r.config, r.parameters, r.batch, r.lrSize, r.steps, r.stepSeconds, r.forwardSeconds,
             r.renderSeconds, r.backwardSeconds, r.optimizerSeconds, r.forwardGFLOPS, r.sgemmGFLOPS,
             r.forwardToSgemmRatio, r.peakRSSMiB)
+            + (r.blas.map {
+                "\n" + BLASBench.format($0)
+                    + String(format: "\nnetwork forward / best sgemm ratio %.2f", r.forwardGFLOPS / $0.bestSgemmGFLOPS)
+            } ?? "")
     }
 }

@@ -55,9 +55,10 @@ struct PipelineBenchCommand: ParsableCommand {
             w = n
             h = n
         }
-        let report = try PipelineBench.run(
+        var report = try PipelineBench.run(
             model: model, modelName: name, image: pixels, width: w, height: h, scale: scale, mode: mode,
             dmax: try parseDmax(dmax), repeats: repeats)
+        report.blas = BLASBench.run(executable: Bundle.main.executablePath)
         print(PipelineBench.format(report))
         if let json {
             let enc = JSONEncoder()
@@ -157,7 +158,8 @@ struct TrainBenchCommand: ParsableCommand {
             throw CLIError("--lr-size \(lrSize) must be a positive multiple of the window size \(settings.decoder.windowSize)")
         }
         let name = TrainBench.settings(named: config) == nil ? (config as NSString).lastPathComponent : config
-        let r = try TrainBench.run(settings: settings, name: name, batch: batch, lrSize: lrSize, steps: steps)
+        var r = try TrainBench.run(settings: settings, name: name, batch: batch, lrSize: lrSize, steps: steps)
+        r.blas = BLASBench.run(executable: Bundle.main.executablePath)
         print(TrainBench.format(r))
         if let json {
             let enc = JSONEncoder()

@@ -15,7 +15,8 @@ struct GSASRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gsasr",
         abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
-        subcommands: [Upscale.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self],
+        version: "gsasr \(GSASRVersion.string)",
+        subcommands: [Upscale.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self, Info.self],
         defaultSubcommand: Upscale.self)
 
     static func main() {

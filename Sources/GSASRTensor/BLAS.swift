@@ -4,19 +4,182 @@
 // from `Parallel` (DispatchQueue.concurrentPerform), which splits large GEMMs by rows. This
 // way BLAS threads x our threads never exceeds the core count, and GEMMs can be issued from
 // inside parallel loops (per attention window) without oversubscription.
+//
+// Kernel choice (Linux): a distribution's OpenBLAS picks its kernels from CPUID when the
+// library loads, and one older than the CPU (Debian bookworm's 0.3.21 on a Sapphire Rapids
+// Xeon, say) falls back to its generic "Prescott" SSE3 kernels: 39 GFLOP/s instead of 252 on a
+// 2-vCPU AVX-512 machine. OpenBLAS reads `OPENBLAS_CORETYPE` in its load-time constructor, so
+// the variable has to be set before the library is mapped. We therefore do not link OpenBLAS:
+// on first use this file reads the CPU's vector extensions (/proc/cpuinfo), sets
+// `OPENBLAS_CORETYPE` when the user has not (AVX-512 F/CD/BW/DQ/VL -> SKYLAKEX, else AVX2 + FMA
+// -> HASWELL, else left to OpenBLAS), and only then `dlopen`s libopenblas. SkylakeX and
+// Haswell are the kernel sets every DYNAMIC_ARCH OpenBLAS since 0.2.20 has for these
+// extensions; newer names (Cooperlake, Sapphire Rapids, Zen) use the same sgemm kernels.
 #if canImport(Accelerate)
     import Accelerate
-#else
-    import COpenBLAS
+#elseif canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
 #endif
 
+/// What BLAS this process runs, for `gsasr info` and the benchmarks.
+public struct BLASInfo: Sendable, Equatable, Codable {
+    /// The library, as opened ("Accelerate" on Apple platforms).
+    public var library: String
+    /// `openblas_get_config()`: version and build options ("OpenBLAS 0.3.21 DYNAMIC_ARCH ...").
+    public var config: String
+    /// `openblas_get_corename()`: the kernel set in use ("SkylakeX", "Haswell", "Prescott").
+    public var coreName: String
+    /// The `OPENBLAS_CORETYPE` in effect, and who chose it ("user", "gsasr", or "OpenBLAS
+    /// autodetection" when unset).
+    public var coreType: String?
+    public var coreTypeChosenBy: String
+    /// The CPU's SIMD extensions relevant to GEMM kernels, from /proc/cpuinfo.
+    public var cpuExtensions: [String]
+    /// Threads BLAS itself runs (always 1; see the threading policy).
+    public var blasThreads: Int
+}
+
+/// The CPU facts the kernel choice rests on (x86 Linux; empty elsewhere).
+public enum CPUFeatures {
+    /// Vector-extension flags that matter for the kernel choice, in a fixed order.
+    public static let relevant = [
+        "sse3", "ssse3", "sse4_1", "sse4_2", "avx", "fma", "avx2", "avx512f", "avx512cd", "avx512bw", "avx512dq",
+        "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile", "asimd", "sve",
+    ]
+
+    /// The flags of the first processor in /proc/cpuinfo ("flags" on x86, "Features" on Arm).
+    public static func flags(cpuinfo: String? = nil) -> Set<String> {
+        guard let text = cpuinfo ?? readFile("/proc/cpuinfo") else { return [] }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let key = parts[0].trimmingSpaces
+            if key == "flags" || key == "Features" {
+                var set = Set(parts[1].split(separator: " ").map(String.init))
+                if set.contains("pni") { set.insert("sse3") }  // Linux names SSE3 "pni"
+                return set
+            }
+        }
+        return []
+    }
+
+    /// The OpenBLAS kernel set to request for these flags, or nil to let OpenBLAS choose.
+    public static func openBLASCoreType(for flags: Set<String>) -> String? {
+        if ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return "SKYLAKEX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "HASWELL" }
+        return nil
+    }
+
+    static func readFile(_ path: String) -> String? {
+        #if canImport(Glibc) || canImport(Musl)
+            guard let f = fopen(path, "r") else { return nil }
+            defer { fclose(f) }
+            var bytes: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = fread(&buf, 1, buf.count, f)
+                if n <= 0 { break }
+                bytes.append(contentsOf: buf[0..<n])
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        #else
+            return nil
+        #endif
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}
+
 public enum BLAS {
-    /// Call once before any GEMM; idempotent. Pins the BLAS library to one thread.
+    #if !canImport(Accelerate)
+        typealias SgemmFn = @convention(c) (
+            Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?,
+            Int32, Float, UnsafeMutablePointer<Float>?, Int32
+        ) -> Void
+        typealias SetThreadsFn = @convention(c) (Int32) -> Void
+        typealias StringFn = @convention(c) () -> UnsafeMutablePointer<CChar>?
+
+        struct OpenBLAS: @unchecked Sendable {
+            let sgemm: SgemmFn
+            let info: BLASInfo
+        }
+
+        /// Library names tried in order: Debian/Ubuntu's runtime package (libopenblas0), then
+        /// the development symlink.
+        static let candidates = ["libopenblas.so.0", "libopenblas.so"]
+
+        static let openBLAS: OpenBLAS = {
+            let flags = CPUFeatures.flags()
+            let chosenBy: String
+            if let user = getenv("OPENBLAS_CORETYPE"), !String(cString: user).isEmpty {
+                chosenBy = "user"
+            } else if let core = CPUFeatures.openBLASCoreType(for: flags) {
+                setenv("OPENBLAS_CORETYPE", core, 1)
+                chosenBy = "gsasr"
+            } else {
+                chosenBy = "OpenBLAS autodetection"
+            }
+            var handle: UnsafeMutableRawPointer?
+            var opened = ""
+            for name in candidates {
+                if let h = dlopen(name, RTLD_NOW | RTLD_LOCAL) {
+                    handle = h
+                    opened = name
+                    break
+                }
+            }
+            func fail(_ message: String) -> Never {
+                fputs("error: \(message)\n", stderr)
+                exit(3)
+            }
+            guard let handle else {
+                fail("cannot load OpenBLAS (\(candidates.joined(separator: ", "))); install it, e.g. apt-get install libopenblas0")
+            }
+            func symbol<T>(_ name: String, _: T.Type) -> T? {
+                guard let p = dlsym(handle, name) else { return nil }
+                return unsafeBitCast(p, to: T.self)
+            }
+            guard let sgemm = symbol("cblas_sgemm", SgemmFn.self) else {
+                fail("\(opened) has no cblas_sgemm; it is not an OpenBLAS with CBLAS")
+            }
+            symbol("openblas_set_num_threads", SetThreadsFn.self)?(1)
+            func string(_ name: String) -> String {
+                guard let f = symbol(name, StringFn.self), let s = f() else { return "unknown" }
+                return String(cString: s).trimmingCharacters(" ")
+            }
+            let coreType = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+            let info = BLASInfo(
+                library: opened, config: string("openblas_get_config"), coreName: string("openblas_get_corename"),
+                coreType: coreType, coreTypeChosenBy: chosenBy,
+                cpuExtensions: CPUFeatures.relevant.filter(flags.contains), blasThreads: 1)
+            return OpenBLAS(sgemm: sgemm, info: info)
+        }()
+    #endif
+
+    /// Call once before any GEMM; idempotent. Loads BLAS (choosing its kernels, see above) and
+    /// pins it to one thread.
     public static let configure: Void = {
         #if !canImport(Accelerate)
-            openblas_set_num_threads(1)
+            _ = openBLAS
         #endif
     }()
+
+    /// The BLAS in use (loads it if needed).
+    public static var info: BLASInfo {
+        #if canImport(Accelerate)
+            return BLASInfo(
+                library: "Accelerate", config: "Accelerate", coreName: "Accelerate", coreType: nil,
+                coreTypeChosenBy: "Accelerate", cpuExtensions: [], blasThreads: 1)
+        #else
+            return openBLAS.info
+        #endif
+    }
 
     /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
     /// op(A) is m x k, op(B) is k x n, C is m x n with leading dimension ldc.
@@ -26,16 +189,21 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        _ = configure
         #if canImport(Accelerate)
             cblas_sgemm(
                 CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         #else
-            cblas_sgemm(
-                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
-                blasint(ldc))
+            // CBLAS enum values: CblasRowMajor 101, CblasNoTrans 111, CblasTrans 112.
+            openBLAS.sgemm(
+                101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b,
+                Int32(ldb), beta, c, Int32(ldc))
         #endif
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(_ c: Character) -> String {
+        String(drop { $0 == c }.reversed().drop { $0 == c }.reversed())
     }
 }

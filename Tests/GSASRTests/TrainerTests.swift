@@ -279,6 +279,58 @@ func tempFolder() throws -> URL {
     }
 }
 
+extension InitialisationOptionsTests {
+    /// `init_cross_attn_locality`: every (seed, pixel) pair of the paper layout (12x12 seeds,
+    /// window 12) reads −β·d² through the official index, except where the index shares a row
+    /// (then the nearer offset wins, so the read bias is ≥ −β·d²); each seed's largest bias is on
+    /// the pixel under its centre; only the cross-attention tables change in the model.
+    @Test func crossAttentionLocalityTable() throws {
+        var paper = InitializationTests.smallDecoder
+        paper.numGsSeed = 144
+        paper.windowSize = 12
+        let beta = 1.5
+        let table = try GSASRInitialization.crossAttentionLocalityTable(paper, beta: beta)
+        let index = try GSASRInitialization.crossAttentionIndex(seedSide: 12, windowSize: 12)
+        #expect(table.count == 23 * 23 * paper.numHeads)
+        var exact = 0, shared = 0, worst = 0.0
+        for q in 0..<144 {
+            var best = (value: -Double.infinity, key: -1)
+            for k in 0..<144 {
+                let dy = Double(q / 12 - k / 12), dx = Double(q % 12 - k % 12)
+                let want = -beta * (dy * dy + dx * dx)
+                let got = Double(table[Int(index[q * 144 + k]) * paper.numHeads])
+                if got == Double(Float(want)) { exact += 1 } else { shared += 1 }
+                #expect(got >= Double(Float(want)))
+                worst = max(worst, abs(got - want))
+                if got > best.value { best = (got, k) }
+            }
+            #expect(best.key == q, "seed \(q) attends most to pixel \(best.key)")
+        }
+        print("locality table: \(exact) pairs exact, \(shared) on a shared row; max |read − (−βd²)| \(worst)")
+        #expect(exact > 144 * 144 * 9 / 10)
+
+        var s = tinySettings()
+        let plain = try Trainer.initialModel(s)
+        s.initCrossAttnLocality = beta
+        let local = try Trainer.initialModel(s)
+        let want = try GSASRInitialization.crossAttentionLocalityTable(s.decoder, beta: beta)
+        var changed = 0
+        for (p, q) in zip(plain.decoderState.parameters, local.decoderState.parameters) {
+            if p.key.hasSuffix("window_cross_attn.relative_position_bias_table") {
+                #expect(q.value.array == want, "\(p.key)")
+                changed += 1
+            } else {
+                #expect(q.value.array == p.value.array, "\(p.key)")
+            }
+        }
+        #expect(changed == s.decoder.numCrossattnBlocks * s.decoder.numCrossattnLayers)
+        var t = TrainingSettings()
+        try t.apply(overrides: ["train.init_cross_attn_locality=2"])
+        #expect(t.initCrossAttnLocality == 2)
+        #expect(throws: TrainingError.self) { try t.apply(overrides: ["train.init_cross_attn_locality=-1"]) }
+    }
+}
+
 @Suite struct HeadsCacheTests {
     /// Keeping the heads' activations or recomputing them in the backward gives the same
     /// gradients bit for bit.

@@ -196,6 +196,35 @@ public enum GSASRInitialization {
         return out
     }
 
+    /// The window cross-attention bias table (rows × heads, row-major) with entry −β·d² for
+    /// every (seed, pixel) pair that uses the row: d is the distance in LR pixels between the
+    /// seed's cell centre ((q + ½)·ws/s) and the pixel centre (k + ½). The official index
+    /// (``crossAttentionIndex(seedSide:windowSize:)``) can give two offsets one row; such a
+    /// row takes the nearer offset. Rows no pair uses keep −β·(2·ws)².
+    public static func crossAttentionLocalityTable(_ cfg: Fea2GSConfig, beta: Double) throws -> [Float] {
+        let s = cfg.numGsSeedSqrt, ws = cfg.windowSize
+        let index = try crossAttentionIndex(seedSide: s, windowSize: ws)
+        let m = 2 * max(s, ws) - 1
+        var nearest = [Double](repeating: Double(4 * ws * ws), count: m * m)
+        var i = 0
+        for qy in 0..<s {
+            for qx in 0..<s {
+                for ky in 0..<ws {
+                    for kx in 0..<ws {
+                        let dy = (Double(qy) + 0.5) * Double(ws) / Double(s) - (Double(ky) + 0.5)
+                        let dx = (Double(qx) + 0.5) * Double(ws) / Double(s) - (Double(kx) + 0.5)
+                        let row = Int(index[i])
+                        nearest[row] = min(nearest[row], dy * dy + dx * dx)
+                        i += 1
+                    }
+                }
+            }
+        }
+        var table = [Float](repeating: 0, count: m * m * cfg.numHeads)
+        for r in 0..<m * m { for h in 0..<cfg.numHeads { table[r * cfg.numHeads + h] = Float(-beta * nearest[r]) } }
+        return table
+    }
+
     /// The index buffer of `WindowCrossAttn`, exactly as its constructor builds it: the offsets
     /// between seed centres ((i + ½)·window) and feature-pixel centres ((j + ½)·seedSide) along
     /// each axis are labelled by their position in `list(set(sorted(offsets)))` (CPython's set

@@ -79,6 +79,14 @@ public final class Trainer: @unchecked Sendable {
             let bias = m.decoderState.parameters.first { $0.key == "mlp_block_alpha.4.bias" }!
             for i in 0..<bias.value.count { bias.value.ptr[i] += Float(b) }
         }
+        if let beta = s.initCrossAttnLocality {
+            let table = try GSASRInitialization.crossAttentionLocalityTable(s.decoder, beta: beta)
+            let hits = m.decoderState.parameters.filter { $0.key.hasSuffix("window_cross_attn.relative_position_bias_table") }
+            for p in hits {
+                precondition(p.value.count == table.count)
+                for i in 0..<table.count { p.value.ptr[i] = table[i] }
+            }
+        }
         return m
     }
 

@@ -67,6 +67,16 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// golden small model scales it up for the same reason), and the network first learns a
     /// constant image; gains on that path let the image reach the Gaussians from the start.
     public var initGains: [String: Double] = [:]
+    /// Ours (`train.init_cross_attn_locality`, β ≥ 0): sets, in a from-scratch model, every
+    /// window cross-attention `relative_position_bias_table` entry to −β·d², d the distance in
+    /// LR pixels between the seed's cell centre and the feature pixel (for rows that the
+    /// official index shares between offsets, the nearest one). The official table starts at
+    /// trunc_normal(0.02): every Gaussian seed attends to its whole 12x12 window alike, and Adam
+    /// (steps of about lr per iteration) needs ~10⁴ iterations to grow a bias large enough to
+    /// make the attention local, so the output stays one blurred colour per window that long.
+    /// β = 1 starts each seed on about its own and its neighbouring pixels; the table is still
+    /// trained as in the paper. nil keeps the official initialisation.
+    public var initCrossAttnLocality: Double?
 
     // val / logger
     public var valFreq = 10_000
@@ -208,7 +218,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if let t = try n.child("train") {
             try t.only([
                 "clip_grad_norm", "ema_decay", "optim_g", "optim_fea2gs", "scheduler", "total_iter", "warmup_iter",
-                "pixel_opt", "init_alpha_bias", "init_gains",
+                "pixel_opt", "init_alpha_bias", "init_gains", "init_cross_attn_locality",
             ])
             if let v = t.raw("clip_grad_norm") {
                 if let b = v as? Bool {
@@ -220,6 +230,12 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             }
             if let v = try t.double("ema_decay") { emaDecay = v }
             if let v = try t.double("init_alpha_bias") { initAlphaBias = v }
+            if let v = try t.double("init_cross_attn_locality") {
+                guard v >= 0, v.isFinite else {
+                    throw TrainingError("\(t.origin): train.init_cross_attn_locality must be a finite number >= 0, not \(v)")
+                }
+                initCrossAttnLocality = v
+            }
             if let g = try t.child("init_gains") {
                 var gains: [String: Double] = [:]
                 for k in g.dict.keys.sorted() {
