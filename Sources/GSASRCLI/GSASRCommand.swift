@@ -170,8 +170,19 @@ struct Upscale: ParsableCommand {
         help: "Output PNG path (written atomically; never the input), or a folder when -i is a folder.")
     var output: String
 
-    @Option(name: .shortAndLong, help: "Scale factor, integer or not (e.g. 2, 3.5, 11.3).")
-    var scale: String = "4"
+    @Option(name: .shortAndLong, help: "Scale factor, integer or not (e.g. 2, 3.5, 11.3); default 4.")
+    var scale: String?
+
+    @Option(
+        help:
+            "Output size WIDTHxHEIGHT instead of -s (exact; a changed aspect renders with a scale per axis, our extension).")
+    var size: String?
+
+    @Option(help: "Output width; the height keeps the aspect.")
+    var width: Int?
+
+    @Option(help: "Output height; the width keeps the aspect.")
+    var height: Int?
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -197,23 +208,48 @@ struct Upscale: ParsableCommand {
 
     func run() throws {
         try setThreads(jobs)
-        let scale = try parseScale(scale)
+        let scale = try self.scale.map(parseScale)
+        let size = try self.size.map(ScaleRequest.parseSize)
+        let given = [self.scale != nil, size != nil, width != nil, height != nil].filter { $0 }.count
+        guard given <= 1 else { throw CLIError("give only one of -s/--scale, --size, --width and --height") }
+        let target = Target(scale: scale, size: size, width: width, height: height)
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)
         guard format.lowercased() == "png" else {
             throw CLIError("output format '\(format)' is not supported (only png)")
         }
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
+        let ext = outURL.pathExtension.lowercased()
+        if !ext.isEmpty && ext != "png" && !isDirectory(inURL) {
+            throw CLIError(
+                "output '\(outURL.lastPathComponent)' has extension .\(ext) but the format is png (only PNG is written); name it .png")
+        }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: inURL.path, isDirectory: &isDir), isDir.boolValue {
-            try runFolder(inURL, outURL, scale: scale, mode: mode, dmax: dmax)
+            try runFolder(inURL, outURL, target: target, mode: mode, dmax: dmax)
             return
         }
         try refuseOverwritingInput(inURL, outURL)
         // Everything that can be rejected is checked before the first progress line.
         let decoded = try Self.loadInput(inURL)
         let (model, _) = try modelOptions.loadOrDefault()
-        try upscale(decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), scale: scale, to: outURL)
+        try upscale(decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, to: outURL)
+    }
+
+    /// The size request of the command line, resolved per image (folder mode).
+    struct Target {
+        var scale: Double?
+        var size: (width: Int, height: Int)?
+        var width: Int?
+        var height: Int?
+        func request(inputWidth w: Int, inputHeight h: Int) throws -> ScaleRequest {
+            try ScaleRequest.resolve(inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
+        }
+    }
+
+    func isDirectory(_ url: URL) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && isDir.boolValue
     }
 
     func makeUpscaler(_ model: GSASRModel, mode: RasterMode, dmax: Float) throws -> Upscaler {
@@ -232,12 +268,13 @@ struct Upscale: ParsableCommand {
     static func loadInput(_ url: URL) throws -> DecodedImage { try ImageIO.load(url, maxPixels: 1 << 24) }
 
     /// Plans (validates), upscales, puts back a resized alpha channel and writes the PNG.
-    func upscale(_ decoded: DecodedImage, with up: Upscaler, scale: Double, to outURL: URL) throws {
+    func upscale(_ decoded: DecodedImage, with up: Upscaler, target: Target, to outURL: URL) throws {
         let img = decoded.rgb
-        _ = try up.plan(width: img.width, height: img.height, scale: scale)
+        let request = try target.request(inputWidth: img.width, inputHeight: img.height)
+        _ = try up.plan(width: img.width, height: img.height, request: request)
         var lastStage: UpscaleStage? = nil
         var lastPercent = -1
-        let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, scale: scale) {
+        let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, request: request) {
             stage, frac in
             if stage != lastStage {
                 lastStage = stage
@@ -255,8 +292,8 @@ struct Upscale: ParsableCommand {
         var alpha: [Float]? = nil
         if let a = decoded.alpha {
             alpha = Resize.imresize(
-                plane: a, width: img.width, height: img.height, scale: scale, outWidth: result.width,
-                outHeight: result.height)
+                plane: a, width: img.width, height: img.height, scaleX: request.scaleX, scaleY: request.scaleY,
+                outWidth: result.width, outHeight: result.height)
         }
         try ImageIO.writePNG(outImage, alpha: alpha, to: outURL)
         let t = result.timings
@@ -270,7 +307,7 @@ struct Upscale: ParsableCommand {
     /// Folder mode (as realesrgan-ncnn-vulkan): every .png/.jpg/.jpeg in the input folder, in name
     /// order, to `<output folder>/<name>.png`. The model loads once; a file that fails is reported
     /// on its own line and the others go on; the exit status is non-zero if any failed.
-    func runFolder(_ inDir: URL, _ outDir: URL, scale: Double, mode: RasterMode, dmax: Float) throws {
+    func runFolder(_ inDir: URL, _ outDir: URL, target: Target, mode: RasterMode, dmax: Float) throws {
         let fm = FileManager.default
         if inDir.standardizedFileURL.resolvingSymlinksInPath() == outDir.standardizedFileURL.resolvingSymlinksInPath() {
             throw CLIError("output folder '\(outDir.path)' is the input folder; choose another")
@@ -292,7 +329,7 @@ struct Upscale: ParsableCommand {
             let dst = outDir.appendingPathComponent((name as NSString).deletingPathExtension + ".png")
             do {
                 try refuseOverwritingInput(src, dst)
-                try upscale(try Self.loadInput(src), with: up, scale: scale, to: dst)
+                try upscale(try Self.loadInput(src), with: up, target: target, to: dst)
             } catch {
                 failed += 1
                 FileHandle.standardError.write(Data("gsasr: error: \(name): \(error)\n".utf8))

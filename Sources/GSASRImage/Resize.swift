@@ -146,6 +146,17 @@ public enum Resize {
         return apply(plane, width: width, height: height, channels: 1, rows: ph, cols: pw)
     }
 
+    /// Resizes one plane with a scale per axis (anisotropic target sizes).
+    public static func imresize(
+        plane: [Float], width: Int, height: Int, scaleX: Double, scaleY: Double,
+        outWidth: Int, outHeight: Int
+    ) -> [Float] {
+        precondition(plane.count == width * height)
+        let ph = plan(inLength: height, outLength: outHeight, scale: scaleY)
+        let pw = plan(inLength: width, outLength: outWidth, scale: scaleX)
+        return apply(plane, width: width, height: height, channels: 1, rows: ph, cols: pw)
+    }
+
     /// Applies the row plan, then the column plan, to HWC data.
     public static func apply(
         _ src: [Float], width: Int, height: Int, channels: Int,

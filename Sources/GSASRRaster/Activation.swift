@@ -25,9 +25,19 @@ public enum GaussianActivation {
     public static func kernels(fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scale: Float)
         -> GaussianKernels
     {
+        kernels(fromRaw: raw, width: width, height: height, scaleX: scale, scaleY: scale)
+    }
+
+    /// Kernel inputs with a scale per axis (ours; the official code is isotropic): the
+    /// kernel's x sigma uses `1.2/scaleX`, its y sigma `1.2/scaleY`; the correlation and the
+    /// normalised means do not change under an axis stretch. With scaleX = scaleY this is the
+    /// official computation, bit for bit.
+    public static func kernels(
+        fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scaleX: Float, scaleY: Float
+    ) -> GaussianKernels {
         precondition(raw.count % 9 == 0, "raw must be N×9")
         let n = raw.count / 9
-        let step = stepSize(scale: scale)
+        let stepX = stepSize(scale: scaleX), stepY = stepSize(scale: scaleY)
         let wm1 = Float(width - 1), hm1 = Float(height - 1)
         let fw = Float(width), fh = Float(height)
         let invW = 1 / fw, invH = 1 / fh
@@ -40,8 +50,8 @@ public enum GaussianActivation {
             let sigmaY = Float(0.99999) * sigmoid(p[1]) + Float(1e-6)
             let rho = Float(0.999999) * tanhf(p[2])
             let alpha = sigmoid(p[3])
-            sig[3 * i] = ((sigmaY / step) * 2) / wm1
-            sig[3 * i + 1] = ((sigmaX / step) * 2) / hm1
+            sig[3 * i] = ((sigmaY / stepX) * 2) / wm1
+            sig[3 * i + 1] = ((sigmaX / stepY) * 2) / hm1
             sig[3 * i + 2] = rho
             col[3 * i] = sigmoid(p[4]) * alpha
             col[3 * i + 1] = sigmoid(p[5]) * alpha

@@ -40,7 +40,7 @@ import Testing
         let up = Upscaler(model: Self.model, mode: .exact)
         let plan = try up.plan(width: lr.width, height: lr.height, scale: scale)
         var t = Upscaler.Timings()
-        let gs = up.gaussians(rgb: lr.pixels, plan: plan, scale: scale, timings: &t)
+        let gs = up.gaussians(rgb: lr.pixels, plan: plan, timings: &t)
         let gsRef = try Fixtures.npy(Fixtures.url("\(tag)_gs_params_f32.npy"))
         #expect(gs.shape == gsRef.shape)
         let dg = Diff(gs.array, gsRef.floats)

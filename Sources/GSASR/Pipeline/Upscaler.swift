@@ -55,11 +55,20 @@ public struct Upscaler: @unchecked Sendable {
         public let renderWidth, renderHeight, outputWidth, outputHeight: Int
         public let gaussians: Int
         public let estimatedBytes: Int
+        /// The scale per axis and the decoder's conditioning scale.
+        public let request: ScaleRequest
     }
 
     public func plan(width w: Int, height h: Int, scale: Double) throws -> Plan {
-        guard scale.isFinite else { throw UpscaleError("scale \(scale) is not a finite number") }
-        guard scale >= 1 else { throw UpscaleError("scale \(scale) is below 1; GSASR upscales (use a scale ≥ 1)") }
+        try plan(width: w, height: h, request: ScaleRequest(scale: scale))
+    }
+
+    public func plan(width w: Int, height h: Int, request: ScaleRequest) throws -> Plan {
+        for scale in [request.scaleX, request.scaleY, request.conditioning] {
+            guard scale.isFinite else { throw UpscaleError("scale \(scale) is not a finite number") }
+            guard scale >= 1 else { throw UpscaleError("scale \(scale) is below 1; GSASR upscales (use a scale ≥ 1)") }
+        }
+        let sx = request.scaleX, sy = request.scaleY
         let d = model.denominator
         let padH = (d - h % d) % d, padW = (d - w % d) % d
         guard padH < h, padW < w else {
@@ -68,14 +77,14 @@ public struct Upscaler: @unchecked Sendable {
             )
         }
         let hp = h + padH, wp = w + padW
-        let outW = Double(w) * scale, outH = Double(h) * scale
+        let outW = Double(w) * sx, outH = Double(h) * sy
         guard outW * outH <= Double(maxOutputPixels) else {
             throw UpscaleError(
                 String(
-                    format: "output %.10gx%.10g at scale %g exceeds the limit of %d pixels", outW.rounded(.down),
-                    outH.rounded(.down), scale, maxOutputPixels))
+                    format: "output %.10gx%.10g at scale %@ exceeds the limit of %d pixels", outW.rounded(.down),
+                    outH.rounded(.down), request.isIsotropic ? "\(sx)" : "\(sx)x\(sy)", maxOutputPixels))
         }
-        let rw = Int((Double(wp) * scale).rounded(.down)), rh = Int((Double(hp) * scale).rounded(.down))
+        let rw = Int((Double(wp) * sx).rounded(.down)), rh = Int((Double(hp) * sy).rounded(.down))
         let ow = Int(outW.rounded(.down)), oh = Int(outH.rounded(.down))
         let grid = model.decoder.gaussianGrid(featureHeight: hp, featureWidth: wp)
         let n = grid.height * grid.width
@@ -104,12 +113,12 @@ public struct Upscaler: @unchecked Sendable {
         }
         return Plan(
             inputWidth: w, inputHeight: h, paddedWidth: wp, paddedHeight: hp, renderWidth: rw, renderHeight: rh,
-            outputWidth: ow, outputHeight: oh, gaussians: n, estimatedBytes: est)
+            outputWidth: ow, outputHeight: oh, gaussians: n, estimatedBytes: est, request: request)
     }
 
     /// Encoder + decoder: the raw (N × 9) Gaussian parameters for an RGB HWC image in [0,1].
     public func gaussians(
-        rgb: [Float], plan p: Plan, scale: Double, timings: inout Timings,
+        rgb: [Float], plan p: Plan, timings: inout Timings,
         progress: ((UpscaleStage, Double) -> Void)? = nil
     ) -> Tensor {
         progress?(.encode, 0)
@@ -118,7 +127,7 @@ public struct Upscaler: @unchecked Sendable {
         timings.encoder = Date().timeIntervalSince(t0)
         progress?(.decode, 0)
         t0 = Date()
-        let gs = model.decoder(feat, height: p.paddedHeight, width: p.paddedWidth, scale: Float(scale))
+        let gs = model.decoder(feat, height: p.paddedHeight, width: p.paddedWidth, scale: Float(p.request.conditioning))
         timings.decoder = Date().timeIntervalSince(t0)
         return gs
     }
@@ -128,15 +137,23 @@ public struct Upscaler: @unchecked Sendable {
         rgb: [Float], width w: Int, height h: Int, scale: Double,
         progress: ((UpscaleStage, Double) -> Void)? = nil
     ) throws -> Result {
+        try upscale(rgb: rgb, width: w, height: h, request: ScaleRequest(scale: scale), progress: progress)
+    }
+
+    /// The whole pipeline for a scale per axis (see ``ScaleRequest``).
+    public func upscale(
+        rgb: [Float], width w: Int, height h: Int, request: ScaleRequest,
+        progress: ((UpscaleStage, Double) -> Void)? = nil
+    ) throws -> Result {
         guard rgb.count == w * h * 3 else {
             throw UpscaleError("image buffer has \(rgb.count) values, expected \(w * h * 3)")
         }
-        let p = try plan(width: w, height: h, scale: scale)
+        let p = try plan(width: w, height: h, request: request)
         var timings = Timings()
-        let gs = gaussians(rgb: rgb, plan: p, scale: scale, timings: &timings, progress: progress)
+        let gs = gaussians(rgb: rgb, plan: p, timings: &timings, progress: progress)
         progress?(.render, 0)
         let t0 = Date()
-        let full = render(gs, plan: p, scale: scale) { progress?(.render, $0) }
+        let full = render(gs, plan: p) { progress?(.render, $0) }
         timings.rasterizer = Date().timeIntervalSince(t0)
         progress?(.render, 1)
         return Result(
@@ -167,10 +184,10 @@ public struct Upscaler: @unchecked Sendable {
     }
 
     /// Activations + coordinate transform + rasterizer at the padded render size.
-    public func render(_ gs: Tensor, plan p: Plan, scale: Double, progress: ((Double) -> Void)? = nil) -> [Float] {
+    public func render(_ gs: Tensor, plan p: Plan, progress: ((Double) -> Void)? = nil) -> [Float] {
         let kernels = GaussianActivation.kernels(
             fromRaw: UnsafeBufferPointer(start: gs.ptr, count: gs.count), width: p.renderWidth, height: p.renderHeight,
-            scale: Float(scale))
+            scaleX: Float(p.request.scaleX), scaleY: Float(p.request.scaleY))
         return rasterizer.forward(kernels, width: p.renderWidth, height: p.renderHeight, progress: progress)
     }
 }

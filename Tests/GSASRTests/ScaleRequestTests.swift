@@ -1,0 +1,66 @@
+import Foundation
+import GSASR
+import Testing
+
+@Suite struct ScaleRequestTests {
+    /// 1000x563 → 1920x1080 is the isotropic scale up to rounding; the plan's output is exact.
+    @Test func isotropicUpToRounding() throws {
+        let r = try ScaleRequest.resolve(
+            inputWidth: 1000, inputHeight: 563, scale: nil, size: (1920, 1080), width: nil, height: nil)
+        #expect(r.isIsotropic)
+        #expect(Int((r.scaleX * 1000).rounded(.down)) == 1920 && Int((r.scaleY * 563).rounded(.down)) == 1080)
+        let keep = try ScaleRequest.resolve(
+            inputWidth: 1000, inputHeight: 563, scale: nil, size: nil, width: 1000, height: nil)
+        #expect(keep.isIsotropic && Int((keep.scaleY * 563).rounded(.down)) == 563)
+        let up = Upscaler(model: try GSASRModel.load(directory: Fixtures.url("small")))
+        let p = try up.plan(width: 1000, height: 563, request: r)
+        #expect(p.outputWidth == 1920 && p.outputHeight == 1080)
+        // Every size from 1x to 3x on an awkward input is met exactly.
+        for tw in stride(from: 37, through: 111, by: 1) {
+            for th in [50, 77, 100, 150] {
+                let q = try ScaleRequest.resolve(
+                    inputWidth: 37, inputHeight: 50, scale: nil, size: (tw, th), width: nil, height: nil)
+                let pq = try up.plan(width: 37, height: 50, request: q)
+                #expect(pq.outputWidth == tw && pq.outputHeight == th, "\(tw)x\(th)")
+            }
+        }
+    }
+
+    @Test func anisotropicUsesOneScalePerAxisAndTheGeometricMean() throws {
+        let r = try ScaleRequest.resolve(
+            inputWidth: 100, inputHeight: 100, scale: nil, size: (400, 200), width: nil, height: nil)
+        #expect(!r.isIsotropic)
+        #expect(abs(r.scaleX - 4.005) < 1e-12 && abs(r.scaleY - 2.005) < 1e-12)
+        #expect(abs(r.conditioning - (r.scaleX * r.scaleY).squareRoot()) < 1e-12)
+        #expect(throws: UpscaleError.self) {
+            _ = try ScaleRequest.resolve(inputWidth: 100, inputHeight: 100, scale: 2, size: (400, 200), width: nil, height: nil)
+        }
+        #expect(throws: UpscaleError.self) {
+            _ = try ScaleRequest.resolve(inputWidth: 100, inputHeight: 100, scale: nil, size: (400, 99), width: nil, height: nil)
+        }
+    }
+
+    /// The per-axis kernels: x sigmas as if the whole image had scaleX, y sigmas as with scaleY;
+    /// correlation, positions and colours unchanged. Equal scales give the official kernels bit for bit.
+    @Test func perAxisKernels() {
+        var raw: [Float] = []
+        var rng = SplitMix64(seed: 3)
+        for _ in 0..<(50 * 9) { raw.append(Float(rng.normal())) }
+        let w = 90, h = 70
+        let a = GaussianActivation.kernels(fromRaw: raw, width: w, height: h, scale: 3)
+        let b = GaussianActivation.kernels(fromRaw: raw, width: w, height: h, scale: 2)
+        let ab = raw.withUnsafeBufferPointer {
+            GaussianActivation.kernels(fromRaw: $0, width: w, height: h, scaleX: 3, scaleY: 2)
+        }
+        let same = raw.withUnsafeBufferPointer {
+            GaussianActivation.kernels(fromRaw: $0, width: w, height: h, scaleX: 3, scaleY: 3)
+        }
+        #expect(same.sigmas == a.sigmas && same.coords == a.coords && same.colors == a.colors)
+        for i in 0..<50 {
+            #expect(ab.sigmas[3 * i] == a.sigmas[3 * i])
+            #expect(ab.sigmas[3 * i + 1] == b.sigmas[3 * i + 1])
+            #expect(ab.sigmas[3 * i + 2] == a.sigmas[3 * i + 2])
+        }
+        #expect(ab.coords == a.coords && ab.colors == a.colors)
+    }
+}
