@@ -178,39 +178,63 @@ public struct Rasterizer: Sendable {
     public func forward(
         _ k: GaussianKernels, width: Int, height: Int, progress: ((Double) -> Void)? = nil
     ) -> [Float] {
+        forward([k], width: width, height: height, rows: 0..<height, progress: progress)
+    }
+
+    /// Renders the rows `rows` of the W×H image made by several groups of Gaussians (their
+    /// union, in group order then index order): a `rows.count × W × 3` (HWC) buffer. Every
+    /// pixel gets the value that the whole render gives it when the groups hold all the
+    /// Gaussians that reach these rows, up to float summation order (Gaussians sum in group
+    /// order here, in index order within a group). Used by the streaming (tiled) pipeline.
+    public func forward(
+        _ groups: [GaussianKernels], width: Int, height: Int, rows: Range<Int>, progress: ((Double) -> Void)? = nil
+    ) -> [Float] {
         precondition(width >= 2 && height >= 2, "render size must be at least 2×2")
-        let n = k.count
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= height, "rows outside the image")
+        let n = groups.reduce(0) { $0 + $1.count }
         let grid = PixelGrid(width: width, height: height)
         let T = ellipseT
         let sqrtT = T.map { $0.squareRoot() }
         let threads = self.threads
         let ts = Rasterizer.tileSize
+        let bandTop = rows.lowerBound, bandHeight = rows.count
+        if bandHeight == 0 { return [] }
 
         // 1. per-Gaussian constants and boxes
         let prep = UnsafeMutablePointer<PreparedGaussian>.allocate(capacity: max(n, 1))
         defer { prep.deallocate() }
-        k.sigmas.withUnsafeBufferPointer { sig in
-            k.coords.withUnsafeBufferPointer { co in
-                k.colors.withUnsafeBufferPointer { col in
-                    parallelChunks(n, threads: threads) { range in
-                        for i in range { (prep + i).initialize(to: self.prepare(sig, co, col, i, grid, sqrtT)) }
+        var base = 0
+        for k in groups {
+            let start = base
+            k.sigmas.withUnsafeBufferPointer { sig in
+                k.coords.withUnsafeBufferPointer { co in
+                    k.colors.withUnsafeBufferPointer { col in
+                        parallelChunks(k.count, threads: threads) { range in
+                            for i in range {
+                                (prep + start + i).initialize(to: self.prepare(sig, co, col, i, grid, sqrtT))
+                            }
+                        }
                     }
                 }
             }
+            base += k.count
         }
 
-        // 2. counting sort into tiles
+        // 2. counting sort into the band's tiles (tile rows start at the band's top row)
         let tilesX = (width + ts - 1) / ts
-        let tilesY = (height + ts - 1) / ts
+        let tilesY = (bandHeight + ts - 1) / ts
         let nTiles = tilesX * tilesY
         let offsets = UnsafeMutablePointer<Int>.allocate(capacity: nTiles + 1)
         defer { offsets.deallocate() }
         offsets.initialize(repeating: 0, count: nTiles + 1)
-        // Calls body(tile) for every tile that Gaussian g's pixel box overlaps.
+        let bandLast = bandTop + bandHeight - 1
+        // Calls body(tile) for every tile of the band that Gaussian g's pixel box overlaps.
         @inline(__always) func forEachTile(_ g: PreparedGaussian, _ body: (Int) -> Void) {
             if g.isEmpty { return }
+            let r0 = max(Int(g.r0), bandTop), r1 = min(Int(g.r1), bandLast)
+            if r0 > r1 { return }
             let tx0 = Int(g.c0) / ts, tx1 = Int(g.c1) / ts
-            for ty in (Int(g.r0) / ts)...(Int(g.r1) / ts) {
+            for ty in ((r0 - bandTop) / ts)...((r1 - bandTop) / ts) {
                 for tx in tx0...tx1 { body(ty * tilesX + tx) }
             }
         }
@@ -230,7 +254,7 @@ public struct Rasterizer: Sendable {
         }
 
         // 3. render tiles
-        let count = width * height * 3
+        let count = width * bandHeight * 3
         let out = [Float](unsafeUninitializedCapacity: count) { buf, initialized in
             let outp = buf.baseAddress!
             let workers = min(threads, nTiles)
@@ -241,7 +265,7 @@ public struct Rasterizer: Sendable {
                 let every = max(1, nTiles / (100 * workers))
                 while t < nTiles {
                     Rasterizer.renderTile(
-                        tile: t, tilesX: tilesX, grid: grid, prep: prep,
+                        tile: t, tilesX: tilesX, bandTop: bandTop, bandHeight: bandHeight, grid: grid, prep: prep,
                         list: list + offsets[t], listCount: offsets[t + 1] - offsets[t],
                         acc: acc, out: outp, T: T)
                     // Worker 0 strides through the tiles at the same pace as the others.
@@ -256,20 +280,46 @@ public struct Rasterizer: Sendable {
         return out
     }
 
+    /// The rows that the Gaussians of `k` reach in a W×H render with this mode: the smallest
+    /// first row and the largest last row over the Gaussians that touch the image (nil when
+    /// none does), and how many start above `row` (for the streaming pipeline's check that no
+    /// Gaussian reaches rows already written).
+    public func rowExtent(_ k: GaussianKernels, width: Int, height: Int, countingAbove row: Int = 0)
+        -> (first: Int, last: Int, startingAbove: Int)?
+    {
+        precondition(width >= 2 && height >= 2, "render size must be at least 2×2")
+        let grid = PixelGrid(width: width, height: height)
+        let sqrtT = ellipseT.map { $0.squareRoot() }
+        var first = Int.max, last = Int.min, above = 0
+        k.sigmas.withUnsafeBufferPointer { sig in
+            k.coords.withUnsafeBufferPointer { co in
+                k.colors.withUnsafeBufferPointer { col in
+                    for i in 0..<k.count {
+                        let g = prepare(sig, co, col, i, grid, sqrtT)
+                        if g.isEmpty { continue }
+                        first = min(first, Int(g.r0))
+                        last = max(last, Int(g.r1))
+                        if Int(g.r0) < row { above += 1 }
+                    }
+                }
+            }
+        }
+        return first <= last ? (first, last, above) : nil
+    }
+
     @inline(__always)
     static func renderTile(
-        tile: Int, tilesX: Int, grid: PixelGrid, prep: UnsafeMutablePointer<PreparedGaussian>,
+        tile: Int, tilesX: Int, bandTop: Int, bandHeight: Int, grid: PixelGrid, prep: UnsafeMutablePointer<PreparedGaussian>,
         list: UnsafeMutablePointer<Int32>, listCount: Int, acc: UnsafeMutablePointer<Float>,
         out: UnsafeMutablePointer<Float>, T: Float?
     ) {
         let ts = 16
         let plane = ts * ts
         let W = grid.width
-        let H = grid.height
         let X0 = (tile % tilesX) * ts
-        let Y0 = (tile / tilesX) * ts
+        let Y0 = bandTop + (tile / tilesX) * ts
         let tw = min(ts, W - X0)
-        let th = min(ts, H - Y0)
+        let th = min(ts, bandTop + bandHeight - Y0)
         acc.initialize(repeating: 0, count: 3 * plane)
         let px0 = UnsafeRawPointer(grid.px + X0).loadUnaligned(as: SIMD8<Float>.self)
         let px1 = UnsafeRawPointer(grid.px + X0 + 8).loadUnaligned(as: SIMD8<Float>.self)
@@ -336,7 +386,7 @@ public struct Rasterizer: Sendable {
             }
         }
         for yy in 0..<th {
-            var o = out + ((Y0 + yy) * W + X0) * 3
+            var o = out + ((Y0 - bandTop + yy) * W + X0) * 3
             let r = yy * ts
             for xx in 0..<tw {
                 o[0] = accR[r + xx]

@@ -99,13 +99,38 @@ public struct Fea2GS: @unchecked Sendable {
         _ features: Tensor, height hp: Int, width wp: Int, scale: Float,
         tap: ((String, Tensor) -> Void)? = nil
     ) -> Tensor {
+        let semb = scaleEmbedding(scale: scale)
+        tap?("scale_embedding", Tensor(shape: [1, config.channel], values: semb))
+        let feat = projectFeatures(features, height: hp, width: wp)
+        tap?("img_feat_proj", feat)
+        let (query, grid) = attend(feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap)
+        let u = upsample(query, grid: grid)
+        tap?("after_UPNet", u.up)
+        return heads(u.up, gridHeight: u.height, gridWidth: u.width)
+    }
+
+    /// `img_feat_proj` (conv → ReLU → conv): (hp × wp × inchannel) → (hp·wp) × C.
+    public func projectFeatures(_ features: Tensor, height hp: Int, width wp: Int) -> Tensor {
+        let f0 = imgFeatProj0(features, height: hp, width: wp)
+        Kernels.relu(f0)
+        return imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, config.channel])
+    }
+
+    /// The attention part of the decoder: per-window copies of the Gaussian embedding, the
+    /// window cross-attention blocks to the projected features `feat` ((hp·wp) × C), the
+    /// self-attention blocks and their long residual. Returns the tokens (T × C) and their grid.
+    ///
+    /// The shifted layers roll the feature map and the token grid with wrap-around and no mask
+    /// (as the official code does), so the windows on the right and bottom edges see the left
+    /// and top edges: the map is a torus. Tiling relies on this (see ``TiledUpscaler``).
+    func attend(
+        _ feat: Tensor, height hp: Int, width wp: Int, scaleEmbedding semb: [Float],
+        tap: ((String, Tensor) -> Void)? = nil
+    ) -> (Tensor, TokenGrid) {
         let cfg = config, c = cfg.channel, ws = cfg.windowSize
         precondition(hp % ws == 0 && wp % ws == 0, "feature size must be a multiple of the window size")
         let grid = TokenGrid(rowsOfWindows: hp / ws, colsOfWindows: wp / ws, seedSide: cfg.numGsSeedSqrt)
         let t = grid.tokens
-
-        let semb = scaleEmbedding(scale: scale)
-        tap?("scale_embedding", Tensor(shape: [1, c], values: semb))
 
         // Per-window copies of the shared Gaussian embedding and positional embedding.
         var query = Tensor(uninitialized: [t, c])
@@ -114,11 +139,6 @@ public struct Fea2GS: @unchecked Sendable {
             (query.ptr + w * grid.seeds * c).update(from: gsEmbedding.ptr, count: grid.seeds * c)
             (pos.ptr + w * grid.seeds * c).update(from: posEmbedding.ptr, count: grid.seeds * c)
         }
-
-        let f0 = imgFeatProj0(features, height: hp, width: wp)
-        Kernels.relu(f0)
-        let feat = imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, c])
-        tap?("img_feat_proj", feat)
 
         for (i, block) in windowCrossattnBlocks.enumerated() {
             query = block.forward(
@@ -134,15 +154,19 @@ public struct Fea2GS: @unchecked Sendable {
         }
         tap?("after_last_gs_selfattn_block", query)
         if !gsSelfattnBlocks.isEmpty { Kernels.add(query, resi) }
-
-        let u = upsample(query, grid: grid)
-        tap?("after_UPNet", u.up)
-        return heads(u.up, gridHeight: u.height, gridWidth: u.width)
+        return (query, grid)
     }
 
     /// Tokens → (gridH × gridW × C) image, then UPNet (conv, shuffle, conv, shuffle). Returns the
     /// UPNet convolutions' inputs too (`img`, `u0`: the training backward needs them).
     func upsample(_ query: Tensor, grid: TokenGrid) -> (img: Tensor, u0: Tensor, up: Tensor, height: Int, width: Int) {
+        let img = tokenImage(query, grid: grid)
+        let u = upNet(img, height: grid.gridHeight, width: grid.gridWidth)
+        return (img, u.u0, u.up, u.height, u.width)
+    }
+
+    /// Tokens (window-major rows) → the (gridH × gridW × C) token image.
+    func tokenImage(_ query: Tensor, grid: TokenGrid) -> Tensor {
         let c = config.channel
         let gh = grid.gridHeight, gw = grid.gridWidth
         let img = Tensor(uninitialized: [gh, gw, c])
@@ -153,18 +177,31 @@ public struct Fea2GS: @unchecked Sendable {
                 }
             }
         }
+        return img
+    }
+
+    /// UPNet on a (gh × gw × C) token image: conv, pixel shuffle s1, conv, pixel shuffle s2
+    /// (zero padding at the image's edges, as every 3×3 convolution here).
+    func upNet(_ img: Tensor, height gh: Int, width gw: Int) -> (u0: Tensor, up: Tensor, height: Int, width: Int) {
+        let c = config.channel
         let s1 = config.shuffleScale1, s2 = config.shuffleScale2
         let u0 = Kernels.pixelShuffle(
             upNet0(img, height: gh, width: gw), height: gh, width: gw, channels: c * s1 * s1, factor: s1)
         let h1 = gh * s1, w1 = gw * s1
         let up = Kernels.pixelShuffle(
             upNet2(u0, height: h1, width: w1), height: h1, width: w1, channels: c * s2 * s2, factor: s2)
-        return (img, u0, up, h1 * s2, w1 * s2)
+        return (u0, up, h1 * s2, w1 * s2)
     }
 
     /// The five MLP heads on the upsampled grid, streamed in chunks of tokens so the (4C-wide)
     /// hidden activations never exist for the whole grid at once.
-    func heads(_ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, cache: HeadsCache? = nil) -> Tensor {
+    ///
+    /// `frame` places the grid inside a larger one (tiling): the means are then expressed in
+    /// the larger grid's [0, 1] units, computed with the same Float32 operations as an untiled
+    /// run (`head / globalWidth + reference point of the global cell`).
+    func heads(
+        _ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, cache: HeadsCache? = nil, frame: GaussianFrame? = nil
+    ) -> Tensor {
         let c = config.channel
         let n = gh * gw
         let out = Tensor(uninitialized: [n, 9])
@@ -172,8 +209,11 @@ public struct Fea2GS: @unchecked Sendable {
         let chunks = (n + chunk - 1) / chunk
         let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
         let columns = [0, 2, 3, 4, 7]
-        let refX = Fea2GS.referencePoints(gw), refY = Fea2GS.referencePoints(gh)
-        let fgw = Float(gw), fgh = Float(gh)
+        let f = frame ?? GaussianFrame(originX: 0, originY: 0, globalWidth: gw, globalHeight: gh)
+        precondition(f.originX + gw <= f.globalWidth && f.originY + gh <= f.globalHeight, "grid outside its frame")
+        let refX = Array(Fea2GS.referencePoints(f.globalWidth)[f.originX..<(f.originX + gw)])
+        let refY = Array(Fea2GS.referencePoints(f.globalHeight)[f.originY..<(f.originY + gh)])
+        let fgw = Float(f.globalWidth), fgh = Float(f.globalHeight)
         let xp = x.ptr, op = out.ptr
         Parallel.forEach(chunks) { ci in
             let r0 = ci * chunk
@@ -250,4 +290,12 @@ public struct Fea2GS: @unchecked Sendable {
         let halfway = n / 2
         return (0..<n).map { i in i < halfway ? start + step * Float(i) : end - step * Float(n - 1 - i) }
     }
+}
+
+/// Where a grid of Gaussians sits inside the whole image's Gaussian grid (tiling).
+struct GaussianFrame {
+    /// Column and row of the grid's first Gaussian in the whole grid.
+    var originX: Int, originY: Int
+    /// Size of the whole Gaussian grid.
+    var globalWidth: Int, globalHeight: Int
 }

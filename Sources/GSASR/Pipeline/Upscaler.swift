@@ -63,7 +63,9 @@ public struct Upscaler: @unchecked Sendable {
         try plan(width: w, height: h, request: ScaleRequest(scale: scale))
     }
 
-    public func plan(width w: Int, height h: Int, request: ScaleRequest) throws -> Plan {
+    /// Validates a request and estimates its untiled working memory; `checkMemory` refuses an
+    /// estimate over `memoryLimitBytes` (the tiled pipeline checks its own estimate instead).
+    public func plan(width w: Int, height h: Int, request: ScaleRequest, checkMemory: Bool = true) throws -> Plan {
         for scale in [request.scaleX, request.scaleY, request.conditioning] {
             guard scale.isFinite else { throw UpscaleError("scale \(scale) is not a finite number") }
             guard scale >= 1 else { throw UpscaleError("scale \(scale) is below 1; GSASR upscales (use a scale ≥ 1)") }
@@ -106,7 +108,7 @@ public struct Upscaler: @unchecked Sendable {
         }
         let estDouble = 4 * (Double(3 * n * c + 12 * tokens * c + 2 * rw * rh * 3 + 20 * n) + tileEntries)
         let est = Int(min(estDouble, Double(Int.max / 2)))
-        guard est <= memoryLimitBytes else {
+        guard est <= memoryLimitBytes || !checkMemory else {
             throw UpscaleError(
                 "input \(w)x\(h) needs about \(est >> 20) MiB of working memory, over the limit of \(memoryLimitBytes >> 20) MiB"
             )

@@ -1,0 +1,351 @@
+import Foundation
+import GSASRRaster
+import GSASRTensor
+
+/// Seam-free tiling with bounded memory: the network runs on LR tiles, the Gaussians of each
+/// tile's core are kept in the whole image's coordinates, and the output is rendered band by
+/// band from those Gaussians at the whole image's size. Stitching happens on Gaussians, not on
+/// pixels: there is no blending and no crop of rendered pixels.
+///
+/// Why this equals the untiled run (up to float rounding, and to the context the margin gives):
+/// - Tile cores and margins are whole windows on the padded image's window grid, so a tile's
+///   windows are the untiled windows.
+/// - The decoder's shifted layers roll the feature map and the token grid with wrap-around and
+///   no mask (the official code), so in the untiled run the right and bottom windows see the
+///   left and top edges: the image is a torus for the attention. A tile's context is therefore
+///   taken around the torus: the margin of a tile on the left edge is the image's right edge.
+/// - The convolutions are not periodic (zero padding at the image's edges), so the features
+///   that the attention reads (encoder + `img_feat_proj`) are computed per piece of the torus
+///   region, each on the image itself with enough extra rows and columns for the convolutions'
+///   reach (one pixel per 3×3 convolution): they are exact.
+/// - UPNet (two 3×3 convolutions) runs on the core's tokens plus a ring of two tokens (zero
+///   padding where the core touches the image's edge, as untiled), then the heads place the
+///   means in the whole grid with the untiled Float32 operations.
+/// - The Gaussians are converted with the whole render size and rendered with the whole image's
+///   pixel grid, so the dmax box, the sigma conversion and the size rounding are the untiled ones.
+/// The only difference left is the attention's view across a margin's outer edge (where the
+/// tile's own roll wraps), which reaches the core only through many layers; `margin` trades
+/// that against time (measured in Benchmarks/README.md, `gsasr bench tile`).
+///
+/// Streaming: tiles run in raster order; after each row of tiles, the output rows that no later
+/// tile can reach are rendered and handed to the sink, and the Gaussians that cannot reach later
+/// rows are dropped. "Cannot reach" assumes that a Gaussian's centre lies at most `reachSlack`
+/// LR pixels above its cell (plus its footprint); any Gaussian that would still reach a written
+/// row is counted in ``Stats/lateGaussians`` (0 in every run we measured) rather than ignored.
+public struct TiledUpscaler: @unchecked Sendable {
+    public let upscaler: Upscaler
+    /// Core tile side in LR pixels (a multiple of the model's denominator).
+    public let tile: Int
+    /// Context on each side of a core, in LR pixels (a multiple of the denominator).
+    public let margin: Int
+    /// Assumed largest upward offset of a Gaussian's centre from its cell, in LR pixels.
+    public var reachSlack: Double = 12
+
+    /// Default core side and margin in LR pixels (see Benchmarks/README.md, `bench tile`).
+    public static let defaultTile = 192
+    public static let defaultMargin = 24
+
+    /// `tile` and `margin` are rounded up to multiples of the model's denominator; a margin of
+    /// at least one window is required (the UPNet ring and the attention context need it).
+    public init(upscaler: Upscaler, tile: Int = defaultTile, margin: Int = defaultMargin) throws {
+        let d = upscaler.model.denominator
+        guard tile >= d else {
+            throw UpscaleError("tile \(tile) is smaller than the model's window grid (\(d) LR pixels); use --tile ≥ \(d)")
+        }
+        guard margin >= 1, margin <= 4096, tile <= 1 << 16 else {
+            throw UpscaleError("tile margin \(margin) must be between 1 and 4096 LR pixels")
+        }
+        self.upscaler = upscaler
+        self.tile = (tile + d - 1) / d * d
+        self.margin = (margin + d - 1) / d * d
+    }
+
+    public struct Stats: Sendable {
+        public var tiles = 0
+        /// Gaussians that reached output rows already written (their contribution there is lost).
+        public var lateGaussians = 0
+        public var gaussians = 0
+        /// Largest number of Gaussians held at once.
+        public var peakHeldGaussians = 0
+        public var timings = Upscaler.Timings()
+    }
+
+    /// One axis of the tiling, in windows.
+    struct Axis {
+        let windows: Int
+        let cores: [Range<Int>]
+        let margin: Int
+
+        init(windows n: Int, core t: Int, margin m: Int) {
+            windows = n
+            if t + 2 * m >= n {
+                cores = [0..<n]
+                margin = 0
+            } else {
+                cores = stride(from: 0, to: n, by: t).map { $0..<min($0 + t, n) }
+                margin = m
+            }
+        }
+
+        /// Contiguous runs of the torus region around core i: (global start, length, offset in
+        /// the region), in windows.
+        func runs(_ i: Int) -> [(start: Int, count: Int, offset: Int)] {
+            let core = cores[i]
+            let length = core.count + 2 * margin
+            var out: [(Int, Int, Int)] = []
+            var offset = 0
+            var g = ((core.lowerBound - margin) % windows + windows) % windows
+            while offset < length {
+                let count = min(length - offset, windows - g)
+                out.append((g, count, offset))
+                offset += count
+                g = 0
+            }
+            return out
+        }
+    }
+
+    /// Estimated peak working memory of a tiled run, in bytes.
+    public func estimatedBytes(plan p: Upscaler.Plan) -> Int {
+        let cfg = upscaler.model.decoder.config
+        let c = Double(cfg.channel), fe = Double(upscaler.model.encoder.numFeat)
+        let region = Double(min(tile + 2 * margin, p.paddedHeight) * min(tile + 2 * margin, p.paddedWidth))
+        let perPixelGaussians = Double(p.gaussians) / Double(p.paddedWidth * p.paddedHeight)
+        let reach = Double(encoderReach) * 2
+        let encoder = 3 * fe * (Double(tile + 2 * margin) + reach) * (Double(tile + 2 * margin) + reach)
+        let decoder = 14 * region * c
+        // UPNet chunk (Gaussian grid × C, twice) and the held Gaussians (32 bytes each, two
+        // rows of tiles) and one band of output rows.
+        let upChunk = 2 * perPixelGaussians * Double(Self.chunkWindows * cfg.windowSize + 4) * Double(tile + 4) * c
+        let held = 2 * perPixelGaussians * Double(tile) * Double(p.paddedWidth) * 8
+        let band = 3 * Double(p.renderWidth) * (Double(tile) + reachSlack + 8) * p.request.scaleY
+        let bytes = 4 * (encoder + decoder + upChunk + held + band)
+        return Int(min(bytes, Double(Int.max / 2)))
+    }
+
+    /// Window rows of a core handled by one UPNet + heads pass.
+    static let chunkWindows = 2
+
+    /// 3×3 convolutions before the attention: the encoder's and `img_feat_proj`'s.
+    var encoderReach: Int { 2 + 2 * upscaler.model.encoder.body.count + 2 }
+
+    /// Runs the whole pipeline. `sink(rows, pixels)` receives output rows top to bottom:
+    /// `pixels` holds `rows.count × outputWidth × 3` unclamped RGB values. `progress` gets
+    /// (tiles done, tiles).
+    public func upscale(
+        rgb: [Float], width w: Int, height h: Int, request: ScaleRequest,
+        progress: ((Int, Int) -> Void)? = nil,
+        sink: (Range<Int>, UnsafeBufferPointer<Float>) throws -> Void
+    ) throws -> Stats {
+        guard rgb.count == w * h * 3 else {
+            throw UpscaleError("image buffer has \(rgb.count) values, expected \(w * h * 3)")
+        }
+        let p = try upscaler.plan(width: w, height: h, request: request, checkMemory: false)
+        let est = estimatedBytes(plan: p)
+        guard est <= upscaler.memoryLimitBytes else {
+            throw UpscaleError(
+                "input \(w)x\(h) with tiles of \(tile) needs about \(est >> 20) MiB of working memory, over the limit of \(upscaler.memoryLimitBytes >> 20) MiB; use a smaller --tile"
+            )
+        }
+        let model = upscaler.model, dec = model.decoder, cfg = dec.config
+        let ws = cfg.windowSize, ss = cfg.numGsSeedSqrt, up = cfg.shuffleScale1 * cfg.shuffleScale2
+        let ay = Axis(windows: p.paddedHeight / ws, core: tile / ws, margin: margin / ws)
+        let ax = Axis(windows: p.paddedWidth / ws, core: tile / ws, margin: margin / ws)
+        let globalGW = ax.windows * ss * up, globalGH = ay.windows * ss * up
+        let semb = dec.scaleEmbedding(scale: Float(p.request.conditioning))
+        let rasterizer = upscaler.rasterizer
+        let sx = Float(p.request.scaleX), sy = Float(p.request.scaleY)
+
+        // How far (in LR pixels) a Gaussian may reach above its cell: its footprint (fast mode:
+        // at most √T·(1/1.2) LR pixels since every sigma ≤ 1; the dmax box in exact mode) plus
+        // the slack for its centre's offset.
+        let box = Double(rasterizer.dmax) * Double(p.renderHeight - 1) / 2 / p.request.scaleY
+        var footprint = box
+        if case .fast(let eps) = rasterizer.mode {
+            footprint = min(box, (2 * log(1 / Double(eps))).squareRoot() / 1.2 + 1)
+        }
+        let reach = footprint + reachSlack
+
+        var stats = Stats()
+        let total = ay.cores.count * ax.cores.count
+        var held: [(kernels: GaussianKernels, last: Int)] = []
+        var written = 0
+        for ti in ay.cores.indices {
+            for tj in ax.cores.indices {
+                let raw = try gaussians(
+                    rgb: rgb, width: w, height: h, plan: p, ay: ay, ax: ax, ti: ti, tj: tj, semb: semb,
+                    globalGW: globalGW, globalGH: globalGH, timings: &stats.timings)
+                let t0 = Date()
+                for r in raw {
+                    let k = withExtendedLifetime(r) {
+                        GaussianActivation.kernels(
+                            fromRaw: UnsafeBufferPointer(start: r.ptr, count: r.count), width: p.renderWidth,
+                            height: p.renderHeight, scaleX: sx, scaleY: sy)
+                    }
+                    stats.gaussians += k.count
+                    if let e = rasterizer.rowExtent(
+                        k, width: p.renderWidth, height: p.renderHeight, countingAbove: written)
+                    {
+                        stats.lateGaussians += e.startingAbove
+                        held.append((k, e.last))
+                    }
+                }
+                stats.timings.rasterizer += Date().timeIntervalSince(t0)
+                stats.tiles += 1
+                stats.peakHeldGaussians = max(stats.peakHeldGaussians, held.reduce(0) { $0 + $1.kernels.count })
+                progress?(stats.tiles, total)
+            }
+            // Rows that no later tile can reach.
+            let last = ti == ay.cores.count - 1
+            let coreEnd = Double(ay.cores[ti].upperBound * ws)
+            let safe =
+                last
+                ? p.renderHeight
+                : min(p.renderHeight, max(0, Int(((coreEnd - reach) * p.request.scaleY).rounded(.down))))
+            if safe > written {
+                let t0 = Date()
+                let band = rasterizer.forward(
+                    held.map(\.kernels), width: p.renderWidth, height: p.renderHeight, rows: written..<safe)
+                stats.timings.rasterizer += Date().timeIntervalSince(t0)
+                let outRows = written..<min(safe, p.outputHeight)
+                if !outRows.isEmpty {
+                    try emit(band, rows: outRows, renderWidth: p.renderWidth, outputWidth: p.outputWidth, sink: sink)
+                }
+                written = safe
+                held.removeAll { $0.last < written }
+            }
+        }
+        return stats
+    }
+
+    /// Crops a band (rows from `rows.lowerBound`, render width) to the output width and passes it on.
+    private func emit(
+        _ band: [Float], rows: Range<Int>, renderWidth rw: Int, outputWidth ow: Int,
+        sink: (Range<Int>, UnsafeBufferPointer<Float>) throws -> Void
+    ) throws {
+        if rw == ow {
+            try band.withUnsafeBufferPointer { try sink(rows, UnsafeBufferPointer(rebasing: $0[0..<(rows.count * ow * 3)])) }
+            return
+        }
+        var out = [Float](repeating: 0, count: rows.count * ow * 3)
+        band.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for r in 0..<rows.count {
+                    (dst.baseAddress! + r * ow * 3).update(from: src.baseAddress! + r * rw * 3, count: ow * 3)
+                }
+            }
+        }
+        try out.withUnsafeBufferPointer { try sink(rows, $0) }
+    }
+
+    /// The raw Gaussians (N × 9, means in whole-image units) of core (ti, tj), in chunks of
+    /// rows of the Gaussian grid.
+    func gaussians(
+        rgb: [Float], width w: Int, height h: Int, plan p: Upscaler.Plan, ay: Axis, ax: Axis, ti: Int, tj: Int,
+        semb: [Float], globalGW: Int, globalGH: Int, timings: inout Upscaler.Timings
+    ) throws -> [Tensor] {
+        let dec = upscaler.model.decoder, cfg = dec.config
+        let ws = cfg.windowSize, ss = cfg.numGsSeedSqrt, c = cfg.channel
+        let up = cfg.shuffleScale1 * cfg.shuffleScale2
+        let yr = ay.runs(ti), xr = ax.runs(tj)
+        let regionH = (ay.cores[ti].count + 2 * ay.margin) * ws
+        let regionW = (ax.cores[tj].count + 2 * ax.margin) * ws
+
+        // 1. Projected features of the torus region, piece by piece (exact convolutions).
+        var t0 = Date()
+        let feat = Tensor(uninitialized: [regionH * regionW, c])
+        for yp in yr {
+            for xp in xr {
+                let y0 = yp.start * ws, y1 = (yp.start + yp.count) * ws
+                let x0 = xp.start * ws, x1 = (xp.start + xp.count) * ws
+                let piece = projected(rgb: rgb, width: w, height: h, plan: p, rows: y0..<y1, cols: x0..<x1)
+                let pw = x1 - x0
+                for yy in 0..<(y1 - y0) {
+                    let dst = feat.ptr + ((yp.offset * ws + yy) * regionW + xp.offset * ws) * c
+                    dst.update(from: piece.ptr + yy * pw * c, count: pw * c)
+                }
+            }
+        }
+        timings.encoder += Date().timeIntervalSince(t0)
+
+        // 2. Attention on the region.
+        t0 = Date()
+        let (query, grid) = dec.attend(feat, height: regionH, width: regionW, scaleEmbedding: semb)
+        let img = dec.tokenImage(query, grid: grid)
+        let gw = grid.gridWidth
+
+        // 3. UPNet on the core plus a two-token ring (none where the core meets the image's
+        // edge: zero padding there, as untiled), then the heads in whole-image units.
+        let coreY = ay.cores[ti], coreX = ax.cores[tj]
+        let cy0 = ay.margin * ss, cy1 = cy0 + coreY.count * ss
+        let cx0 = ax.margin * ss, cx1 = cx0 + coreX.count * ss
+        let atTop = coreY.lowerBound == 0, atBottom = coreY.upperBound == ay.windows
+        let atLeft = coreX.lowerBound == 0, atRight = coreX.upperBound == ax.windows
+        let sx0 = atLeft ? cx0 : cx0 - 2, sx1 = atRight ? cx1 : cx1 + 2
+        let subW = sx1 - sx0
+        var out: [Tensor] = []
+        let chunk = Self.chunkWindows * ss
+        for a in stride(from: cy0, to: cy1, by: chunk) {
+            let b = min(a + chunk, cy1)
+            let sy0 = (a == cy0 && atTop) ? a : a - 2
+            let sy1 = (b == cy1 && atBottom) ? b : b + 2
+            let subH = sy1 - sy0
+            let sub = Tensor(uninitialized: [subH, subW, c])
+            for yy in 0..<subH {
+                (sub.ptr + yy * subW * c).update(from: img.ptr + ((sy0 + yy) * gw + sx0) * c, count: subW * c)
+            }
+            let u = dec.upNet(sub, height: subH, width: subW)
+            let rows = (b - a) * up, cols = (cx1 - cx0) * up
+            let x = Tensor(uninitialized: [rows, cols, c])
+            let r0 = (a - sy0) * up, c0 = (cx0 - sx0) * up
+            for r in 0..<rows {
+                (x.ptr + r * cols * c).update(from: u.up.ptr + ((r0 + r) * u.width + c0) * c, count: cols * c)
+            }
+            let frame = GaussianFrame(
+                originX: (coreX.lowerBound * ss) * up, originY: (coreY.lowerBound * ss + (a - cy0)) * up,
+                globalWidth: globalGW, globalHeight: globalGH)
+            out.append(dec.heads(x, gridHeight: rows, gridWidth: cols, frame: frame))
+        }
+        timings.decoder += Date().timeIntervalSince(t0)
+        return out
+    }
+
+    /// Encoder + `img_feat_proj` for the rows × cols of the padded LR image, computed on the
+    /// image with `encoderReach` extra pixels on each side (clamped to the image) and cropped:
+    /// (rows·cols) × C, exactly the untiled values there.
+    func projected(rgb: [Float], width w: Int, height h: Int, plan p: Upscaler.Plan, rows: Range<Int>, cols: Range<Int>)
+        -> Tensor
+    {
+        let e = encoderReach
+        let y0 = max(0, rows.lowerBound - e), y1 = min(p.paddedHeight, rows.upperBound + e)
+        let x0 = max(0, cols.lowerBound - e), x1 = min(p.paddedWidth, cols.upperBound + e)
+        let ph = y1 - y0, pw = x1 - x0
+        // The padded image's pixels (reflect padding at the bottom and right, as `encode`).
+        let x = Tensor(uninitialized: [ph, pw, 3])
+        rgb.withUnsafeBufferPointer { src in
+            for yy in 0..<ph {
+                let gy = y0 + yy
+                let sy = gy < h ? gy : 2 * (h - 1) - gy
+                for xx in 0..<pw {
+                    let gx = x0 + xx
+                    let sx = gx < w ? gx : 2 * (w - 1) - gx
+                    let s = src.baseAddress! + (sy * w + sx) * 3
+                    let d = x.ptr + (yy * pw + xx) * 3
+                    d[0] = s[0]
+                    d[1] = s[1]
+                    d[2] = s[2]
+                }
+            }
+        }
+        let model = upscaler.model
+        let feat = model.decoder.projectFeatures(model.encoder(x, height: ph, width: pw), height: ph, width: pw)
+        let c = model.decoder.config.channel
+        let oh = rows.count, ow = cols.count
+        let out = Tensor(uninitialized: [oh * ow, c])
+        for yy in 0..<oh {
+            (out.ptr + yy * ow * c).update(
+                from: feat.ptr + ((rows.lowerBound - y0 + yy) * pw + (cols.lowerBound - x0)) * c, count: ow * c)
+        }
+        return out
+    }
+}
