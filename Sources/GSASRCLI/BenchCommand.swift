@@ -5,8 +5,9 @@ import GSASRBench
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`).",
-        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self],
+        abstract:
+            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`).",
+        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self, TileBenchCommand.self],
         defaultSubcommand: PipelineBenchCommand.self)
 }
 
@@ -166,6 +167,130 @@ struct TrainBenchCommand: ParsableCommand {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             enc.keyEncodingStrategy = .convertToSnakeCase
             try enc.encode(r).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+    }
+}
+
+struct TileBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tile",
+        abstract:
+            "Untiled vs our tiling (Gaussians stitched) vs the official tiling (pixels stitched): time, peak RSS, PSNR vs untiled, seam errors.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .shortAndLong, help: "LR image (PNG or JPEG).")
+    var input: String = "Examples/seeding_160x120.png"
+
+    @Option(name: .shortAndLong, help: "Scale factor.")
+    var scale: String = "4"
+
+    @Option(help: "Our core tile side, LR pixels.")
+    var tile: Int = TiledUpscaler.defaultTile
+
+    @Option(help: "Our context margin, LR pixels.")
+    var margin: Int = TiledUpscaler.defaultMargin
+
+    @Option(help: "Official tiling: tile side (its test configs: 480).")
+    var officialTile: Int = 480
+
+    @Option(help: "Official tiling: overlap (its test configs: 8).")
+    var officialOverlap: Int = 8
+
+    @Option(help: "Official tiling: crop at interior seams (its test configs: 4).")
+    var officialCrop: Int = 4
+
+    @Option(help: "Use the top-left WIDTHxHEIGHT of the image (e.g. a size that fits untiled).")
+    var crop: String?
+
+    @Option(help: "Comma-separated methods to run: untiled, ours, official.")
+    var methods: String = "untiled,ours,official"
+
+    @Option(help: "Output rows/columns on each side of a seam counted as 'on the seam'.")
+    var seamBand: Int = 4
+
+    @Option(name: .short, help: "Threads.")
+    var jobs: Int?
+
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
+    @Option(help: .hidden) var child: String?
+    @Option(help: .hidden) var childRaw: String?
+    @Option(help: .hidden) var childJson: String?
+
+    func run() throws {
+        try setThreads(jobs)
+        let scale = try parseScale(scale)
+        let settings = TileBench.Settings(
+            scale: scale, tile: tile, margin: margin, officialTile: officialTile, officialOverlap: officialOverlap,
+            officialCrop: officialCrop)
+        let (model, name) = try modelOptions.loadOrDefault()
+        var img = try ImageIO.load(URL(fileURLWithPath: input)).rgb
+        if let crop {
+            let (cw, ch) = try ScaleRequest.parseSize(crop)
+            guard cw >= 12, ch >= 12, cw <= img.width, ch <= img.height else {
+                throw CLIError("--crop \(crop) must be at least 12x12 and inside the \(img.width)x\(img.height) image")
+            }
+            var px = [Float](repeating: 0, count: cw * ch * 3)
+            for y in 0..<ch {
+                for x in 0..<(cw * 3) { px[y * cw * 3 + x] = img.pixels[y * img.width * 3 + x] }
+            }
+            img = Image(width: cw, height: ch, pixels: px)
+        }
+        if let child, let childRaw, let childJson {
+            guard let m = TileBench.Method(rawValue: child) else { throw CLIError("unknown method '\(child)'") }
+            let r = try TileBench.runOne(
+                m, model: model, image: img.pixels, width: img.width, height: img.height, settings: settings,
+                raw: URL(fileURLWithPath: childRaw))
+            try JSONEncoder().encode(r).write(to: URL(fileURLWithPath: childJson))
+            return
+        }
+        let list = try methods.split(separator: ",").map { s -> TileBench.Method in
+            guard let m = TileBench.Method(rawValue: s.trimmingCharacters(in: .whitespaces)) else {
+                throw CLIError("method '\(s)' is not untiled, ours or official")
+            }
+            return m
+        }
+        guard let exe = Bundle.main.executablePath else { throw CLIError("cannot find the gsasr executable") }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("gsasr-tile-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        var runs: [TileBench.Run] = []
+        var untiled: [Float]? = nil
+        // The untiled render first: every other method is compared against it.
+        let ordered = list.sorted { ($0 == .untiled ? 0 : 1) < ($1 == .untiled ? 0 : 1) }
+        for m in ordered {
+            let raw = tmp.appendingPathComponent("\(m.rawValue).f32"), js = tmp.appendingPathComponent("\(m.rawValue).json")
+            var args = Array(CommandLine.arguments.dropFirst())
+            args += ["--child", m.rawValue, "--child-raw", raw.path, "--child-json", js.path]
+            if modelOptions.model == nil && modelOptions.encoder == nil, let d = ModelOptions.defaultModelDirectory() {
+                args += ["-m", d.path]
+            }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = args
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { throw CLIError("bench tile: the \(m.rawValue) run failed") }
+            var r = try JSONDecoder().decode(TileBench.Run.self, from: Data(contentsOf: js))
+            let pixels = try Data(contentsOf: raw).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            if m == .untiled {
+                untiled = pixels
+            } else if let u = untiled {
+                TileBench.compare(&r, pixels: pixels, untiled: u, band: seamBand)
+            }
+            runs.append(r)
+        }
+        let report = TileBench.Report(
+            model: name, lrWidth: img.width, lrHeight: img.height, settings: settings, threads: Parallel.threadCount,
+            runs: runs)
+        print(TileBench.format(report))
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.keyEncodingStrategy = .convertToSnakeCase
+            try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
         }
     }
 }

@@ -112,16 +112,30 @@ public struct TiledUpscaler: @unchecked Sendable {
         let region = Double(min(tile + 2 * margin, p.paddedHeight) * min(tile + 2 * margin, p.paddedWidth))
         let perPixelGaussians = Double(p.gaussians) / Double(p.paddedWidth * p.paddedHeight)
         let reach = Double(encoderReach) * 2
-        let encoder = 3 * fe * (Double(tile + 2 * margin) + reach) * (Double(tile + 2 * margin) + reach)
+        let encoder = 3 * fe * (Double(tile + 2 * margin) + reach) * (Double(max(tile, Self.encoderChunk)) + reach)
         let decoder = 14 * region * c
         // UPNet chunk (Gaussian grid × C, twice) and the held Gaussians (32 bytes each, two
         // rows of tiles) and one band of output rows.
         let upChunk = 2 * perPixelGaussians * Double(Self.chunkWindows * cfg.windowSize + 4) * Double(tile + 4) * c
-        let held = 2 * perPixelGaussians * Double(tile) * Double(p.paddedWidth) * 8
-        let band = 3 * Double(p.renderWidth) * (Double(tile) + reachSlack + 8) * p.request.scaleY
-        let bytes = 4 * (encoder + decoder + upChunk + held + band)
+        let held = 1.3 * perPixelGaussians * Double(tile) * Double(p.paddedWidth) * 8
+        let strip = Double(min(tile + 2 * margin, p.paddedHeight) * p.paddedWidth) * c
+        let band = 3 * Double(p.renderWidth * Self.bandRows) + 16 * held / 8
+        let bytes = 4 * (encoder + strip + decoder + upChunk + held + band)
         return Int(min(bytes, Double(Int.max / 2)))
     }
+
+    /// Where the cores meet, in padded-LR pixels: the first row (column) of every core but the
+    /// first (for seam statistics).
+    public func coreEdges(plan p: Upscaler.Plan) -> (rows: [Int], cols: [Int]) {
+        let ws = upscaler.model.decoder.config.windowSize
+        func edges(_ n: Int) -> [Int] {
+            Axis(windows: n / ws, core: tile / ws, margin: margin / ws).cores.dropFirst().map { $0.lowerBound * ws }
+        }
+        return (edges(p.paddedHeight), edges(p.paddedWidth))
+    }
+
+    /// Output rows rendered at once.
+    static let bandRows = 64
 
     /// Window rows of a core handled by one UPNet + heads pass.
     static let chunkWindows = 2
@@ -168,12 +182,15 @@ public struct TiledUpscaler: @unchecked Sendable {
 
         var stats = Stats()
         let total = ay.cores.count * ax.cores.count
-        var held: [(kernels: GaussianKernels, last: Int)] = []
+        var held: [(kernels: GaussianKernels, first: Int, last: Int)] = []
         var written = 0
         for ti in ay.cores.indices {
+            let t0 = Date()
+            let strip = projectedStrip(rgb: rgb, width: w, height: h, plan: p, ay: ay, ti: ti)
+            stats.timings.encoder += Date().timeIntervalSince(t0)
             for tj in ax.cores.indices {
                 let raw = try gaussians(
-                    rgb: rgb, width: w, height: h, plan: p, ay: ay, ax: ax, ti: ti, tj: tj, semb: semb,
+                    strip: strip, plan: p, ay: ay, ax: ax, ti: ti, tj: tj, semb: semb,
                     globalGW: globalGW, globalGH: globalGH, timings: &stats.timings)
                 let t0 = Date()
                 for r in raw {
@@ -187,7 +204,7 @@ public struct TiledUpscaler: @unchecked Sendable {
                         k, width: p.renderWidth, height: p.renderHeight, countingAbove: written)
                     {
                         stats.lateGaussians += e.startingAbove
-                        held.append((k, e.last))
+                        held.append((k, e.first, e.last))
                     }
                 }
                 stats.timings.rasterizer += Date().timeIntervalSince(t0)
@@ -202,15 +219,21 @@ public struct TiledUpscaler: @unchecked Sendable {
                 last
                 ? p.renderHeight
                 : min(p.renderHeight, max(0, Int(((coreEnd - reach) * p.request.scaleY).rounded(.down))))
-            if safe > written {
+            // Render them in bands, each from the groups of Gaussians that reach it (so that
+            // the rasterizer's per-Gaussian tables stay small).
+            var a = written
+            while a < safe {
+                let b = min(safe, a + Self.bandRows)
                 let t0 = Date()
-                let band = rasterizer.forward(
-                    held.map(\.kernels), width: p.renderWidth, height: p.renderHeight, rows: written..<safe)
+                let groups = held.filter { $0.first < b && $0.last >= a }.map(\.kernels)
+                let band = rasterizer.forward(groups, width: p.renderWidth, height: p.renderHeight, rows: a..<b)
                 stats.timings.rasterizer += Date().timeIntervalSince(t0)
-                let outRows = written..<min(safe, p.outputHeight)
-                if !outRows.isEmpty {
-                    try emit(band, rows: outRows, renderWidth: p.renderWidth, outputWidth: p.outputWidth, sink: sink)
+                if a < p.outputHeight {
+                    try emit(band, rows: a..<min(b, p.outputHeight), renderWidth: p.renderWidth, outputWidth: p.outputWidth, sink: sink)
                 }
+                a = b
+            }
+            if safe > written {
                 written = safe
                 held.removeAll { $0.last < written }
             }
@@ -238,32 +261,55 @@ public struct TiledUpscaler: @unchecked Sendable {
         try out.withUnsafeBufferPointer { try sink(rows, $0) }
     }
 
+    /// The projected features (encoder + `img_feat_proj`) of the torus rows of tile row `ti`
+    /// over the whole padded width: (regionH · paddedWidth) × C. Computed piece by piece on the
+    /// image itself (column chunks with `encoderReach` extra columns), so every value is the
+    /// untiled one.
+    func projectedStrip(rgb: [Float], width w: Int, height h: Int, plan p: Upscaler.Plan, ay: Axis, ti: Int) -> Tensor {
+        let cfg = upscaler.model.decoder.config
+        let ws = cfg.windowSize, c = cfg.channel, wp = p.paddedWidth
+        let regionH = (ay.cores[ti].count + 2 * ay.margin) * ws
+        let strip = Tensor(uninitialized: [regionH * wp, c])
+        let chunk = max(tile, Self.encoderChunk)
+        for yp in ay.runs(ti) {
+            let y0 = yp.start * ws, y1 = (yp.start + yp.count) * ws
+            for x0 in stride(from: 0, to: wp, by: chunk) {
+                let x1 = min(wp, x0 + chunk)
+                let piece = projected(rgb: rgb, width: w, height: h, plan: p, rows: y0..<y1, cols: x0..<x1)
+                for yy in 0..<(y1 - y0) {
+                    (strip.ptr + ((yp.offset * ws + yy) * wp + x0) * c).update(
+                        from: piece.ptr + yy * (x1 - x0) * c, count: (x1 - x0) * c)
+                }
+            }
+        }
+        return strip
+    }
+
+    /// Columns of the padded image per encoder pass of a strip.
+    static let encoderChunk = 384
+
     /// The raw Gaussians (N × 9, means in whole-image units) of core (ti, tj), in chunks of
     /// rows of the Gaussian grid.
     func gaussians(
-        rgb: [Float], width w: Int, height h: Int, plan p: Upscaler.Plan, ay: Axis, ax: Axis, ti: Int, tj: Int,
+        strip: Tensor, plan p: Upscaler.Plan, ay: Axis, ax: Axis, ti: Int, tj: Int,
         semb: [Float], globalGW: Int, globalGH: Int, timings: inout Upscaler.Timings
     ) throws -> [Tensor] {
         let dec = upscaler.model.decoder, cfg = dec.config
         let ws = cfg.windowSize, ss = cfg.numGsSeedSqrt, c = cfg.channel
         let up = cfg.shuffleScale1 * cfg.shuffleScale2
-        let yr = ay.runs(ti), xr = ax.runs(tj)
+        let xr = ax.runs(tj)
         let regionH = (ay.cores[ti].count + 2 * ay.margin) * ws
         let regionW = (ax.cores[tj].count + 2 * ax.margin) * ws
+        let wp = p.paddedWidth
 
-        // 1. Projected features of the torus region, piece by piece (exact convolutions).
+        // 1. The region's projected features: its torus columns of the strip.
         var t0 = Date()
         let feat = Tensor(uninitialized: [regionH * regionW, c])
-        for yp in yr {
-            for xp in xr {
-                let y0 = yp.start * ws, y1 = (yp.start + yp.count) * ws
-                let x0 = xp.start * ws, x1 = (xp.start + xp.count) * ws
-                let piece = projected(rgb: rgb, width: w, height: h, plan: p, rows: y0..<y1, cols: x0..<x1)
-                let pw = x1 - x0
-                for yy in 0..<(y1 - y0) {
-                    let dst = feat.ptr + ((yp.offset * ws + yy) * regionW + xp.offset * ws) * c
-                    dst.update(from: piece.ptr + yy * pw * c, count: pw * c)
-                }
+        for xp in xr {
+            let x0 = xp.start * ws, n = xp.count * ws
+            for yy in 0..<regionH {
+                (feat.ptr + (yy * regionW + xp.offset * ws) * c).update(
+                    from: strip.ptr + (yy * wp + x0) * c, count: n * c)
             }
         }
         timings.encoder += Date().timeIntervalSince(t0)
