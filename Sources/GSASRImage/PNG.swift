@@ -14,6 +14,8 @@ import Foundation
 ///   `0.5 / alpha16`; where `alpha16 < 256` that would be worse than 8 bits, so those pixels take
 ///   their colour from a second, 8-bit read (flagged as sRGB-encoded so nothing is gamma-converted).
 /// * Alpha: from an alpha channel or a `tRNS` chunk, as its own plane.
+/// * Grey files (colour types 0 and 4) are flagged `isGrey`; palettes count as colour.
+/// * An `iCCP` profile is returned as bytes (`ContainerMetadata.pngICCProfile`), not applied.
 /// * Files that declare a non-sRGB gamma (`gAMA`) are converted to sRGB by libpng; files with
 ///   no colour-space chunks, the usual case, are passed through unchanged.
 enum PNGCodec {
@@ -39,6 +41,7 @@ enum PNGCodec {
             try ImageIO.checkDimensions(width: width, height: height, name: name, maxPixels: maxPixels)
 
             let hasAlpha = fileFormat & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
+            let isGrey = fileFormat & UInt32(PNG_FORMAT_FLAG_COLOR) == 0
             let sixteen = fileFormat & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0
             let n = width * height
             let outChannels = hasAlpha ? 4 : 3
@@ -88,7 +91,8 @@ enum PNGCodec {
             }
             return DecodedImage(
                 rgb: Image(width: width, height: height, channels: 3, pixels: rgb),
-                alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8)
+                alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8, isGrey: isGrey,
+                iccProfile: ContainerMetadata.pngICCProfile(UnsafeRawBufferPointer(raw)))
         }
     }
 
