@@ -37,6 +37,15 @@ int cic_png_finish(cic_png *png, char *message, size_t message_size);
 /// Frees the encoder (NULL is allowed).
 void cic_png_destroy(cic_png *png);
 
+/// Decodes a 16-bit PNG held in memory to its stored samples, as native-endian uint16:
+/// `channels` (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA; a tRNS chunk becomes an alpha channel) per
+/// pixel, not premultiplied, interlacing undone. A file gamma (gAMA) that differs from sRGB's
+/// is converted to sRGB; files with an sRGB chunk or no colour-space chunk keep their values.
+/// `out` holds width * height * channels samples; the header must match `width`, `height`
+/// and `channels` (the caller read them first), otherwise this fails.
+int cic_png_read16(const uint8_t *data, size_t size, uint32_t width, uint32_t height, int channels,
+                   uint16_t *out, char *message, size_t message_size);
+
 /// Starts a baseline JPEG on `file` (channels 1 grey or 3 RGB, 8-bit; quality 1...100) and
 /// writes its JFIF header. `subsample` != 0 selects 4:2:0 chroma, otherwise 4:4:4. Huffman
 /// tables are the standard ones (optimised tables would need a whole-image coefficient buffer).
