@@ -435,17 +435,18 @@ struct Upscale: ParsableCommand {
                 throw CLIError("cannot list folder '\(dir.path)'")
             }
             for name in names {
-                let relative = prefix + name
                 let url = dir.appendingPathComponent(name)
+                let folder = isDirectory(url)
+                let relative = prefix + name
                 if Self.systemFiles.contains(name.lowercased()) {
                     skip(relative, "system file")
                     continue
                 }
                 if name.hasPrefix(".") {
-                    skip(relative, "hidden")
+                    skip(relative + (folder ? "/" : ""), "hidden")
                     continue
                 }
-                if isDirectory(url) {
+                if folder {
                     let link = (try? url.resourceValues(forKeys: [.isSymbolicLinkKey]))?.isSymbolicLink ?? false
                     if link {
                         skip(relative + "/", "symbolic link to a folder, not followed")
