@@ -244,7 +244,12 @@ struct Upscale: ParsableCommand {
         try refuseOverwritingInput(inURL, outURL)
         // Everything that can be rejected is checked before the first progress line.
         let decoded = try Self.loadInput(inURL)
-        let output = try outputSettings(for: decoded, format: format, name: inURL.lastPathComponent)
+        let output: OutputSettings
+        do {
+            output = try outputSettings(for: decoded, format: format, name: inURL.lastPathComponent)
+        } catch let e as ImageIOError {
+            throw CLIError("\(inURL.lastPathComponent): \(e.message)")
+        }
         let (model, _) = try modelOptions.loadOrDefault()
         try upscale(
             decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, output: output, to: outURL)
@@ -285,7 +290,8 @@ struct Upscale: ParsableCommand {
 
     /// Grey stays grey (WebP: RGB with equal channels), a 16-bit PNG gives a 16-bit PNG unless
     /// `--depth` says otherwise (JPEG and WebP are 8-bit), the ICC profile is carried over.
-    /// Checked here, before any work: alpha with JPEG is an error.
+    /// Checked here, before any work: alpha with JPEG is an error (an `ImageIOError`; `name` is
+    /// the input's name, for the note about a dropped grey profile).
     func outputSettings(for decoded: DecodedImage, format: OutputFormat, name: String) throws -> OutputSettings {
         let depth = self.depth ?? (format == .png && decoded.bitDepth == 16 ? 16 : 8)
         var icc = decoded.iccProfile
@@ -300,11 +306,7 @@ struct Upscale: ParsableCommand {
         }
         let options = ImageWriteOptions(format: format, depth: depth, quality: quality, icc: icc)
         let channels = OutputLayout.channels(grey: decoded.isGrey, alpha: decoded.alpha != nil)
-        do {
-            try options.validate(channels: channels)
-        } catch let e as ImageIOError {
-            throw CLIError("\(name): \(e.message)")
-        }
+        try options.validate(channels: channels)
         return OutputSettings(options: options, grey: decoded.isGrey, channels: channels)
     }
 

@@ -195,6 +195,24 @@ enum Files {
         }
     }
 
+    /// A grey source's grey profile stays with a grey PNG, but is not put into a WebP (RGB
+    /// samples); a note says so and the run succeeds.
+    @Test func greyProfileIsNotPutIntoRGB() throws {
+        let d = try CLI.tempDir()
+        let profile = Files.iccProfile(size: 600, colourSpace: "GRAY")
+        let input = d.appendingPathComponent("grey.png")
+        try ImageIO.write(
+            try ImageIO.load(CLI.photo).rgb, alpha: nil, grey: true, to: input,
+            options: ImageWriteOptions(icc: profile))
+        let png = d.appendingPathComponent("out.png"), webp = d.appendingPathComponent("out.webp")
+        try upscale(input, png)
+        #expect(try ImageIO.load(png).iccProfile == profile)
+        let r = try CLI.run(["-i", input.path, "-o", webp.path, "-s", "2", "-m", CLI.smallModel.path, "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("grey ICC profile is not carried"), "\(r.stderr)")
+        #expect(try Files.webpICCP(webp) == nil)
+    }
+
     /// A phone photo stored sideways with Exif orientation 6 comes out upright: sides swapped,
     /// the stored top-left (red) corner at the top right. (The bundled trained model, since the
     /// random-weight small model does not keep colours.)
