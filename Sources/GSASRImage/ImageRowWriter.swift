@@ -53,7 +53,10 @@ public final class ImageRowWriter {
     private var file: UnsafeMutablePointer<FILE>?
     private var tempPath: String?
     private var scratch: [UInt8] = []
-    private var message = [CChar](repeating: 0, count: 256)
+    /// Filled by CImageCodec on failure. Its size is passed as a constant, not `message.count`,
+    /// which would read the array while `&message` has it borrowed for writing.
+    private var message = [CChar](repeating: 0, count: messageSize)
+    private static let messageSize = 256
     private let bytesPerSample: Int
     /// Rows quantised per call into the encoder (about 4 MiB of bytes).
     private let rowsPerChunk: Int
@@ -132,8 +135,8 @@ public final class ImageRowWriter {
                 throw ImageIOError("cannot write \(url.path): only \(rowsWritten) of \(height) rows were written")
             }
             switch encoder {
-            case .png(let png): try check(cic_png_finish(png, &message, message.count))
-            case .jpeg(let jpeg): try check(cic_jpeg_finish(jpeg, &message, message.count))
+            case .png(let png): try check(cic_png_finish(png, &message, Self.messageSize))
+            case .jpeg(let jpeg): try check(cic_jpeg_finish(jpeg, &message, Self.messageSize))
             case .webp(let pixels): try writeAll(try encodeWebP(pixels))
             case .none: break
             }
@@ -182,7 +185,7 @@ public final class ImageRowWriter {
             let png = chunk.withOptionalBuffer { data, size in
                 cic_png_create(
                     file, UInt32(width), UInt32(height), Int32(channels), Int32(options.depth), data, size,
-                    chunk == nil ? 1 : 0, &message, message.count)
+                    chunk == nil ? 1 : 0, &message, Self.messageSize)
             }
             guard let png else { throw failure() }
             encoder = .png(png)
@@ -191,11 +194,11 @@ public final class ImageRowWriter {
             guard
                 let jpeg = cic_jpeg_create(
                     file, UInt32(width), UInt32(height), Int32(channels), Int32(options.effectiveQuality ?? 95),
-                    subsample, &message, message.count)
+                    subsample, &message, Self.messageSize)
             else { throw failure() }
             encoder = .jpeg(jpeg)
             for segment in try ContainerMetadata.jpegICCSegments(options.icc ?? []) {
-                try check(cic_jpeg_write_marker(jpeg, 0xE2, segment, segment.count, &message, message.count))
+                try check(cic_jpeg_write_marker(jpeg, 0xE2, segment, segment.count, &message, Self.messageSize))
             }
         case .webp:
             encoder = .webp([UInt8](repeating: 0, count: width * height * (channels % 2 == 0 ? 4 : 3)))
@@ -220,9 +223,9 @@ public final class ImageRowWriter {
                 }
             }
             if case .png(let png) = encoder {
-                try check(cic_png_write_rows(png, scratch, rowBytes, UInt32(rowCount), &message, message.count))
+                try check(cic_png_write_rows(png, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
             } else if case .jpeg(let jpeg) = encoder {
-                try check(cic_jpeg_write_rows(jpeg, scratch, rowBytes, UInt32(rowCount), &message, message.count))
+                try check(cic_jpeg_write_rows(jpeg, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
             }
         case .webp(var pixels):
             encoder = .none  // keep the buffer uniquely referenced while it is filled

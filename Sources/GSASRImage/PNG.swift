@@ -65,7 +65,7 @@ enum PNGCodec {
                 let status = buffer.withUnsafeMutableBufferPointer { out in
                     cic_png_read16(
                         base.assumingMemoryBound(to: UInt8.self), raw.count, UInt32(width), UInt32(height),
-                        Int32(channels), out.baseAddress, &message, message.count)
+                        Int32(channels), out.baseAddress, &message, 256)
                 }
                 guard status == 0 else {
                     let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
