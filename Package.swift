@@ -29,12 +29,26 @@ let package = Package(
         .systemLibrary(
             name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(
+            name: "CJPEGLib", path: "Sources/CJPEGLib", pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(
+            name: "CWebP", path: "Sources/CWebP", pkgConfig: "libwebpmux",
+            providers: [.apt(["libwebp-dev"]), .brew(["webp"])]),
+        .systemLibrary(
+            name: "CImageZlib", path: "Sources/CImageZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        // libpng and libjpeg report errors by longjmp; this C target keeps every such call
+        // behind its own setjmp and returns error codes to Swift.
+        .target(name: "CImageCodec", dependencies: ["CPNG", "CJPEGLib"]),
         .target(name: "GSASRTensor", swiftSettings: release),
         .target(
             name: "GSASRCheckpoint",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: release),
-        .target(name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: release),
+        .target(
+            name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG", "CImageCodec", "CWebP", "CImageZlib"],
+            swiftSettings: release),
         .target(name: "GSASRRaster", dependencies: ["GSASRTensor"], swiftSettings: release),
         .target(
             name: "GSASR",
@@ -51,7 +65,8 @@ let package = Package(
             name: "CheckpointTests",
             dependencies: ["GSASRCheckpoint", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImageTests", dependencies: ["GSASRImage"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "ImageTests", dependencies: ["GSASRImage", "CWebP", "CImageZlib"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RasterTests", dependencies: ["GSASRRaster"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["GSASRTensor"]),
         .testTarget(

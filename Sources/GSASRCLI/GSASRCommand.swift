@@ -160,14 +160,16 @@ func setThreads(_ n: Int?) throws {
 
 struct Upscale: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Upscale an image (PNG or JPEG in, PNG out) by any factor ≥ 1.")
+        abstract: "Upscale an image (PNG or JPEG in; PNG, JPEG or WebP out) by any factor ≥ 1.")
 
     @Option(name: .shortAndLong, help: "Input image (PNG or JPEG; grey, RGB or RGBA), or a folder of them.")
     var input: String
 
     @Option(
         name: .shortAndLong,
-        help: "Output PNG path (written atomically; never the input), or a folder when -i is a folder.")
+        help:
+            "Output file (.png, .jpg/.jpeg, .webp; written atomically; never the input), or a folder when -i is a folder."
+    )
     var output: String
 
     @Option(name: .shortAndLong, help: "Scale factor, integer or not (e.g. 2, 3.5, 11.3); default 4.")
@@ -175,7 +177,8 @@ struct Upscale: ParsableCommand {
 
     @Option(
         help:
-            "Output size WIDTHxHEIGHT instead of -s (exact; a changed aspect renders with a scale per axis, our extension).")
+            "Output size WIDTHxHEIGHT instead of -s (exact; a changed aspect renders with a scale per axis, our extension)."
+    )
     var size: String?
 
     @Option(help: "Output width; the height keeps the aspect.")
@@ -194,8 +197,22 @@ struct Upscale: ParsableCommand {
             "Rasterizer: 'fast' (footprint bounded by each Gaussian's extent too) or 'exact' (official dmax box only).")
     var rasterMode: String = "fast"
 
-    @Option(name: .short, help: "Output format (png).")
-    var format: String = "png"
+    @Option(
+        name: [.short, .long],
+        help: "Output format: png, jpg (or jpeg), webp (default: the output file's extension; png for folders).")
+    var format: String?
+
+    @Option(help: "JPEG or WebP quality, 1...100 (default: JPEG 95, WebP 90; not for PNG).")
+    var quality: Int?
+
+    @Option(help: "Bits per output sample, 8 or 16 (16: PNG only; default: 16 for 16-bit PNG inputs, else 8).")
+    var depth: Int?
+
+    @Flag(name: .shortAndLong, help: "Folder mode: include sub-folders, mirrored into the output folder.")
+    var recursive = false
+
+    @Flag(help: "Folder mode: replace output files that already exist (default: skip them).")
+    var overwrite = false
 
     @Option(name: .short, help: "Threads (default: all cores).")
     var jobs: Int?
@@ -215,25 +232,82 @@ struct Upscale: ParsableCommand {
         let target = Target(scale: scale, size: size, width: width, height: height)
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)
-        guard format.lowercased() == "png" else {
-            throw CLIError("output format '\(format)' is not supported (only png)")
-        }
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
-        let ext = outURL.pathExtension.lowercased()
-        if !ext.isEmpty && ext != "png" && !isDirectory(inURL) {
-            throw CLIError(
-                "output '\(outURL.lastPathComponent)' has extension .\(ext) but the format is png (only PNG is written); name it .png")
-        }
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: inURL.path, isDirectory: &isDir), isDir.boolValue {
-            try runFolder(inURL, outURL, target: target, mode: mode, dmax: dmax)
+        let folder = isDirectory(inURL)
+        let format = try outputFormat(for: outURL, folder: folder)
+        // The options that do not depend on the image, checked before anything is read.
+        try ImageWriteOptions(format: format, depth: depth ?? 8, quality: quality).validate(channels: 3)
+        if folder {
+            try runFolder(inURL, outURL, target: target, mode: mode, dmax: dmax, format: format)
             return
         }
         try refuseOverwritingInput(inURL, outURL)
         // Everything that can be rejected is checked before the first progress line.
         let decoded = try Self.loadInput(inURL)
+        let output: OutputSettings
+        do {
+            output = try outputSettings(for: decoded, format: format, name: inURL.lastPathComponent)
+        } catch let e as ImageIOError {
+            throw CLIError("\(inURL.lastPathComponent): \(e.message)")
+        }
         let (model, _) = try modelOptions.loadOrDefault()
-        try upscale(decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, to: outURL)
+        try upscale(
+            decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, output: output, to: outURL)
+    }
+
+    /// The format of `-f`, checked against the output file's extension: when both are given they
+    /// must agree, when only one is given it decides. Folder mode: `-f`, else PNG.
+    func outputFormat(for outURL: URL, folder: Bool) throws -> OutputFormat {
+        let requested = try format.map { name -> OutputFormat in
+            guard let f = OutputFormat(name: name) else {
+                throw CLIError("output format '\(name)' is not png, jpg (jpeg) or webp")
+            }
+            return f
+        }
+        if folder { return requested ?? .png }
+        let name = outURL.lastPathComponent, ext = outURL.pathExtension
+        guard !ext.isEmpty else {
+            if let requested { return requested }
+            throw CLIError("output '\(name)' has no extension: name it .png, .jpg or .webp, or give -f")
+        }
+        guard let byExtension = OutputFormat(name: ext) else {
+            throw CLIError("output '\(name)' has extension .\(ext), which is not .png, .jpg/.jpeg or .webp")
+        }
+        if let requested, requested != byExtension {
+            throw CLIError(
+                "output '\(name)' has extension .\(ext) but the format is \(requested.rawValue) (-f); name it .\(requested.fileExtension)"
+            )
+        }
+        return byExtension
+    }
+
+    /// How one decoded image is written: the options, and whether the file stores grey.
+    struct OutputSettings {
+        var options: ImageWriteOptions
+        var grey: Bool
+        var channels: Int
+    }
+
+    /// Grey stays grey (WebP: RGB with equal channels), a 16-bit PNG gives a 16-bit PNG unless
+    /// `--depth` says otherwise (JPEG and WebP are 8-bit), the ICC profile is carried over.
+    /// Checked here, before any work: alpha with JPEG is an error (an `ImageIOError`; `name` is
+    /// the input's name, for the note about a dropped grey profile).
+    func outputSettings(for decoded: DecodedImage, format: OutputFormat, name: String) throws -> OutputSettings {
+        let depth = self.depth ?? (format == .png && decoded.bitDepth == 16 ? 16 : 8)
+        var icc = decoded.iccProfile
+        if let profile = icc, decoded.isGrey, !format.supportsGrey, profile.count >= 20,
+            Array(profile[16..<20]) == Array("GRAY".utf8)
+        {
+            // A grey profile does not describe the RGB samples WebP stores.
+            icc = nil
+            warn(
+                "gsasr: note: \(name): its grey ICC profile is not carried into \(format.displayName), which stores RGB\n"
+            )
+        }
+        let options = ImageWriteOptions(format: format, depth: depth, quality: quality, icc: icc)
+        let channels = OutputLayout.channels(grey: decoded.isGrey, alpha: decoded.alpha != nil)
+        try options.validate(channels: channels)
+        return OutputSettings(options: options, grey: decoded.isGrey, channels: channels)
     }
 
     /// The size request of the command line, resolved per image (folder mode).
@@ -243,7 +317,8 @@ struct Upscale: ParsableCommand {
         var width: Int?
         var height: Int?
         func request(inputWidth w: Int, inputHeight h: Int) throws -> ScaleRequest {
-            try ScaleRequest.resolve(inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
+            try ScaleRequest.resolve(
+                inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
         }
     }
 
@@ -263,15 +338,25 @@ struct Upscale: ParsableCommand {
 
     func note(_ s: String) { if !quiet { FileHandle.standardError.write(Data(s.utf8)) } }
 
+    /// Messages that are results, not progress (skipped files, the folder summary): shown with -q too.
+    func warn(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
     /// 2^24 input pixels is far beyond what the memory limit lets the model process (about
     /// 23 KB per LR pixel for the paper config), so larger files are refused from their header.
     static func loadInput(_ url: URL) throws -> DecodedImage { try ImageIO.load(url, maxPixels: 1 << 24) }
 
-    /// Plans (validates), upscales, puts back a resized alpha channel and writes the PNG.
-    func upscale(_ decoded: DecodedImage, with up: Upscaler, target: Target, to outURL: URL) throws {
+    /// Plans (validates), upscales, puts back a resized alpha channel and writes the file.
+    func upscale(_ decoded: DecodedImage, with up: Upscaler, target: Target, output: OutputSettings, to outURL: URL)
+        throws
+    {
         let img = decoded.rgb
         let request = try target.request(inputWidth: img.width, inputHeight: img.height)
-        _ = try up.plan(width: img.width, height: img.height, request: request)
+        let plan = try up.plan(width: img.width, height: img.height, request: request)
+        // Opened before the work, so that an unwritable destination fails early; if anything
+        // below throws, the writer is released and its temporary file removed.
+        let writer = try ImageRowWriter(
+            url: outURL, width: plan.outputWidth, height: plan.outputHeight, channels: output.channels,
+            options: output.options)
         var lastStage: UpscaleStage? = nil
         var lastPercent = -1
         let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, request: request) {
@@ -288,14 +373,16 @@ struct Upscale: ParsableCommand {
                 }
             }
         }
-        let outImage = Image(width: result.width, height: result.height, pixels: result.pixels)
         var alpha: [Float]? = nil
         if let a = decoded.alpha {
             alpha = Resize.imresize(
                 plane: a, width: img.width, height: img.height, scaleX: request.scaleX, scaleY: request.scaleY,
                 outWidth: result.width, outHeight: result.height)
         }
-        try ImageIO.writePNG(outImage, alpha: alpha, to: outURL)
+        let rows = OutputLayout.outputRows(
+            rgb: result.pixels, alpha: alpha, rowCount: result.height, width: result.width, grey: output.grey)
+        try rows.withUnsafeBufferPointer { try writer.write(rows: $0, rowCount: result.height) }
+        try writer.finish()
         let t = result.timings
         note(
             String(
@@ -304,38 +391,124 @@ struct Upscale: ParsableCommand {
                 t.decoder, t.rasterizer))
     }
 
-    /// Folder mode (as realesrgan-ncnn-vulkan): every .png/.jpg/.jpeg in the input folder, in name
-    /// order, to `<output folder>/<name>.png`. The model loads once; a file that fails is reported
-    /// on its own line and the others go on; the exit status is non-zero if any failed.
-    func runFolder(_ inDir: URL, _ outDir: URL, target: Target, mode: RasterMode, dmax: Float) throws {
+    /// Files that are never images and are skipped without trying: macOS and Windows folder metadata.
+    static let systemFiles: Set<String> = [".ds_store", "thumbs.db", "desktop.ini"]
+    static let inputExtensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    /// One image of folder mode: its path relative to the input folder, and where it goes.
+    struct FolderJob {
+        var relative: String
+        var source: URL
+        var destination: URL
+    }
+
+    /// Folder mode (as realesrgan-ncnn-vulkan): every .png/.jpg/.jpeg of the input folder (with -r,
+    /// of its sub-folders too, mirrored), in name order, to `<output folder>/<relative path>.<ext
+    /// of the format>`. Hidden files and folders (names starting with '.'), system files
+    /// (`.DS_Store`, `Thumbs.db`, `desktop.ini`), other files, symbolic links to folders and, unless
+    /// --overwrite, images whose output exists are skipped with a note. The model loads once; a file
+    /// that fails is reported on its own line and the others go on. The last line on stderr is
+    /// `N succeeded, N failed, N skipped`; the exit status is non-zero if any failed.
+    func runFolder(_ inDir: URL, _ outDir: URL, target: Target, mode: RasterMode, dmax: Float, format: OutputFormat)
+        throws
+    {
         let fm = FileManager.default
-        if inDir.standardizedFileURL.resolvingSymlinksInPath() == outDir.standardizedFileURL.resolvingSymlinksInPath() {
+        let inReal = inDir.standardizedFileURL.resolvingSymlinksInPath()
+        let outReal = outDir.standardizedFileURL.resolvingSymlinksInPath()
+        if inReal == outReal {
             throw CLIError("output folder '\(outDir.path)' is the input folder; choose another")
         }
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: outDir.path, isDirectory: &isDir), !isDir.boolValue {
             throw CLIError("input '\(inDir.path)' is a folder, so the output '\(outDir.path)' must be a folder too")
         }
-        let names = try fm.contentsOfDirectory(atPath: inDir.path)
-            .filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }
-            .sorted()
-        guard !names.isEmpty else { throw CLIError("folder '\(inDir.path)' holds no .png, .jpg or .jpeg files") }
-        let (model, _) = try modelOptions.loadOrDefault()
-        let up = try makeUpscaler(model, mode: mode, dmax: dmax)
-        try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
-        var failed = 0
-        for name in names {
-            let src = inDir.appendingPathComponent(name)
-            let dst = outDir.appendingPathComponent((name as NSString).deletingPathExtension + ".png")
+        var jobs: [FolderJob] = []
+        var skipped = 0, failed = 0, images = 0
+        var claimed: [String: String] = [:]  // output path -> the input that produces it
+        func skip(_ relative: String, _ why: String) {
+            skipped += 1
+            warn("gsasr: skipping \(relative): \(why)\n")
+        }
+        func collect(_ dir: URL, _ prefix: String) throws {
+            let names: [String]
             do {
-                try refuseOverwritingInput(src, dst)
-                try upscale(try Self.loadInput(src), with: up, target: target, to: dst)
+                names = try fm.contentsOfDirectory(atPath: dir.path).sorted()
             } catch {
-                failed += 1
-                FileHandle.standardError.write(Data("gsasr: error: \(name): \(error)\n".utf8))
+                throw CLIError("cannot list folder '\(dir.path)'")
+            }
+            for name in names {
+                let url = dir.appendingPathComponent(name)
+                let folder = isDirectory(url)
+                let relative = prefix + name
+                if Self.systemFiles.contains(name.lowercased()) {
+                    skip(relative, "system file")
+                    continue
+                }
+                if name.hasPrefix(".") {
+                    skip(relative + (folder ? "/" : ""), "hidden")
+                    continue
+                }
+                if folder {
+                    let link = (try? url.resourceValues(forKeys: [.isSymbolicLinkKey]))?.isSymbolicLink ?? false
+                    if link {
+                        skip(relative + "/", "symbolic link to a folder, not followed")
+                    } else if !recursive {
+                        skip(relative + "/", "folder (use -r to include sub-folders)")
+                    } else if url.standardizedFileURL.resolvingSymlinksInPath() == outReal {
+                        skip(relative + "/", "it is the output folder")
+                    } else {
+                        try collect(url, relative + "/")
+                    }
+                    continue
+                }
+                guard Self.inputExtensions.contains((name as NSString).pathExtension.lowercased()) else {
+                    skip(relative, "not a .png, .jpg or .jpeg file")
+                    continue
+                }
+                images += 1
+                let outRelative = (relative as NSString).deletingPathExtension + "." + format.fileExtension
+                let destination = outDir.appendingPathComponent(outRelative)
+                if let first = claimed[destination.path] {
+                    failed += 1
+                    warn("gsasr: error: \(relative): its output \(outRelative) is also the output of \(first)\n")
+                    continue
+                }
+                claimed[destination.path] = relative
+                if !overwrite && fm.fileExists(atPath: destination.path) {
+                    skip(relative, "\(outRelative) exists (use --overwrite to replace it)")
+                    continue
+                }
+                jobs.append(FolderJob(relative: relative, source: url, destination: destination))
             }
         }
-        if failed > 0 { throw CLIError("\(failed) of \(names.count) images failed") }
+        try collect(inDir, "")
+        guard images > 0 else {
+            throw CLIError(
+                "folder '\(inDir.path)' holds no .png, .jpg or .jpeg files"
+                    + (recursive ? "" : " (-r: sub-folders too)"))
+        }
+        var succeeded = 0
+        if !jobs.isEmpty {
+            let (model, _) = try modelOptions.loadOrDefault()
+            let up = try makeUpscaler(model, mode: mode, dmax: dmax)
+            for job in jobs {
+                do {
+                    try refuseOverwritingInput(job.source, job.destination)
+                    let decoded = try Self.loadInput(job.source)
+                    let output = try outputSettings(for: decoded, format: format, name: job.relative)
+                    try fm.createDirectory(
+                        at: job.destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    try upscale(decoded, with: up, target: target, output: output, to: job.destination)
+                    succeeded += 1
+                } catch {
+                    failed += 1
+                    let message = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
+                    warn("gsasr: error: \(job.relative): \(message)\n")
+                }
+            }
+        }
+        warn("\(succeeded) succeeded, \(failed) failed, \(skipped) skipped\n")
+        if failed > 0 { throw ExitCode(1) }
     }
 }
 

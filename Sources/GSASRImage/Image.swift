@@ -51,7 +51,8 @@ public enum ImageFormat: String, Sendable {
 
 /// The result of `ImageIO.load`: the colour as RGB, plus the alpha plane if the file had one.
 public struct DecodedImage: Sendable {
-    /// Always three channels (grey sources are replicated to RGB).
+    /// Always three channels (grey sources are replicated to RGB). JPEGs with an Exif
+    /// orientation are already turned upright.
     public var rgb: Image
     /// `height * width` alpha values in [0, 1], or nil when the file has no alpha (a PNG `tRNS`
     /// chunk counts as alpha).
@@ -59,12 +60,29 @@ public struct DecodedImage: Sendable {
     public var sourceFormat: ImageFormat
     /// Bits per sample of the decoded data: 8, or 16 for 16-bit PNGs.
     public var bitDepth: Int
+    /// True when the file stores grey samples (PNG colour type 0 or 4, a one-component JPEG);
+    /// `rgb` then holds three equal channels. Palette PNGs count as colour, even if every
+    /// palette entry is grey.
+    public var isGrey: Bool
+    /// The embedded ICC colour profile, byte for byte as stored (PNG `iCCP` after inflating,
+    /// JPEG `APP2 ICC_PROFILE` segments joined in sequence order), or nil when there is none or
+    /// it is malformed (a malformed profile is ignored, like a malformed Exif block).
+    public var iccProfile: [UInt8]?
+    /// The Exif orientation (1-8) that was applied to a JPEG while decoding, 1 when there was
+    /// none (always 1 for PNG).
+    public var appliedOrientation: Int
 
-    public init(rgb: Image, alpha: [Float]?, sourceFormat: ImageFormat, bitDepth: Int) {
+    public init(
+        rgb: Image, alpha: [Float]?, sourceFormat: ImageFormat, bitDepth: Int, isGrey: Bool = false,
+        iccProfile: [UInt8]? = nil, appliedOrientation: Int = 1
+    ) {
         self.rgb = rgb
         self.alpha = alpha
         self.sourceFormat = sourceFormat
         self.bitDepth = bitDepth
+        self.isGrey = isGrey
+        self.iccProfile = iccProfile
+        self.appliedOrientation = appliedOrientation
     }
 }
 

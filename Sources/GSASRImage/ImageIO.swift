@@ -70,51 +70,41 @@ public enum ImageIO {
         return UInt8((c * 255).rounded(.toNearestOrEven))
     }
 
+    /// Maps a float sample to a 16-bit value: clamp to [0, 1], multiply by 65535 in Float32,
+    /// round half to even. NaN maps to 0.
+    @inline(__always)
+    public static func quantize16(_ v: Float) -> UInt16 {
+        if v.isNaN { return 0 }
+        let c = v < 0 ? Float(0) : (v > 1 ? Float(1) : v)
+        return UInt16((c * 65535).rounded(.toNearestOrEven))
+    }
+
     /// Writes an 8-bit RGB PNG, or RGBA when `alpha` is given (`height * width` values, quantised
     /// like the colour). The file appears atomically: the bytes go to a temporary file in the
     /// destination directory, which is then renamed over `url`; on failure nothing is left behind.
     public static func writePNG(_ image: Image, alpha: [Float]? = nil, to url: URL) throws {
-        let bytes = try PNGCodec.encode(image, alpha: alpha, name: url.lastPathComponent)
-        try AtomicFile.write(bytes, to: url)
+        try write(image, alpha: alpha, grey: false, to: url, options: ImageWriteOptions(format: .png))
     }
-}
 
-/// Atomic replacement of a file through a same-directory temporary and `rename(2)`.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        let temp = dir.appendingPathComponent(
-            ".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        if fd < 0 {
-            throw ImageIOError("cannot write \(url.path): \(String(cString: strerror(errno)))")
+    /// Writes a whole image through `ImageRowWriter`: `image` is RGB (3 channels), `alpha` nil or
+    /// `height * width` values; with `grey` the file stores the channel mean (see
+    /// `OutputLayout.outputRows`). Atomic, as `writePNG`.
+    public static func write(_ image: Image, alpha: [Float]?, grey: Bool, to url: URL, options: ImageWriteOptions)
+        throws
+    {
+        guard image.channels == 3 else {
+            throw ImageIOError("cannot write \(url.lastPathComponent): expected 3 channels, got \(image.channels)")
         }
-        var ok = false
-        defer {
-            if !ok { unlink(temp.path) }
+        let n = image.width * image.height
+        if let alpha, alpha.count != n {
+            throw ImageIOError("cannot write \(url.lastPathComponent): alpha has \(alpha.count) values, expected \(n)")
         }
-        var written = 0
-        let failure: String? = bytes.withUnsafeBytes { raw -> String? in
-            while written < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return String(cString: strerror(errno))
-                }
-                written += n
-            }
-            return nil
-        }
-        if let failure {
-            close(fd)
-            throw ImageIOError("cannot write \(url.path): \(failure)")
-        }
-        if close(fd) != 0 {
-            throw ImageIOError("cannot write \(url.path): \(String(cString: strerror(errno)))")
-        }
-        if rename(temp.path, url.path) != 0 {
-            throw ImageIOError("cannot write \(url.path): \(String(cString: strerror(errno)))")
-        }
-        ok = true
+        let channels = OutputLayout.channels(grey: grey, alpha: alpha != nil)
+        let writer = try ImageRowWriter(
+            url: url, width: image.width, height: image.height, channels: channels, options: options)
+        let rows = OutputLayout.outputRows(
+            rgb: image.pixels, alpha: alpha, rowCount: image.height, width: image.width, grey: grey)
+        try rows.withUnsafeBufferPointer { try writer.write(rows: $0, rowCount: image.height) }
+        try writer.finish()
     }
 }

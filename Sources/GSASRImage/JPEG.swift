@@ -8,9 +8,13 @@ import Foundation
 /// that inside C and returns -1 with a message instead. Decoding uses libjpeg's defaults
 /// (accurate integer IDCT, fancy upsampling), the same as `djpeg` and most readers.
 ///
-/// Grey and YCbCr/RGB JPEGs decode to RGB; CMYK/YCCK files are rejected, because their
-/// conversion to RGB depends on a colour profile. Warnings (for example a truncated scan,
-/// which libjpeg would otherwise pad with grey) are treated as errors.
+/// Grey and YCbCr/RGB JPEGs decode to RGB (a grey file is flagged `isGrey`); CMYK/YCCK files are
+/// rejected, because their conversion to RGB depends on a colour profile. Warnings (for example
+/// a truncated scan, which libjpeg would otherwise pad with grey) are treated as errors.
+///
+/// An Exif orientation (APP1, tag 0x0112) is applied after decoding, so a phone photo comes out
+/// upright; see `Orientation`. An ICC profile (APP2 `ICC_PROFILE` segments) is kept as bytes and
+/// not applied: pixels are never colour-converted.
 enum JPEGCodec {
     static func decode(_ data: Data, name: String, maxPixels: Int) throws -> DecodedImage {
         guard let handle = tjInitDecompress() else {
@@ -40,6 +44,7 @@ enum JPEGCodec {
             if colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue) {
                 throw ImageIOError("cannot decode JPEG \(name): CMYK JPEGs are not supported")
             }
+            let info = ContainerMetadata.jpegInfo(UnsafeRawBufferPointer(raw))
             var bytes = [UInt8](repeating: 0, count: width * height * 3)
             let rc = bytes.withUnsafeMutableBufferPointer { out in
                 tjDecompress2(
@@ -47,11 +52,16 @@ enum JPEGCodec {
                     Int32(TJPF_RGB.rawValue), TJFLAG_STOPONWARNING)
             }
             guard rc == 0 else { throw failure("cannot decode JPEG") }
+            let upright = Orientation.apply(
+                bytes, width: width, height: height, channels: 3, orientation: info.orientation)
             var pixels = [Float](repeating: 0, count: bytes.count)
-            for i in 0..<bytes.count { pixels[i] = Float(bytes[i]) / 255 }
+            upright.pixels.withUnsafeBufferPointer { src in
+                for i in 0..<src.count { pixels[i] = Float(src[i]) / 255 }
+            }
             return DecodedImage(
-                rgb: Image(width: width, height: height, channels: 3, pixels: pixels),
-                alpha: nil, sourceFormat: .jpeg, bitDepth: 8)
+                rgb: Image(width: upright.width, height: upright.height, channels: 3, pixels: pixels),
+                alpha: nil, sourceFormat: .jpeg, bitDepth: 8, isGrey: colorspace == Int32(TJCS_GRAY.rawValue),
+                iccProfile: info.iccProfile, appliedOrientation: info.orientation)
         }
     }
 }

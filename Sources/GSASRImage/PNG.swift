@@ -1,19 +1,24 @@
+import CImageCodec
 import CPNG
 import Foundation
 
-/// PNG decoding and encoding through libpng's simplified `png_image_*` API.
+/// PNG decoding through libpng: the simplified `png_image_*` API for headers and 8-bit data, and
+/// the low-level API in the C target CImageCodec for 16-bit data. (In-memory 8-bit encoding,
+/// `ImageIO.encodePNG`, also uses the simplified API; files are written by `ImageRowWriter`.)
 ///
-/// That API runs every libpng call under its own `setjmp` and reports failures through
-/// `png_image.message`, so a corrupt file can never `longjmp` through Swift frames.
+/// The simplified API runs every libpng call under its own `setjmp` and reports failures through
+/// `png_image.message`, and CImageCodec does its own `setjmp`, so a corrupt file can never
+/// `longjmp` through Swift frames.
 ///
 /// Sample mapping:
 /// * 8-bit output (all 1/2/4/8-bit files, palettes expanded, grey replicated to RGB): `Float(v) / 255`.
-/// * 16-bit files are read as 16-bit "linear" samples, `Float(v) / 65535`. libpng assumes 16-bit
-///   data is linear, so no gamma conversion happens, but for files with alpha it premultiplies the
-///   colour. The colour is therefore recovered as `premultiplied / alpha`, whose error is at most
-///   `0.5 / alpha16`; where `alpha16 < 256` that would be worse than 8 bits, so those pixels take
-///   their colour from a second, 8-bit read (flagged as sRGB-encoded so nothing is gamma-converted).
+/// * 16-bit files are read with libpng's low-level API (`cic_png_read16` in CImageCodec) as their
+///   stored samples, `Float(v) / 65535`, alpha not premultiplied. (The simplified API returns
+///   16-bit data only as premultiplied linear light: it would turn an sRGB-tagged 16-bit file,
+///   such as our own 16-bit output, into linear values.)
 /// * Alpha: from an alpha channel or a `tRNS` chunk, as its own plane.
+/// * Grey files (colour types 0 and 4) are flagged `isGrey`; palettes count as colour.
+/// * An `iCCP` profile is returned as bytes (`ContainerMetadata.pngICCProfile`), not applied.
 /// * Files that declare a non-sRGB gamma (`gAMA`) are converted to sRGB by libpng; files with
 ///   no colour-space chunks, the usual case, are passed through unchanged.
 enum PNGCodec {
@@ -21,8 +26,6 @@ enum PNGCodec {
     private enum Fmt {
         static let rgb = UInt32(PNG_FORMAT_FLAG_COLOR)
         static let rgba = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
-        static let linearRGB = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_LINEAR)
-        static let linearRGBA = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_LINEAR | PNG_FORMAT_FLAG_ALPHA)
     }
 
     static func decode(_ data: Data, name: String, maxPixels: Int) throws -> DecodedImage {
@@ -39,6 +42,7 @@ enum PNGCodec {
             try ImageIO.checkDimensions(width: width, height: height, name: name, maxPixels: maxPixels)
 
             let hasAlpha = fileFormat & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
+            let isGrey = fileFormat & UInt32(PNG_FORMAT_FLAG_COLOR) == 0
             let sixteen = fileFormat & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0
             let n = width * height
             let outChannels = hasAlpha ? 4 : 3
@@ -54,41 +58,28 @@ enum PNGCodec {
                     if hasAlpha { alpha![i] = Float(buffer[i * 4 + 3]) / 255 }
                 }
             } else {
-                let buffer: [UInt16] = try read(
-                    base, raw.count, name: name,
-                    format: hasAlpha ? Fmt.linearRGBA : Fmt.linearRGB,
-                    flags: 0, count: n * outChannels)
-                if !hasAlpha {
-                    for i in 0..<(n * 3) { rgb[i] = Float(buffer[i]) / 65535 }
-                } else {
-                    var needsFallback = false
-                    for i in 0..<n {
-                        let a = buffer[i * 4 + 3]
-                        alpha![i] = Float(a) / 65535
-                        if a == 65535 {
-                            for c in 0..<3 { rgb[i * 3 + c] = Float(buffer[i * 4 + c]) / 65535 }
-                        } else if a >= 256 {
-                            for c in 0..<3 {
-                                let v = Double(buffer[i * 4 + c]) / Double(a)
-                                rgb[i * 3 + c] = Float(min(v, 1))
-                            }
-                        } else {
-                            needsFallback = true
-                        }
-                    }
-                    if needsFallback {
-                        let b8: [UInt8] = try read(
-                            base, raw.count, name: name, format: Fmt.rgba,
-                            flags: UInt32(PNG_IMAGE_FLAG_16BIT_sRGB), count: n * 4)
-                        for i in 0..<n where buffer[i * 4 + 3] < 256 {
-                            for c in 0..<3 { rgb[i * 3 + c] = Float(b8[i * 4 + c]) / 255 }
-                        }
-                    }
+                // Stored samples, through the low-level reader of CImageCodec.
+                let channels = (isGrey ? 1 : 3) + (hasAlpha ? 1 : 0)
+                var buffer = [UInt16](repeating: 0, count: n * channels)
+                var message = [CChar](repeating: 0, count: 256)
+                let status = buffer.withUnsafeMutableBufferPointer { out in
+                    cic_png_read16(
+                        base.assumingMemoryBound(to: UInt8.self), raw.count, UInt32(width), UInt32(height),
+                        Int32(channels), out.baseAddress, &message, 256)
+                }
+                guard status == 0 else {
+                    let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                    throw ImageIOError("cannot decode PNG \(name): \(text)")
+                }
+                for i in 0..<n {
+                    for c in 0..<3 { rgb[i * 3 + c] = Float(buffer[i * channels + (isGrey ? 0 : c)]) / 65535 }
+                    if hasAlpha { alpha![i] = Float(buffer[i * channels + channels - 1]) / 65535 }
                 }
             }
             return DecodedImage(
                 rgb: Image(width: width, height: height, channels: 3, pixels: rgb),
-                alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8)
+                alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8, isGrey: isGrey,
+                iccProfile: ContainerMetadata.pngICCProfile(UnsafeRawBufferPointer(raw)))
         }
     }
 

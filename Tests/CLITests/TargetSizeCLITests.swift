@@ -24,7 +24,8 @@ import Testing
     @Test(arguments: [
         (["--size", "0x0"], "positive"), (["--size", "10x10"], "smaller than the input"),
         (["--size", "abc"], "WIDTHxHEIGHT"), (["-s", "2", "--size", "96x96"], "only one of"),
-        (["--width", "96", "--height", "96"], "only one of"), (["--width", "0"], "positive"), (["--height=-3"], "positive"),
+        (["--width", "96", "--height", "96"], "only one of"), (["--width", "0"], "positive"),
+        (["--height=-3"], "positive"),
     ])
     func badRequests(args: [String], mentions: String) throws {
         let d = try CLI.tempDir()
@@ -39,9 +40,10 @@ import Testing
 
     @Test func extensionThatDisagreesWithTheFormatIsRefused() throws {
         let d = try CLI.tempDir()
-        for name in ["out.jpg", "out.webp"] {
+        for (name, format) in [("out.jpg", "png"), ("out.webp", "jpg"), ("out.bmp", "png")] {
             let out = d.appendingPathComponent(name)
-            let r = try CLI.run(["-i", CLI.photo.path, "-o", out.path, "-m", CLI.smallModel.path, "-s", "2"])
+            let r = try CLI.run(
+                ["-i", CLI.photo.path, "-o", out.path, "-m", CLI.smallModel.path, "-s", "2", "-f", format])
             #expect(r.status != 0 && r.stderr.contains("extension"), "\(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: out.path))
         }

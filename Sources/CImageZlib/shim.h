@@ -1,0 +1,2 @@
+// zlib: inflate/deflate of PNG iCCP profiles and the PNG chunk CRC.
+#include <zlib.h>

@@ -1,0 +1,163 @@
+import Foundation
+
+/// Metadata read straight from the container bytes: the ICC profile of a PNG or JPEG and the
+/// Exif orientation of a JPEG. The pixel decoders (libpng's simplified API, TurboJPEG) do not
+/// expose them.
+///
+/// The files are untrusted: every offset and length is checked against the bytes at hand
+/// before it is used, and anything malformed (a bad chunk CRC, a zlib stream that does not
+/// inflate, a missing or repeated ICC segment, an Exif offset outside the segment, an unknown
+/// orientation value) makes that item absent; it never fails the decode or crashes.
+enum ContainerMetadata {
+    /// Ceiling on an inflated PNG profile. JPEG profiles are bounded by their segments
+    /// (at most 255 × 65519 bytes), and real profiles are far smaller.
+    static let maxICCBytes = 1 << 24
+
+    // MARK: PNG
+
+    /// The profile of the PNG's `iCCP` chunk (before the first `IDAT`), inflated, or nil.
+    static func pngICCProfile(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
+        var offset = 8  // after the signature
+        while offset <= bytes.count - 12 {
+            let length = Int(readBE32(bytes, offset))
+            guard length <= bytes.count - offset - 12 else { return nil }
+            let type = (bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7])
+            let body = offset + 8
+            if type == (0x49, 0x44, 0x41, 0x54) || type == (0x49, 0x45, 0x4E, 0x44) { return nil }  // IDAT, IEND
+            if type == (0x69, 0x43, 0x43, 0x50) {  // iCCP
+                let stored = readBE32(bytes, body + length)
+                let computed = Zlib.crc32(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(body + length)]))
+                guard stored == computed else { return nil }
+                // keyword (1-79 Latin-1 bytes), NUL, compression method 0, zlib stream
+                var nul = body
+                while nul < body + min(length, 80) && bytes[nul] != 0 { nul += 1 }
+                guard nul > body, nul < body + min(length, 80), nul + 2 < body + length, bytes[nul + 1] == 0 else {
+                    return nil
+                }
+                let stream = UnsafeRawBufferPointer(rebasing: bytes[(nul + 2)..<(body + length)])
+                guard let profile = Zlib.inflate(stream, limit: maxICCBytes), !profile.isEmpty else { return nil }
+                return profile
+            }
+            offset = body + length + 4
+        }
+        return nil
+    }
+
+    /// The data of a PNG `iCCP` chunk carrying `profile` (keyword "ICC Profile", deflated).
+    static func pngICCPChunkData(_ profile: [UInt8]) throws -> [UInt8] {
+        Array("ICC Profile".utf8) + [0, 0] + (try Zlib.deflate(profile))
+    }
+
+    // MARK: JPEG
+
+    /// What the JPEG's header segments say: its ICC profile and its Exif orientation (1-8,
+    /// 1 when absent or malformed).
+    struct JPEGInfo: Equatable {
+        var iccProfile: [UInt8]?
+        var orientation: Int
+    }
+
+    static let iccSignature = Array("ICC_PROFILE".utf8) + [0]
+    static let exifSignature = Array("Exif".utf8) + [0, 0]
+    /// Profile bytes per APP2 segment: 65535 − 2 (length) − 12 (signature) − 2 (sequence, count).
+    static let iccBytesPerSegment = 65519
+
+    /// Walks the marker segments from SOI up to the first SOS.
+    static func jpegInfo(_ bytes: UnsafeRawBufferPointer) -> JPEGInfo {
+        var info = JPEGInfo(iccProfile: nil, orientation: 1)
+        guard bytes.count >= 4, bytes[0] == 0xFF, bytes[1] == 0xD8 else { return info }
+        var iccParts: [(sequence: Int, count: Int, range: Range<Int>)] = []
+        var sawExif = false
+        var offset = 2
+        scan: while offset < bytes.count - 1 {
+            guard bytes[offset] == 0xFF else { break }  // not a marker: stop looking
+            var m = offset + 1
+            while m < bytes.count && bytes[m] == 0xFF { m += 1 }  // fill bytes
+            guard m < bytes.count else { break }
+            let marker = bytes[m]
+            offset = m + 1
+            switch marker {
+            case 0x01, 0xD0...0xD7: continue  // no length field
+            case 0xD9, 0xDA: break scan  // EOI, SOS: the header segments are over
+            default: break
+            }
+            guard offset <= bytes.count - 2 else { break }
+            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            guard length >= 2, length <= bytes.count - offset else { break }
+            let payload = (offset + 2)..<(offset + length)
+            offset += length
+            if marker == 0xE1 && !sawExif && hasPrefix(bytes, payload, exifSignature) {
+                sawExif = true
+                let tiff = (payload.lowerBound + exifSignature.count)..<payload.upperBound
+                info.orientation = exifOrientation(UnsafeRawBufferPointer(rebasing: bytes[tiff])) ?? 1
+            } else if marker == 0xE2 && hasPrefix(bytes, payload, iccSignature) && payload.count >= 14 {
+                let head = payload.lowerBound + iccSignature.count
+                iccParts.append((Int(bytes[head]), Int(bytes[head + 1]), (head + 2)..<payload.upperBound))
+            }
+        }
+        // Segments numbered 1...count, each exactly once, all agreeing on count.
+        if let count = iccParts.first?.count, count >= 1, iccParts.count == count,
+            iccParts.allSatisfy({ $0.count == count }),
+            Set(iccParts.map(\.sequence)) == Set(1...count)
+        {
+            var profile: [UInt8] = []
+            for part in iccParts.sorted(by: { $0.sequence < $1.sequence }) {
+                profile.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[part.range]))
+            }
+            if !profile.isEmpty { info.iccProfile = profile }
+        }
+        return info
+    }
+
+    /// The orientation tag (0x0112, SHORT) of IFD0 in a TIFF-structured Exif block, or nil if
+    /// absent, malformed, or outside 1...8. Both byte orders ("II" little, "MM" big endian).
+    static func exifOrientation(_ tiff: UnsafeRawBufferPointer) -> Int? {
+        guard tiff.count >= 8 else { return nil }
+        let little: Bool
+        switch (tiff[0], tiff[1]) {
+        case (0x49, 0x49): little = true
+        case (0x4D, 0x4D): little = false
+        default: return nil
+        }
+        func u16(_ at: Int) -> Int {
+            little ? Int(tiff[at]) | Int(tiff[at + 1]) << 8 : Int(tiff[at]) << 8 | Int(tiff[at + 1])
+        }
+        func u32(_ at: Int) -> Int { little ? u16(at) | u16(at + 2) << 16 : u16(at) << 16 | u16(at + 2) }
+        guard u16(2) == 42 else { return nil }
+        let ifd = u32(4)
+        guard ifd >= 8, ifd <= tiff.count - 2 else { return nil }
+        let entries = u16(ifd)
+        for i in 0..<entries {
+            let entry = ifd + 2 + 12 * i
+            guard entry <= tiff.count - 12 else { return nil }
+            guard u16(entry) == 0x0112 else { continue }
+            guard u16(entry + 2) == 3, u32(entry + 4) >= 1 else { return nil }  // SHORT, count ≥ 1
+            let value = u16(entry + 8)  // inline, left-justified in the 4-byte value field
+            return (1...8).contains(value) ? value : nil
+        }
+        return nil
+    }
+
+    /// The APP2 payloads that carry `profile`: "ICC_PROFILE\0", sequence number (from 1),
+    /// segment count, then up to 65519 profile bytes each. At most 255 segments.
+    static func jpegICCSegments(_ profile: [UInt8]) throws -> [[UInt8]] {
+        guard !profile.isEmpty else { return [] }
+        let count = (profile.count + iccBytesPerSegment - 1) / iccBytesPerSegment
+        guard count <= 255 else {
+            throw ImageIOError(
+                "the ICC profile (\(profile.count) bytes) is too large for JPEG (at most 255 × 65519 bytes)")
+        }
+        return (0..<count).map { k in
+            let part = profile[(k * iccBytesPerSegment)..<min(profile.count, (k + 1) * iccBytesPerSegment)]
+            return iccSignature + [UInt8(k + 1), UInt8(count)] + part
+        }
+    }
+
+    private static func readBE32(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
+        UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
+    }
+
+    private static func hasPrefix(_ b: UnsafeRawBufferPointer, _ range: Range<Int>, _ prefix: [UInt8]) -> Bool {
+        range.count >= prefix.count && prefix.indices.allSatisfy { b[range.lowerBound + $0] == prefix[$0] }
+    }
+}

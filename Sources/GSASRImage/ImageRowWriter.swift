@@ -1,0 +1,347 @@
+import CImageCodec
+import CWebP
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Writes an image file band by band, so that a large output never exists in memory as a whole.
+///
+/// Rows arrive top to bottom as Float samples in the file's layout (see `OutputLayout`); the
+/// writer quantises them (`ImageIO.quantize` for 8 bits, `ImageIO.quantize16` for 16, stored
+/// big-endian as PNG requires) a few megabytes at a time and hands them to the encoder:
+///
+/// * PNG streams through libpng's `png_write_row` and JPEG through libjpeg's
+///   `jpeg_write_scanlines`, both into a `FILE*` on the temporary file, so their memory does not
+///   depend on the image height. libpng and libjpeg report errors by `longjmp`, which must never
+///   cross Swift frames, so they are driven through the C target `CImageCodec`, whose entry points
+///   each do their own `setjmp` and return an error code and message.
+/// * WebP has no row API in libwebp: the writer buffers the whole image at 8 bits (width ×
+///   height × 3 or 4 bytes) and encodes it in `finish()`. Grey rows (1 or 2 channels) are
+///   expanded to RGB(A) with three equal channels, since WebP has no grey mode.
+///
+/// The file is written to a temporary file in the destination folder (`.<name>.tmp-<pid>-<random>`)
+/// which `finish()` flushes, fsyncs and renames over `url`. If `finish()` is not reached (an
+/// error, an early exit), the temporary file is removed, at the latest when the writer is
+/// released: no partial file ever appears at `url`, and an existing file there stays untouched.
+/// After any error the writer is spent; later calls throw.
+public final class ImageRowWriter {
+    public let url: URL
+    public let width: Int
+    public let height: Int
+    /// 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA.
+    public let channels: Int
+    public let options: ImageWriteOptions
+    /// Rows received so far.
+    public private(set) var rowsWritten = 0
+
+    private enum Encoder {
+        case none
+        case png(OpaquePointer)
+        case jpeg(OpaquePointer)
+        /// The whole image, 8-bit RGB or RGBA.
+        case webp([UInt8])
+    }
+
+    private enum State { case open, finished, failed }
+
+    private var encoder = Encoder.none
+    private var state = State.failed
+    private var file: UnsafeMutablePointer<FILE>?
+    private var tempPath: String?
+    private var scratch: [UInt8] = []
+    /// Filled by CImageCodec on failure. Its size is passed as a constant, not `message.count`,
+    /// which would read the array while `&message` has it borrowed for writing.
+    private var message = [CChar](repeating: 0, count: messageSize)
+    private static let messageSize = 256
+    private let bytesPerSample: Int
+    /// Rows quantised per call into the encoder (about 4 MiB of bytes).
+    private let rowsPerChunk: Int
+
+    /// Validates the options, creates the temporary file and writes the header (and profile).
+    public init(url: URL, width: Int, height: Int, channels: Int, options: ImageWriteOptions) throws {
+        self.url = url
+        self.width = width
+        self.height = height
+        self.channels = channels
+        self.options = options
+        bytesPerSample = options.depth == 16 ? 2 : 1
+        let rowBytes = max(1, width) * max(1, channels) * bytesPerSample
+        rowsPerChunk = max(1, min(max(1, height), (4 << 20) / rowBytes))
+        let name = url.lastPathComponent
+        try options.validate(channels: channels)
+        guard width > 0, height > 0 else { throw ImageIOError("cannot write \(name): empty size \(width)x\(height)") }
+        let side = options.format.maxSide
+        guard width <= side, height <= side else {
+            throw ImageIOError(
+                "cannot write \(name): \(width)x\(height) is larger than \(options.format.displayName) allows (\(side) pixels a side)"
+            )
+        }
+        let (bytes, overflow) = (width * channels * bytesPerSample).multipliedReportingOverflow(by: height)
+        guard !overflow, bytes < 1 << 46 else { throw ImageIOError("cannot write \(name): image too large") }
+        do {
+            try openTemporaryFile()
+            try startEncoder()
+            state = .open
+        } catch {
+            abandon()
+            throw error
+        }
+    }
+
+    deinit {
+        if state != .finished { abandon() }
+    }
+
+    /// Quantises and encodes the next `rowCount` rows. `rows` holds `rowCount·width·channels`
+    /// samples (unclamped; NaN becomes 0).
+    public func write(rows: UnsafeBufferPointer<Float>, rowCount: Int) throws {
+        guard state == .open else { throw spent() }
+        guard rowCount >= 0, rowCount <= height - rowsWritten else {
+            abandon()
+            throw ImageIOError(
+                "cannot write \(url.path): \(rowCount) more rows after \(rowsWritten) exceed the height \(height)")
+        }
+        let perRow = width * channels
+        guard rows.count == rowCount * perRow else {
+            abandon()
+            throw ImageIOError(
+                "cannot write \(url.path): \(rows.count) samples given for \(rowCount) rows of \(perRow)")
+        }
+        do {
+            var done = 0
+            while done < rowCount {
+                let n = min(rowsPerChunk, rowCount - done)
+                let band = UnsafeBufferPointer(rebasing: rows[(done * perRow)..<((done + n) * perRow)])
+                try encode(band, rowCount: n)
+                done += n
+                rowsWritten += n
+            }
+        } catch {
+            abandon()
+            throw error
+        }
+    }
+
+    /// Checks that every row arrived, completes the file, flushes and fsyncs it, and renames it
+    /// over `url` (then fsyncs the folder).
+    public func finish() throws {
+        guard state == .open else { throw spent() }
+        do {
+            guard rowsWritten == height else {
+                throw ImageIOError("cannot write \(url.path): only \(rowsWritten) of \(height) rows were written")
+            }
+            switch encoder {
+            case .png(let png): try check(cic_png_finish(png, &message, Self.messageSize))
+            case .jpeg(let jpeg): try check(cic_jpeg_finish(jpeg, &message, Self.messageSize))
+            case .webp(let pixels): try writeAll(try encodeWebP(pixels))
+            case .none: break
+            }
+            releaseEncoder()
+            guard let file, let tempPath else { throw spent() }
+            self.file = nil
+            let flushed = fflush(file) == 0 && ferror(file) == 0 && fsync(fileno(file)) == 0
+            let flushError = errno
+            let closed = fclose(file) == 0
+            guard flushed, closed else { throw systemError(flushed ? errno : flushError) }
+            guard rename(tempPath, url.path) == 0 else { throw systemError(errno) }
+            self.tempPath = nil
+            state = .finished
+        } catch {
+            abandon()
+            throw error
+        }
+        // The rename is durable once the folder is synced; failing that is not an error of the file.
+        let dir = open(url.deletingLastPathComponent().path, O_RDONLY)
+        if dir >= 0 {
+            _ = fsync(dir)
+            close(dir)
+        }
+    }
+
+    // MARK: - Internals
+
+    private func openTemporaryFile() throws {
+        let temp = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw systemError(errno) }
+        tempPath = temp.path
+        guard let f = fdopen(fd, "wb") else {
+            let e = errno
+            close(fd)
+            throw systemError(e)
+        }
+        file = f
+    }
+
+    private func startEncoder() throws {
+        switch options.format {
+        case .png:
+            let chunk = try options.icc.map(ContainerMetadata.pngICCPChunkData)
+            let png = chunk.withOptionalBuffer { data, size in
+                cic_png_create(
+                    file, UInt32(width), UInt32(height), Int32(channels), Int32(options.depth), data, size,
+                    chunk == nil ? 1 : 0, &message, Self.messageSize)
+            }
+            guard let png else { throw failure() }
+            encoder = .png(png)
+        case .jpeg:
+            let subsample: Int32 = (options.effectiveQuality ?? 95) >= 90 ? 0 : 1
+            guard
+                let jpeg = cic_jpeg_create(
+                    file, UInt32(width), UInt32(height), Int32(channels), Int32(options.effectiveQuality ?? 95),
+                    subsample, &message, Self.messageSize)
+            else { throw failure() }
+            encoder = .jpeg(jpeg)
+            for segment in try ContainerMetadata.jpegICCSegments(options.icc ?? []) {
+                try check(cic_jpeg_write_marker(jpeg, 0xE2, segment, segment.count, &message, Self.messageSize))
+            }
+        case .webp:
+            encoder = .webp([UInt8](repeating: 0, count: width * height * (channels % 2 == 0 ? 4 : 3)))
+        }
+    }
+
+    /// Quantises one chunk of rows and hands it to the encoder.
+    private func encode(_ rows: UnsafeBufferPointer<Float>, rowCount: Int) throws {
+        switch encoder {
+        case .png, .jpeg:
+            let rowBytes = width * channels * bytesPerSample
+            if scratch.count < rowCount * rowBytes { scratch = [UInt8](repeating: 0, count: rowCount * rowBytes) }
+            scratch.withUnsafeMutableBufferPointer { out in
+                if bytesPerSample == 1 {
+                    for i in 0..<rows.count { out[i] = ImageIO.quantize(rows[i]) }
+                } else {
+                    for i in 0..<rows.count {
+                        let v = ImageIO.quantize16(rows[i])
+                        out[2 * i] = UInt8(v >> 8)
+                        out[2 * i + 1] = UInt8(v & 0xFF)
+                    }
+                }
+            }
+            if case .png(let png) = encoder {
+                try check(cic_png_write_rows(png, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
+            } else if case .jpeg(let jpeg) = encoder {
+                try check(cic_jpeg_write_rows(jpeg, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
+            }
+        case .webp(var pixels):
+            encoder = .none  // keep the buffer uniquely referenced while it is filled
+            let outChannels = channels % 2 == 0 ? 4 : 3
+            let start = rowsWritten * width * outChannels
+            pixels.withUnsafeMutableBufferPointer { out in
+                for p in 0..<(rowCount * width) {
+                    let src = p * channels, dst = start + p * outChannels
+                    if channels <= 2 {
+                        let g = ImageIO.quantize(rows[src])
+                        out[dst] = g
+                        out[dst + 1] = g
+                        out[dst + 2] = g
+                    } else {
+                        for c in 0..<3 { out[dst + c] = ImageIO.quantize(rows[src + c]) }
+                    }
+                    if outChannels == 4 { out[dst + 3] = ImageIO.quantize(rows[src + channels - 1]) }
+                }
+            }
+            encoder = .webp(pixels)
+        case .none:
+            throw spent()
+        }
+    }
+
+    /// Lossy WebP of the buffered image, with the ICC profile in an `ICCP` chunk (libwebpmux).
+    private func encodeWebP(_ pixels: [UInt8]) throws -> [UInt8] {
+        let alpha = channels % 2 == 0
+        let quality = Float(options.effectiveQuality ?? 90)
+        var output: UnsafeMutablePointer<UInt8>? = nil
+        let size =
+            alpha
+            ? WebPEncodeRGBA(pixels, Int32(width), Int32(height), Int32(width * 4), quality, &output)
+            : WebPEncodeRGB(pixels, Int32(width), Int32(height), Int32(width * 3), quality, &output)
+        defer { WebPFree(output) }
+        guard size > 0, let output else { throw ImageIOError("cannot write \(url.path): the WebP encoder failed") }
+        guard let icc = options.icc else { return Array(UnsafeBufferPointer(start: output, count: size)) }
+        guard let mux = WebPMuxNew() else { throw ImageIOError("cannot write \(url.path): WebPMuxNew failed") }
+        defer { WebPMuxDelete(mux) }
+        var image = WebPData(bytes: output, size: size)
+        guard WebPMuxSetImage(mux, &image, 1) == WEBP_MUX_OK else {
+            throw ImageIOError("cannot write \(url.path): cannot add the image to the WebP container")
+        }
+        let status = icc.withUnsafeBufferPointer { buf -> WebPMuxError in
+            var profile = WebPData(bytes: buf.baseAddress, size: buf.count)
+            return WebPMuxSetChunk(mux, "ICCP", &profile, 1)
+        }
+        guard status == WEBP_MUX_OK else {
+            throw ImageIOError("cannot write \(url.path): cannot add the ICC profile to the WebP container")
+        }
+        var assembled = WebPData()
+        WebPDataInit(&assembled)
+        defer { WebPDataClear(&assembled) }
+        guard WebPMuxAssemble(mux, &assembled) == WEBP_MUX_OK, let bytes = assembled.bytes else {
+            throw ImageIOError("cannot write \(url.path): cannot assemble the WebP container")
+        }
+        return Array(UnsafeBufferPointer(start: bytes, count: assembled.size))
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        guard let file else { throw spent() }
+        let n = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        guard n == bytes.count else { throw systemError(errno) }
+    }
+
+    /// Frees the encoder, closes and removes the temporary file; idempotent.
+    private func abandon() {
+        releaseEncoder()
+        if let file {
+            fclose(file)
+            self.file = nil
+        }
+        if let tempPath {
+            unlink(tempPath)
+            self.tempPath = nil
+        }
+        scratch = []
+        if state != .finished { state = .failed }
+    }
+
+    private func releaseEncoder() {
+        switch encoder {
+        case .png(let png): cic_png_destroy(png)
+        case .jpeg(let jpeg): cic_jpeg_destroy(jpeg)
+        case .webp, .none: break
+        }
+        encoder = .none
+    }
+
+    private func check(_ status: Int32) throws {
+        if status != 0 { throw failure() }
+    }
+
+    private func failure() -> ImageIOError {
+        let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let line = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        return ImageIOError("cannot write \(url.path): \(line.isEmpty ? "encoder error" : line)")
+    }
+
+    private func systemError(_ code: Int32) -> ImageIOError {
+        ImageIOError("cannot write \(url.path): \(String(cString: strerror(code)))")
+    }
+
+    private func spent() -> ImageIOError {
+        ImageIOError(
+            "cannot write \(url.path): the writer is \(state == .finished ? "already finished" : "spent after an error")"
+        )
+    }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    /// Calls `body` with the array's bytes, or with (nil, 0).
+    fileprivate func withOptionalBuffer<R>(_ body: (UnsafePointer<UInt8>?, Int) -> R) -> R {
+        switch self {
+        case .some(let bytes): bytes.withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
+        case .none: body(nil, 0)
+        }
+    }
+}
