@@ -220,8 +220,21 @@ struct Upscale: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress on stderr.")
     var quiet = false
 
-    @Option(help: "Refuse inputs whose estimated working memory exceeds this many GiB (no tiling yet).")
-    var maxMemoryGib: Double = 8
+    @Option(
+        help:
+            "Working-memory budget in GiB: with no -t, an input whose untiled estimate exceeds it is tiled; a tiled run over it is refused."
+    )
+    var maxMemoryGib: Double = 4
+
+    @Option(
+        name: [.short, .customLong("tile")],
+        help:
+            "Tile side in LR pixels (a multiple of the window grid, rounded up; 0 = never tile). Default: tile (\(TiledUpscaler.defaultTile)) only when the untiled estimate exceeds --max-memory-gib."
+    )
+    var tile: Int?
+
+    @Option(help: "Context around each tile, LR pixels (rounded up to the window grid).")
+    var tileMargin: Int = TiledUpscaler.defaultMargin
 
     func run() throws {
         try setThreads(jobs)
@@ -351,7 +364,12 @@ struct Upscale: ParsableCommand {
     {
         let img = decoded.rgb
         let request = try target.request(inputWidth: img.width, inputHeight: img.height)
-        let plan = try up.plan(width: img.width, height: img.height, request: request)
+        let plan = try up.plan(width: img.width, height: img.height, request: request, checkMemory: false)
+        if let t = try tiler(up, plan: plan) {
+            try upscaleTiled(decoded, with: t, request: request, plan: plan, output: output, to: outURL)
+            return
+        }
+        _ = try up.plan(width: img.width, height: img.height, request: request)
         // Opened before the work, so that an unwritable destination fails early; if anything
         // below throws, the writer is released and its temporary file removed.
         let writer = try ImageRowWriter(
@@ -389,6 +407,78 @@ struct Upscale: ParsableCommand {
                 format: "wrote %@ (%dx%d) in %.2f s (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
                 outURL.path, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder,
                 t.decoder, t.rasterizer))
+    }
+
+    /// The tiled pipeline to use, or nil for the untiled one: `-t 0` never tiles, `-t N` always
+    /// does, and with no `-t` the input is tiled when the untiled estimate exceeds the budget.
+    func tiler(_ up: Upscaler, plan: Upscaler.Plan) throws -> TiledUpscaler? {
+        if let tile, tile == 0 { return nil }
+        if let tile { return try TiledUpscaler(upscaler: up, tile: tile, margin: tileMargin) }
+        if plan.estimatedBytes <= up.memoryLimitBytes { return nil }
+        // The largest tile that fits the budget; else the default, which upscaleTiled refuses
+        // with the estimate in the message.
+        return try TiledUpscaler.fitting(up, plan: plan, margin: tileMargin)
+            ?? TiledUpscaler(upscaler: up, tile: TiledUpscaler.defaultTile, margin: tileMargin)
+    }
+
+    /// Tiled run: output rows go to the writer band by band as the tiles complete, so the whole
+    /// float image never exists. The alpha channel (if any) is resized for the whole image first
+    /// (one float plane of the output size: `imresize` is not banded).
+    func upscaleTiled(
+        _ decoded: DecodedImage, with t: TiledUpscaler, request: ScaleRequest, plan: Upscaler.Plan,
+        output: OutputSettings, to outURL: URL
+    ) throws {
+        let img = decoded.rgb
+        let est = t.estimatedBytes(plan: plan)
+        guard est <= t.upscaler.memoryLimitBytes else {
+            throw CLIError(
+                "input \(img.width)x\(img.height) with tiles of \(t.tile) needs about \(est >> 20) MiB of working memory, over the limit of \(t.upscaler.memoryLimitBytes >> 20) MiB; use a smaller --tile or a larger --max-memory-gib"
+            )
+        }
+        let writer = try ImageRowWriter(
+            url: outURL, width: plan.outputWidth, height: plan.outputHeight, channels: output.channels,
+            options: output.options)
+        var alpha: [Float]? = nil
+        if let a = decoded.alpha {
+            alpha = Resize.imresize(
+                plane: a, width: img.width, height: img.height, scaleX: request.scaleX, scaleY: request.scaleY,
+                outWidth: plan.outputWidth, outHeight: plan.outputHeight)
+        }
+        let start = Date()
+        note("tiling: tiles of \(t.tile) LR pixels with a margin of \(t.margin)\n")
+        let stats = try t.upscale(
+            rgb: img.pixels, width: img.width, height: img.height, request: request,
+            progress: { done, total in
+                let elapsed = Date().timeIntervalSince(start)
+                let eta = elapsed / Double(done) * Double(total - done)
+                note(String(format: "\rtile %d/%d, ETA %.0f s ", done, total, eta) + (done == total ? "\n" : ""))
+            }
+        ) { rows, px in
+            let w = plan.outputWidth
+            let out: [Float]
+            if let alpha {
+                out = alpha.withUnsafeBufferPointer { a in
+                    OutputLayout.outputRows(
+                        rgb: px, alpha: UnsafeBufferPointer(rebasing: a[(rows.lowerBound * w)..<(rows.upperBound * w)]),
+                        rowCount: rows.count, width: w, grey: output.grey)
+                }
+            } else {
+                out = OutputLayout.outputRows(rgb: px, alpha: nil, rowCount: rows.count, width: w, grey: output.grey)
+            }
+            try out.withUnsafeBufferPointer { try writer.write(rows: $0, rowCount: rows.count) }
+        }
+        if stats.lateGaussians > 0 {
+            note(
+                "warning: \(stats.lateGaussians) Gaussians reached rows already written (their contribution there is missing); use a larger --tile\n"
+            )
+        }
+        try writer.finish()
+        let tm = stats.timings
+        note(
+            String(
+                format: "wrote %@ (%dx%d) in %.2f s, %d tiles (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
+                outURL.path, plan.outputWidth, plan.outputHeight, Date().timeIntervalSince(start), stats.tiles,
+                tm.encoder, tm.decoder, tm.rasterizer))
     }
 
     /// Files that are never images and are skipped without trying: macOS and Windows folder metadata.

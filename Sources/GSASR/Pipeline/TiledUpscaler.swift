@@ -109,19 +109,39 @@ public struct TiledUpscaler: @unchecked Sendable {
     public func estimatedBytes(plan p: Upscaler.Plan) -> Int {
         let cfg = upscaler.model.decoder.config
         let c = Double(cfg.channel), fe = Double(upscaler.model.encoder.numFeat)
-        let region = Double(min(tile + 2 * margin, p.paddedHeight) * min(tile + 2 * margin, p.paddedWidth))
-        let perPixelGaussians = Double(p.gaussians) / Double(p.paddedWidth * p.paddedHeight)
+        let hp = p.paddedHeight, wp = p.paddedWidth
+        let regionH = Double(min(tile + 2 * margin, hp)), regionW = Double(min(tile + 2 * margin, wp))
+        let coreH = Double(min(tile, hp)), coreW = Double(min(tile, wp))
+        let perPixelGaussians = Double(p.gaussians) / Double(wp * hp)
         let reach = Double(encoderReach) * 2
-        let encoder = 3 * fe * (Double(tile + 2 * margin) + reach) * (Double(max(tile, Self.encoderChunk)) + reach)
-        let decoder = 14 * region * c
-        // UPNet chunk (Gaussian grid × C, twice) and the held Gaussians (32 bytes each, two
-        // rows of tiles) and one band of output rows.
-        let upChunk = 2 * perPixelGaussians * Double(Self.chunkWindows * cfg.windowSize + 4) * Double(tile + 4) * c
-        let held = 1.3 * perPixelGaussians * Double(tile) * Double(p.paddedWidth) * 8
-        let strip = Double(min(tile + 2 * margin, p.paddedHeight) * p.paddedWidth) * c
-        let band = 3 * Double(p.renderWidth * Self.bandRows) + 16 * held / 8
-        let bytes = 4 * (encoder + strip + decoder + upChunk + held + band)
+        // Floats: the encoder on one column chunk of a strip (input, two feature maps, the
+        // im2col buffers), the strip of projected features, the decoder on one region (tokens
+        // and their attention temporaries), one UPNet chunk (Gaussian grid × C, twice), the
+        // Gaussians held (8 floats each, one row of tiles and some), the rasterizer's tables
+        // for one band (16 floats per Gaussian) and the band itself.
+        let encoder = 4 * fe * (regionH + reach) * (Double(min(max(tile, Self.encoderChunk), wp)) + reach)
+        let strip = regionH * Double(wp) * c
+        let decoder = 14 * regionH * regionW * c
+        let upChunk =
+            2 * perPixelGaussians * Double(min(Self.chunkWindows * cfg.windowSize, hp) + 4) * (coreW + 4) * c
+        let heldGaussians = 1.3 * perPixelGaussians * coreH * Double(wp)
+        let band = 16 * heldGaussians * Double(Self.bandRows) / (coreH * p.request.scaleY) + 3 * Double(p.renderWidth * Self.bandRows)
+        let bytes = 4 * (encoder + strip + decoder + upChunk + 8 * heldGaussians + band)
         return Int(min(bytes, Double(Int.max / 2)))
+    }
+
+    /// The largest tile (the default or less, halving down to the window grid) whose estimate
+    /// fits `upscaler.memoryLimitBytes`, or nil when none does.
+    public static func fitting(_ upscaler: Upscaler, plan: Upscaler.Plan, margin: Int = defaultMargin) throws
+        -> TiledUpscaler?
+    {
+        var t = defaultTile
+        while true {
+            let candidate = try TiledUpscaler(upscaler: upscaler, tile: t, margin: margin)
+            if candidate.estimatedBytes(plan: plan) <= upscaler.memoryLimitBytes { return candidate }
+            if t <= upscaler.model.denominator { return nil }
+            t = max(upscaler.model.denominator, t / 2)
+        }
     }
 
     /// Where the cores meet, in padded-LR pixels: the first row (column) of every core but the
