@@ -59,4 +59,18 @@ import Testing
         #expect(r.stderr.contains(mentions))
         #expect(!FileManager.default.fileExists(atPath: out.path))
     }
+
+    /// A PNG whose header claims 100000x100000 is refused from its header, before any tiling or
+    /// allocation: one line, no output.
+    @Test func pngBombIsRefused() throws {
+        let d = try CLI.tempDir()
+        let out = d.appendingPathComponent("out.png")
+        let bomb = CLI.packageRoot.appendingPathComponent("Tests/ImageTests/Fixtures/huge_header.png")
+        let r = try CLI.run(["-i", bomb.path, "-o", out.path, "-m", CLI.smallModel.path, "-s", "2", "-t", "96"])
+        print("gsasr -i huge_header.png -> exit \(r.status): \(r.stderr)")
+        #expect(r.status != 0 && r.status < 128)
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(r.stderr.contains("100000x100000"))
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
 }

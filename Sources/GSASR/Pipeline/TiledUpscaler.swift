@@ -155,10 +155,10 @@ public struct TiledUpscaler: @unchecked Sendable {
     }
 
     /// Output rows rendered at once.
-    static let bandRows = 64
+    static let bandRows = 256
 
     /// Window rows of a core handled by one UPNet + heads pass.
-    static let chunkWindows = 2
+    static let chunkWindows = 4
 
     /// 3×3 convolutions before the attention: the encoder's and `img_feat_proj`'s.
     var encoderReach: Int { 2 + 2 * upscaler.model.encoder.body.count + 2 }
@@ -306,7 +306,7 @@ public struct TiledUpscaler: @unchecked Sendable {
     }
 
     /// Columns of the padded image per encoder pass of a strip.
-    static let encoderChunk = 384
+    static let encoderChunk = 512
 
     /// The raw Gaussians (N × 9, means in whole-image units) of core (ti, tj), in chunks of
     /// rows of the Gaussian grid.
