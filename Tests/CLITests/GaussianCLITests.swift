@@ -43,11 +43,14 @@ import Testing
         let (d, g) = try Self.export()
         let z4 = d.appendingPathComponent("z4.png"), z1 = d.appendingPathComponent("z1.png")
         let all = d.appendingPathComponent("all.png"), sz = d.appendingPathComponent("sz.png")
-        #expect(try CLI.run(["render", g.path, "-o", z4.path, "--region", "10,20,40,30", "--zoom", "4", "-q"]).status == 0)
+        #expect(
+            try CLI.run(["render", g.path, "-o", z4.path, "--region", "10,20,40,30", "--zoom", "4", "-q"]).status == 0)
         let i4 = try Self.load(z4).rgb
         #expect(i4.width == 160 && i4.height == 120)
         // A region at zoom 1 is the same crop of the whole render.
-        #expect(try CLI.run(["render", g.path, "-o", z1.path, "--region", "10,20,40,30", "--depth", "16", "-q"]).status == 0)
+        #expect(
+            try CLI.run(["render", g.path, "-o", z1.path, "--region", "10,20,40,30", "--depth", "16", "-q"]).status == 0
+        )
         #expect(try CLI.run(["render", g.path, "-o", all.path, "--depth", "16", "-q"]).status == 0)
         let i1 = try Self.load(z1).rgb, w = try Self.load(all).rgb
         var crop: [Float] = []
@@ -65,12 +68,15 @@ import Testing
         let plain = d.appendingPathComponent("p.png"), over = d.appendingPathComponent("o.png")
         let capped = d.appendingPathComponent("c.png"), z1 = d.appendingPathComponent("z1.png")
         _ = try CLI.run(["render", g.path, "-o", plain.path, "--region", "100,100,32,24", "--zoom", "8", "-q"])
-        let r = try CLI.run(["render", g.path, "-o", over.path, "--region", "100,100,32,24", "--zoom", "8", "--overlay"])
+        let r = try CLI.run([
+            "render", g.path, "-o", over.path, "--region", "100,100,32,24", "--zoom", "8", "--overlay",
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("overlay:") && r.stderr.contains("Gaussians drawn"), "\(r.stderr)")
         #expect(try Self.load(plain).rgb.pixels != Self.load(over).rgb.pixels)
         let c = try CLI.run([
-            "render", g.path, "-o", capped.path, "--region", "100,100,32,24", "--zoom", "8", "--overlay", "--overlay-max", "10",
+            "render", g.path, "-o", capped.path, "--region", "100,100,32,24", "--zoom", "8", "--overlay",
+            "--overlay-max", "10",
         ])
         #expect(c.stderr.contains("10 Gaussians drawn") && c.stderr.contains("over --overlay-max 10"), "\(c.stderr)")
         // At zoom 1 of a x3 export many ellipses are under a pixel: they are counted, not drawn.
@@ -80,14 +86,20 @@ import Testing
         #expect(m.contains("under a pixel"), "\(s.stderr)")
     }
 
-    func expectRejected(_ args: [String], output: URL, mentions: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectRejected(
+        _ args: [String], output: URL, mentions: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let r = try CLI.run(args)
         let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
         print("gsasr \(args.joined(separator: " ")) -> exit \(r.status): \(r.stderr.trimmingCharacters(in: .newlines))")
         #expect(r.status != 0 && r.status < 128, sourceLocation: sourceLocation)
         #expect(lines.count == 1 && r.stderr.hasPrefix("gsasr: error: "), "\(r.stderr)", sourceLocation: sourceLocation)
-        #expect(r.stderr.lowercased().contains(mentions.lowercased()), "'\(r.stderr)' should mention '\(mentions)'", sourceLocation: sourceLocation)
-        #expect(!FileManager.default.fileExists(atPath: output.path), "an output was written", sourceLocation: sourceLocation)
+        #expect(
+            r.stderr.lowercased().contains(mentions.lowercased()), "'\(r.stderr)' should mention '\(mentions)'",
+            sourceLocation: sourceLocation)
+        #expect(
+            !FileManager.default.fileExists(atPath: output.path), "an output was written",
+            sourceLocation: sourceLocation)
         let left = try FileManager.default.contentsOfDirectory(atPath: output.deletingLastPathComponent().path)
         #expect(left.allSatisfy { !$0.hasPrefix(".") }, "left behind: \(left)", sourceLocation: sourceLocation)
     }

@@ -5,7 +5,9 @@ import Testing
 /// The Gaussian overlay: 1-sigma outlines where they belong, centres, and the selection rules.
 @Suite struct OverlayTests {
     /// Gaussians in an image of 101×101 pixels (half-extent 50: normalised 0.1 = 5 pixels).
-    static func kernels(_ list: [(x: Float, y: Float, sx: Float, sy: Float, rho: Float, rgb: (Float, Float, Float), alpha: Float)])
+    static func kernels(
+        _ list: [(x: Float, y: Float, sx: Float, sy: Float, rho: Float, rgb: (Float, Float, Float), alpha: Float)]
+    )
         -> (GaussianKernels, [Float])
     {
         var s: [Float] = [], c: [Float] = [], col: [Float] = [], a: [Float] = []
@@ -44,7 +46,8 @@ import Testing
                 // The most opaque Gaussian is drawn fully opaque in its own colour.
                 if on { #expect(img[p] == 1 && img[p + 1] == 0.5 && img[p + 2] == 0) }
                 let dx = g.x.position(col) - 50, dy = g.y.position(row) - 40
-                let q = (dx * dx / (sxp * sxp) - 2 * rho * dx * dy / (sxp * syp) + dy * dy / (syp * syp)) / (1 - rho * rho)
+                let q =
+                    (dx * dx / (sxp * sxp) - 2 * rho * dx * dy / (sxp * syp) + dy * dy / (syp * syp)) / (1 - rho * rho)
                 // Distance to the ellipse in output pixels, numerically: march along the ray.
                 let r = q.squareRoot()
                 let isCentre = abs(dx) <= 0.25 && abs(dy) <= 0.25
