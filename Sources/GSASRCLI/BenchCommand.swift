@@ -6,8 +6,11 @@ import GSASRBench
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`).",
-        subcommands: [PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self, TileBenchCommand.self],
+            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`), re-rendering an export (`bench render`).",
+        subcommands: [
+            PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self, TileBenchCommand.self,
+            RenderBenchCommand.self,
+        ],
         defaultSubcommand: PipelineBenchCommand.self)
 }
 
@@ -286,6 +289,66 @@ struct TileBenchCommand: ParsableCommand {
             model: name, lrWidth: img.width, lrHeight: img.height, settings: settings, threads: Parallel.threadCount,
             runs: runs)
         print(TileBench.format(report))
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.keyEncodingStrategy = .convertToSnakeCase
+            try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+    }
+}
+
+struct RenderBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract:
+            "Re-render a Gaussian export: a region at a high zoom vs the whole image at zoom 1 (in-run baseline); time and peak RSS.")
+
+    @Option(help: "A Gaussian export (gsasr gaussians); default: export -i at -s with the model first (not timed).")
+    var export: String?
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .shortAndLong, help: "LR image to export when no --export is given.")
+    var input: String = "Examples/seeding_160x120.png"
+
+    @Option(name: .shortAndLong, help: "Scale of that export (x4 of the 160x120 photo: 322,560 Gaussians).")
+    var scale: String = "4"
+
+    @Option(help: "Output side of the square region, pixels.")
+    var regionSize: Int = 512
+
+    @Option(help: "Zoom of the region.")
+    var zoom: Double = 8
+
+    @Option(help: "Timed runs per case (median).")
+    var repeats: Int = 5
+
+    @Option(name: .short, help: "Threads.")
+    var jobs: Int?
+
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try setThreads(jobs)
+        guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
+        guard (1...8192).contains(regionSize), zoom.isFinite, zoom > 0 else {
+            throw CLIError("--region-size must be in 1...8192 and --zoom > 0")
+        }
+        let e: GaussianExport
+        if let export {
+            e = try GaussianExport.load(URL(fileURLWithPath: export))
+        } else {
+            let scale = try parseScale(scale)
+            let (model, name) = try modelOptions.loadOrDefault()
+            let img = try ImageIO.load(URL(fileURLWithPath: input)).rgb
+            e = try Upscaler(model: model).export(
+                rgb: img.pixels, width: img.width, height: img.height, request: ScaleRequest(scale: scale),
+                modelName: name)
+        }
+        let report = try RenderBench.run(export: e, regionOutput: regionSize, zoom: zoom, repeats: repeats)
+        print(RenderBench.format(report), terminator: "")
         if let json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -16,7 +16,7 @@ struct GSASRCommand: ParsableCommand {
         commandName: "gsasr",
         abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
         version: "gsasr \(GSASRVersion.string)",
-        subcommands: [Upscale.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self, Info.self],
+        subcommands: [Upscale.self, Gaussians.self, Render.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self, Info.self],
         defaultSubcommand: Upscale.self)
 
     static func main() {
@@ -47,6 +47,7 @@ struct GSASRCommand: ParsableCommand {
     static func isOurs(_ error: Error) -> Bool {
         error is CLIError || error is UpscaleError || error is ModelLoadError || error is CheckpointError
             || error is ImageIOError || error is BenchError || error is TrainingError
+            || error is GaussianExportError
     }
 }
 
@@ -268,30 +269,9 @@ struct Upscale: ParsableCommand {
             decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, output: output, to: outURL)
     }
 
-    /// The format of `-f`, checked against the output file's extension: when both are given they
-    /// must agree, when only one is given it decides. Folder mode: `-f`, else PNG.
+    /// The format of `-f`, checked against the output file's extension (``resolveOutputFormat``).
     func outputFormat(for outURL: URL, folder: Bool) throws -> OutputFormat {
-        let requested = try format.map { name -> OutputFormat in
-            guard let f = OutputFormat(name: name) else {
-                throw CLIError("output format '\(name)' is not png, jpg (jpeg) or webp")
-            }
-            return f
-        }
-        if folder { return requested ?? .png }
-        let name = outURL.lastPathComponent, ext = outURL.pathExtension
-        guard !ext.isEmpty else {
-            if let requested { return requested }
-            throw CLIError("output '\(name)' has no extension: name it .png, .jpg or .webp, or give -f")
-        }
-        guard let byExtension = OutputFormat(name: ext) else {
-            throw CLIError("output '\(name)' has extension .\(ext), which is not .png, .jpg/.jpeg or .webp")
-        }
-        if let requested, requested != byExtension {
-            throw CLIError(
-                "output '\(name)' has extension .\(ext) but the format is \(requested.rawValue) (-f); name it .\(requested.fileExtension)"
-            )
-        }
-        return byExtension
+        try resolveOutputFormat(format, for: outURL, folder: folder)
     }
 
     /// How one decoded image is written: the options, and whether the file stores grey.

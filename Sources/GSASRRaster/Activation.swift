@@ -64,6 +64,17 @@ public enum GaussianActivation {
         return GaussianKernels(sigmas: sig, coords: co, colors: col)
     }
 
+    /// The opacities `alpha = sigmoid(alpha_raw)` (N), the same Float32 values that
+    /// ``kernels(fromRaw:width:height:scaleX:scaleY:)`` multiplies the colours by.
+    public static func opacities(fromRaw raw: UnsafeBufferPointer<Float>) -> [Float] {
+        precondition(raw.count % 9 == 0, "raw must be N×9")
+        let n = raw.count / 9
+        return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
+            for i in 0..<n { buf[i] = sigmoid(raw[9 * i + 3]) }
+            initialized = n
+        }
+    }
+
     /// Kernel inputs from raw decoder output (N×9, row-major).
     public static func kernels(fromRaw raw: [Float], width: Int, height: Int, scale: Float) -> GaussianKernels {
         raw.withUnsafeBufferPointer { kernels(fromRaw: $0, width: width, height: height, scale: scale) }

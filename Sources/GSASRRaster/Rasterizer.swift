@@ -25,35 +25,60 @@ struct PreparedGaussian {
     @inline(__always) var isEmpty: Bool { c0 > c1 || r0 > r1 }
 }
 
-/// Pixel-centre coordinates of a W×H grid in normalised units, `Float(2.0·i/(n-1) - 1.0)`
-/// computed in double as in gs.cu. Padded with zeros so that 8-wide loads past the end are safe.
+/// Sample coordinates of a render in normalised units (see ``SampleGrid``): for the standard
+/// W×H grid `Float(2.0·i/(n-1) - 1.0)` computed in double as in gs.cu. Padded with zeros so that
+/// 8-wide loads past the end are safe.
 @usableFromInline
 final class PixelGrid {
     let px: UnsafeMutablePointer<Float>
     let py: UnsafeMutablePointer<Float>
+    /// Samples per row and per column (the output size).
     let width: Int
     let height: Int
+    /// Converts fast mode's ellipse spans (zoom-1 pixel columns) to sample columns.
+    let columns: ColumnMap
     static let pad = 32
 
-    init(width: Int, height: Int) {
-        self.width = width
-        self.height = height
+    convenience init(width: Int, height: Int) {
+        self.init(SampleGrid.standard(width: width, height: height))
+    }
+
+    init(_ grid: SampleGrid) {
+        width = grid.x.count
+        height = grid.y.count
+        columns = ColumnMap(grid.x)
         px = .allocate(capacity: width + PixelGrid.pad)
         py = .allocate(capacity: height + PixelGrid.pad)
         px.initialize(repeating: 0, count: width + PixelGrid.pad)
         py.initialize(repeating: 0, count: height + PixelGrid.pad)
-        for i in 0..<width { px[i] = PixelGrid.coordinate(i, width) }
-        for i in 0..<height { py[i] = PixelGrid.coordinate(i, height) }
+        for i in 0..<width { px[i] = grid.x.coordinate(i) }
+        for i in 0..<height { py[i] = grid.y.coordinate(i) }
     }
 
     deinit {
         px.deallocate()
         py.deallocate()
     }
+}
 
-    @inline(__always)
-    static func coordinate(_ i: Int, _ n: Int) -> Float {
-        Float(2.0 * Double(i) / Double(n - 1) - 1.0)
+/// Fast mode's conversion from a normalised x to columns. The ellipse's extent on a row is
+/// first turned into zoom-1 pixel columns, `(x + 1)·(extent − 1)/2`, rounded outwards (as it
+/// always was for the standard grid); for any other grid those whole-pixel bounds are then
+/// mapped to the samples lying between them (``SampleAxis/samples(fromPixel:toPixel:)``).
+/// Rounding to whole zoom-1 pixels first keeps the span a superset of the ellipse and makes a
+/// sample that coincides with a zoom-1 pixel get exactly that pixel's set of Gaussians.
+@usableFromInline
+struct ColumnMap {
+    /// (extent − 1)/2: normalised x + 1 times this is the zoom-1 pixel column.
+    let halfW: Float
+    /// Sample columns are zoom-1 pixel columns (the standard grid): no conversion.
+    let identity: Bool
+    let axis: SampleAxis
+
+    init(_ axis: SampleAxis) {
+        self.axis = axis
+        halfW = Float(axis.extent - 1) * 0.5
+        identity = axis.isIdentity
     }
 }
 
@@ -154,19 +179,21 @@ public struct Rasterizer: Sendable {
     }
 
     /// Columns of row `dy` inside the ellipse q ≤ T, intersected with the box `[g.c0, g.c1]`
-    /// (rounded outwards). Returns an empty range (lo > hi) when the row misses the ellipse.
+    /// (rounded outwards to whole zoom-1 pixels, then mapped to sample columns by `map`).
+    /// Returns an empty range (lo > hi) when the row misses the ellipse.
     @inline(__always)
-    static func ellipseSpan(_ g: PreparedGaussian, dy: Float, T: Float, halfW: Float) -> (Int32, Int32) {
+    static func ellipseSpan(_ g: PreparedGaussian, dy: Float, T: Float, map: ColumnMap) -> (Int32, Int32) {
         let w = dy * g.invSy
         let rem = T - w * w
         if !(rem >= 0) { return (1, 0) }
         let h = g.ex * rem.squareRoot()
         let centre = g.x + g.kx * w
-        let loF = ((centre - h) + 1) * halfW
-        let hiF = ((centre + h) + 1) * halfW
+        let loF = ((centre - h) + 1) * map.halfW
+        let hiF = ((centre + h) + 1) * map.halfW
         // clamp before converting (thin or far Gaussians can give huge values)
-        let lo = Int32(max(-1, min(1e8, loF.rounded(.down))))
-        let hi = Int32(max(-1, min(1e8, hiF.rounded(.up))))
+        var lo = Int32(max(-1, min(1e8, loF.rounded(.down))))
+        var hi = Int32(max(-1, min(1e8, hiF.rounded(.up))))
+        if !map.identity { (lo, hi) = map.axis.samples(fromPixel: lo, toPixel: hi) }
         return (max(lo, g.c0), min(hi, g.c1))
     }
 
@@ -181,6 +208,11 @@ public struct Rasterizer: Sendable {
         forward([k], width: width, height: height, rows: 0..<height, progress: progress)
     }
 
+    /// Renders every sample of `grid` (see ``forward(_:grid:rows:progress:)``).
+    public func forward(_ k: GaussianKernels, grid: SampleGrid, progress: ((Double) -> Void)? = nil) -> [Float] {
+        forward([k], grid: grid, rows: 0..<grid.height, progress: progress)
+    }
+
     /// Renders the rows `rows` of the W×H image made by several groups of Gaussians (their
     /// union, in group order then index order): a `rows.count × W × 3` (HWC) buffer. Every
     /// pixel gets the value that the whole render gives it when the groups hold all the
@@ -190,9 +222,28 @@ public struct Rasterizer: Sendable {
         _ groups: [GaussianKernels], width: Int, height: Int, rows: Range<Int>, progress: ((Double) -> Void)? = nil
     ) -> [Float] {
         precondition(width >= 2 && height >= 2, "render size must be at least 2×2")
-        precondition(rows.lowerBound >= 0 && rows.upperBound <= height, "rows outside the image")
+        return forward(groups, grid: .standard(width: width, height: height), rows: rows, progress: progress)
+    }
+
+    /// Renders the sample rows `rows` of any sample grid (a region of the image at any zoom,
+    /// see ``SampleGrid``): a `rows.count × grid.width × 3` (HWC) buffer. The `dmax` box and
+    /// fast mode's ellipse are those of the Gaussians in the normalised units of the grid's
+    /// extent; only Gaussians whose box reaches the rows are binned. Each sample sums the
+    /// Gaussians that reach it in increasing index, so a sample with the same normalised
+    /// coordinates as a pixel of another grid (e.g. the standard one) gets the same value, bit
+    /// for bit. For the standard grid this is ``forward(_:width:height:rows:progress:)``.
+    public func forward(
+        _ groups: [GaussianKernels], grid sampleGrid: SampleGrid, rows: Range<Int>,
+        progress: ((Double) -> Void)? = nil
+    ) -> [Float] {
+        precondition(sampleGrid.x.extent >= 2 && sampleGrid.y.extent >= 2, "image extent must be at least 2×2")
+        precondition(sampleGrid.x.zoom.isFinite && sampleGrid.x.zoom > 0, "zoom must be finite and positive")
+        precondition(sampleGrid.y.zoom.isFinite && sampleGrid.y.zoom > 0, "zoom must be finite and positive")
+        precondition(sampleGrid.width >= 1 && sampleGrid.height >= 1, "empty sample grid")
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= sampleGrid.height, "rows outside the image")
+        let width = sampleGrid.width
         let n = groups.reduce(0) { $0 + $1.count }
-        let grid = PixelGrid(width: width, height: height)
+        let grid = PixelGrid(sampleGrid)
         let T = ellipseT
         let sqrtT = T.map { $0.squareRoot() }
         let threads = self.threads
@@ -324,7 +375,6 @@ public struct Rasterizer: Sendable {
         let px0 = UnsafeRawPointer(grid.px + X0).loadUnaligned(as: SIMD8<Float>.self)
         let px1 = UnsafeRawPointer(grid.px + X0 + 8).loadUnaligned(as: SIMD8<Float>.self)
         let masks = prefixLaneMasks
-        let halfW = Float(W - 1) * 0.5
         let tileColLo = Int32(X0)
         let tileColHi = Int32(X0 + tw - 1)
         let accR = acc
@@ -350,7 +400,7 @@ public struct Rasterizer: Sendable {
                 var lo = boxLo
                 var hi = boxHi
                 if let T = T {
-                    let s = ellipseSpan(g, dy: dy, T: T, halfW: halfW)
+                    let s = ellipseSpan(g, dy: dy, T: T, map: grid.columns)
                     lo = max(lo, s.0)
                     hi = min(hi, s.1)
                     if lo > hi { continue }
@@ -475,7 +525,6 @@ public struct Rasterizer: Sendable {
     ) {
         if g.isEmpty { return }
         let W = grid.width
-        let halfW = Float(W - 1) * 0.5
         let masks = prefixLaneMasks
         let gR = planes, gG = planes + planeStride, gB = planes + 2 * planeStride
         var sU = 0.0, sUdx = 0.0, sUdy = 0.0, sUdxdx = 0.0, sUdydy = 0.0, sUdxdy = 0.0
@@ -487,7 +536,7 @@ public struct Rasterizer: Sendable {
             var lo = g.c0
             var hi = g.c1
             if let T = T {
-                let s = ellipseSpan(g, dy: dy, T: T, halfW: halfW)
+                let s = ellipseSpan(g, dy: dy, T: T, map: grid.columns)
                 lo = s.0
                 hi = s.1
                 if lo > hi { continue }
@@ -556,7 +605,6 @@ public struct Rasterizer: Sendable {
         let grid = PixelGrid(width: width, height: height)
         let T = ellipseT
         let sqrtT = T.map { $0.squareRoot() }
-        let halfW = Float(width - 1) * 0.5
         var total = 0
         k.sigmas.withUnsafeBufferPointer { sig in
             k.coords.withUnsafeBufferPointer { co in
@@ -569,7 +617,7 @@ public struct Rasterizer: Sendable {
                             continue
                         }
                         for row in Int(g.r0)...Int(g.r1) {
-                            let s = Rasterizer.ellipseSpan(g, dy: grid.py[row] - g.y, T: T, halfW: halfW)
+                            let s = Rasterizer.ellipseSpan(g, dy: grid.py[row] - g.y, T: T, map: grid.columns)
                             if s.0 <= s.1 { total += Int(s.1 - s.0 + 1) }
                         }
                     }
