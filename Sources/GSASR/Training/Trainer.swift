@@ -265,11 +265,24 @@ public final class Trainer: @unchecked Sendable {
 
 /// Durable file writes for training runs.
 public enum TrainingFiles {
+    /// Removes `.NAME.tmp-PID` siblings of `url` left by writers that were killed mid-write
+    /// (their process no longer exists); a live writer's temporary is left alone.
+    static func removeStaleTemporaries(of url: URL) {
+        let dir = url.deletingLastPathComponent()
+        let prefix = ".\(url.lastPathComponent).tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink(dir.appendingPathComponent(name).path) }
+        }
+    }
+
     /// Writes through a temporary sibling, fsyncs it, renames it over `url` and fsyncs the
     /// folder. Throws a one-line error (the old file is untouched) when the disk is full or
     /// the folder is not writable.
     public static func atomicWrite(_ data: Data, to url: URL) throws {
         let dir = url.deletingLastPathComponent()
+        removeStaleTemporaries(of: url)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else {

@@ -45,6 +45,9 @@ public final class TrainingRun {
         guard FileManager.default.isWritableFile(atPath: folder.path) else {
             throw TrainingError("run folder '\(folder.path)' is not writable")
         }
+        // Temporaries of checkpoint writes that a kill interrupted (their writer is gone).
+        TrainingFiles.removeStaleTemporaries(of: checkpointURL)
+        TrainingFiles.removeStaleTemporaries(of: logURL)
     }
 
     /// Drops log lines past the checkpoint's iteration (a resumed run rewrites them).
