@@ -54,6 +54,8 @@ public enum Safetensors {
             let body = UnsafeRawBufferPointer(rebasing: raw[headerEnd...])
             var result = StateDict()
             var metadata: [String: String] = [:]
+            var spans: [(begin: Int, end: Int, name: String)] = []
+            var names = Set<String>()
             for (name, info) in entries {
                 if name == "__metadata__" {
                     guard case .object(let pairs) = info else {
@@ -67,15 +69,45 @@ public enum Safetensors {
                     }
                     continue
                 }
-                result.insert(name, try tensor(name, info, body: body, context: context))
+                guard names.insert(name).inserted else {
+                    throw CheckpointError("\(context): tensor '\(name)' appears twice in the header")
+                }
+                let (t, begin, end) = try tensor(name, info, body: body, context: context)
+                result.insert(name, t)
+                spans.append((begin, end, name))
             }
+            try checkLayout(spans, dataBytes: body.count, context: context)
             return (result, metadata)
+        }
+    }
+
+    /// The data section must be exactly the tensors' byte ranges laid end to end, as the
+    /// reference `safetensors` library requires (its `InvalidOffset` and
+    /// `MetadataIncompleteBuffer` errors): sorted by offset, each tensor begins where the previous
+    /// one ends (no overlap, no gap), the first at 0, and the last ends at the end of the file.
+    /// Overlapping tensors would alias each other's bytes; gaps and trailing bytes are data that
+    /// no tensor accounts for.
+    static func checkLayout(_ spans: [(begin: Int, end: Int, name: String)], dataBytes: Int, context: String) throws {
+        let sorted = spans.sorted { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        var expected = 0
+        for s in sorted {
+            guard s.begin == expected else {
+                throw CheckpointError(
+                    s.begin < expected
+                        ? "\(context): tensor '\(s.name)' data_offsets [\(s.begin), \(s.end)] overlap the previous tensor's bytes (which end at \(expected))"
+                        : "\(context): tensor '\(s.name)' data_offsets [\(s.begin), \(s.end)] leave a gap after byte \(expected)")
+            }
+            expected = s.end
+        }
+        guard expected == dataBytes else {
+            throw CheckpointError(
+                "\(context): the data section has \(dataBytes - expected) bytes after the last tensor (at \(expected) of \(dataBytes))")
         }
     }
 
     private static func tensor(
         _ name: String, _ info: OrderedJSON, body: UnsafeRawBufferPointer, context: String
-    ) throws -> LoadedTensor {
+    ) throws -> (LoadedTensor, Int, Int) {
         let where_ = "\(context): tensor '\(name)'"
         guard case .string(let dtypeName)? = info["dtype"] else { throw CheckpointError("\(where_) has no dtype") }
         guard let dtype = dtypes[dtypeName] else {
@@ -112,7 +144,7 @@ public enum Safetensors {
         try ElementCodec.append(
             from: UnsafeRawBufferPointer(rebasing: body[begin..<end]), dtype: dtype, start: 0, step: 1, count: count,
             floats: &floats, ints: &ints, context: where_)
-        return LoadedTensor(shape: shape, dtype: dtype, floats: floats, ints: isInt ? ints : nil)
+        return (LoadedTensor(shape: shape, dtype: dtype, floats: floats, ints: isInt ? ints : nil), begin, end)
     }
 
     /// Writes `dict` in StateDict order: tensors with `ints` as I64 (exact), all others as F32.

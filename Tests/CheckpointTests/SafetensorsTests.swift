@@ -117,3 +117,32 @@ func safetensorsRejectsBadOffsets(_ header: String) throws {
     try huge.write(to: url)
     #expect(checkpointError { _ = try Safetensors.load(url) }?.contains("header length") == true)
 }
+
+/// The reference `safetensors` library refuses a data section that is not exactly the tensors'
+/// byte ranges end to end; so do we (the tensors may be listed in any order in the header).
+@Test(arguments: [
+    (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, "overlap"),
+    (#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#, "gap"),
+    (#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#, "gap"),
+    (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, "overlap"),
+    (#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, "after the last tensor"),
+    (#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, "twice"),
+])
+func safetensorsRejectsOverlapsGapsAndTrailingBytes(header: String, mentions: String) throws {
+    let dir = try makeTempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let url = try rawSafetensors(header, data: floatBytes([1, 2, 3]), in: dir)
+    let message = checkpointError { _ = try Safetensors.load(url) }
+    print("crafted layout -> \(message ?? "loaded")")
+    #expect(message?.contains(mentions) == true, "\(message ?? "no error")")
+}
+
+@Test func safetensorsAcceptsTensorsListedOutOfOffsetOrder() throws {
+    let dir = try makeTempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let header =
+        #"{"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#
+    let sd = try Safetensors.load(try rawSafetensors(header, data: floatBytes([1, 2, 3]), in: dir))
+    #expect(sd.keys == ["b", "a"])
+    #expect(sd["a"]?.floats == [1] && sd["b"]?.floats == [2, 3])
+}
