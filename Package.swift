@@ -4,6 +4,7 @@
 // Module graph (dependencies flow one way):
 //   gsasr (CLI) -> GSASRBench -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
 //   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple)
+import Foundation
 import PackageDescription
 
 // OpenBLAS (Linux) is not linked: GSASRTensor/BLAS.swift dlopens it after choosing its kernel
@@ -79,3 +80,14 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// Fuzzing harnesses (libFuzzer): only with GSASR_FUZZ set, since they have no main of their own.
+// Built and run by tools/fuzz.sh (Benchmarks/README.md says how).
+if ProcessInfo.processInfo.environment["GSASR_FUZZ"] != nil {
+    for (name, dependency) in [
+        ("FuzzImage", "GSASRImage"), ("FuzzSafetensors", "GSASRCheckpoint"), ("FuzzPth", "GSASRCheckpoint"),
+    ] {
+        package.targets.append(.executableTarget(name: name, dependencies: [.target(name: dependency)], path: "Fuzz/\(name)"))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}
