@@ -81,13 +81,10 @@ let package = Package(
     swiftLanguageModes: [.v5]
 )
 
-// Fuzzing harnesses (libFuzzer): only with GSASR_FUZZ set, since they have no main of their own.
+// Fuzzing harness (libFuzzer): only with GSASR_FUZZ set, since it has no main of its own.
 // Built and run by tools/fuzz.sh (Benchmarks/README.md says how).
 if ProcessInfo.processInfo.environment["GSASR_FUZZ"] != nil {
-    for (name, dependency) in [
-        ("FuzzImage", "GSASRImage"), ("FuzzSafetensors", "GSASRCheckpoint"), ("FuzzPth", "GSASRCheckpoint"),
-    ] {
-        package.targets.append(.executableTarget(name: name, dependencies: [.target(name: dependency)], path: "Fuzz/\(name)"))
-        package.products.append(.executable(name: name, targets: [name]))
-    }
+    package.targets.append(
+        .executableTarget(name: "GSASRFuzz", dependencies: ["GSASRImage", "GSASRCheckpoint"], path: "Fuzz/GSASRFuzz"))
+    package.products.append(.executable(name: "GSASRFuzz", targets: ["GSASRFuzz"]))
 }

@@ -1,0 +1,48 @@
+import Foundation
+import GSASRCheckpoint
+import GSASRImage
+
+/// libFuzzer harness for the parsers of untrusted input. `GSASR_FUZZ_TARGET` picks one:
+/// - `image`: PNG/JPEG bytes (uploads) through `ImageIO.decode` (headers checked before allocation);
+/// - `safetensors`: checkpoints and Gaussian exports through `Safetensors.loadWithMetadata`;
+/// - `pth`: torch.save zips through `PthReader.load` (the restricted pickle machine).
+/// The two checkpoint readers open files, so their input goes through a per-process file in
+/// /dev/shm. Any outcome but a crash, a sanitizer report or a hang is a pass: errors are expected.
+enum Harness: String {
+    case image, safetensors, pth
+    static let current = Harness(rawValue: ProcessInfo.processInfo.environment["GSASR_FUZZ_TARGET"] ?? "") ?? .image
+    static let file = URL(fileURLWithPath: "/dev/shm/gsasr-fuzz-\(getpid())")
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func testOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Data(bytes: data, count: size)
+    switch Harness.current {
+    case .image:
+        // A small pixel limit keeps each run fast.
+        _ = try? ImageIO.decode(bytes, name: "fuzz", maxPixels: 1 << 20)
+    case .safetensors:
+        guard (try? bytes.write(to: Harness.file)) != nil else { return 0 }
+        _ = try? Safetensors.loadWithMetadata(Harness.file)
+    case .pth:
+        guard (try? bytes.write(to: Harness.file)) != nil else { return 0 }
+        _ = try? PthReader.load(Harness.file)
+    }
+    return 0
+}
+
+// SwiftPM links an executable's entry point as `GSASRFuzz_main`; it hands over to libFuzzer's
+// driver, so libFuzzer's own main is not needed.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+@_cdecl("GSASRFuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var c = argc
+    var v = argv
+    return LLVMFuzzerRunDriver(&c, &v, testOneInput)
+}
