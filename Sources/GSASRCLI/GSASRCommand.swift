@@ -127,6 +127,44 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// `-s`, `--size`, `--width`, `--height`: the output size of `upscale` and `gaussians`.
+struct TargetOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Scale factor, integer or not (e.g. 2, 3.5, 11.3); default 4.")
+    var scale: String?
+
+    @Option(
+        help:
+            "Output size WIDTHxHEIGHT instead of -s (exact; a changed aspect renders with a scale per axis, our extension)."
+    )
+    var size: String?
+
+    @Option(help: "Output width; the height keeps the aspect.")
+    var width: Int?
+
+    @Option(help: "Output height; the width keeps the aspect.")
+    var height: Int?
+
+    /// The parsed request (at most one of the four), resolved later per image.
+    func target() throws -> Target {
+        let scale = try self.scale.map(parseScale)
+        let size = try self.size.map(ScaleRequest.parseSize)
+        let given = [scale != nil, size != nil, width != nil, height != nil].filter { $0 }.count
+        guard given <= 1 else { throw CLIError("give only one of -s/--scale, --size, --width and --height") }
+        return Target(scale: scale, size: size, width: width, height: height)
+    }
+}
+
+/// The size request of the command line, resolved per image (folder mode).
+struct Target {
+    var scale: Double?
+    var size: (width: Int, height: Int)?
+    var width: Int?
+    var height: Int?
+    func request(inputWidth w: Int, inputHeight h: Int) throws -> ScaleRequest {
+        try ScaleRequest.resolve(inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
+    }
+}
+
 /// Parses a scale given as text so that every bad value gets the same one-line error.
 func parseScale(_ s: String) throws -> Double {
     guard let v = Double(s.trimmingCharacters(in: .whitespaces)) else {
@@ -173,20 +211,7 @@ struct Upscale: ParsableCommand {
     )
     var output: String
 
-    @Option(name: .shortAndLong, help: "Scale factor, integer or not (e.g. 2, 3.5, 11.3); default 4.")
-    var scale: String?
-
-    @Option(
-        help:
-            "Output size WIDTHxHEIGHT instead of -s (exact; a changed aspect renders with a scale per axis, our extension)."
-    )
-    var size: String?
-
-    @Option(help: "Output width; the height keeps the aspect.")
-    var width: Int?
-
-    @Option(help: "Output height; the width keeps the aspect.")
-    var height: Int?
+    @OptionGroup var targetOptions: TargetOptions
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -239,11 +264,7 @@ struct Upscale: ParsableCommand {
 
     func run() throws {
         try setThreads(jobs)
-        let scale = try self.scale.map(parseScale)
-        let size = try self.size.map(ScaleRequest.parseSize)
-        let given = [self.scale != nil, size != nil, width != nil, height != nil].filter { $0 }.count
-        guard given <= 1 else { throw CLIError("give only one of -s/--scale, --size, --width and --height") }
-        let target = Target(scale: scale, size: size, width: width, height: height)
+        let target = try targetOptions.target()
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
@@ -301,18 +322,6 @@ struct Upscale: ParsableCommand {
         let channels = OutputLayout.channels(grey: decoded.isGrey, alpha: decoded.alpha != nil)
         try options.validate(channels: channels)
         return OutputSettings(options: options, grey: decoded.isGrey, channels: channels)
-    }
-
-    /// The size request of the command line, resolved per image (folder mode).
-    struct Target {
-        var scale: Double?
-        var size: (width: Int, height: Int)?
-        var width: Int?
-        var height: Int?
-        func request(inputWidth w: Int, inputHeight h: Int) throws -> ScaleRequest {
-            try ScaleRequest.resolve(
-                inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
-        }
     }
 
     func isDirectory(_ url: URL) -> Bool {

@@ -21,17 +21,7 @@ struct Gaussians: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file, .safetensors (written atomically).")
     var output: String
 
-    @Option(name: .shortAndLong, help: "Scale factor ≥ 1; default 4.")
-    var scale: String?
-
-    @Option(help: "Output size WIDTHxHEIGHT instead of -s (as the upscale command).")
-    var size: String?
-
-    @Option(help: "Output width; the height keeps the aspect.")
-    var width: Int?
-
-    @Option(help: "Output height; the width keeps the aspect.")
-    var height: Int?
+    @OptionGroup var targetOptions: TargetOptions
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -52,8 +42,7 @@ struct Gaussians: ParsableCommand {
 
     func run() throws {
         try setThreads(jobs)
-        let scale = try self.scale.map(parseScale)
-        let size = try self.size.map(ScaleRequest.parseSize)
+        let target = try targetOptions.target()
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)
         guard maxMemoryGib.isFinite, maxMemoryGib > 0, maxMemoryGib <= 1_048_576 else {
@@ -66,8 +55,7 @@ struct Gaussians: ParsableCommand {
         try refuseOverwritingInput(inURL, outURL)
         let decoded = try Upscale.loadInput(inURL)
         let img = decoded.rgb
-        let request = try ScaleRequest.resolve(
-            inputWidth: img.width, inputHeight: img.height, scale: scale, size: size, width: width, height: height)
+        let request = try target.request(inputWidth: img.width, inputHeight: img.height)
         let (model, name) = try modelOptions.loadOrDefault()
         var up = Upscaler(model: model, dmax: dmax, mode: mode)
         up.memoryLimitBytes = Int(maxMemoryGib * Double(1 << 30))
