@@ -2,7 +2,7 @@
 // swift-gsasr: GSASR (arXiv 2501.06838) arbitrary-scale super-resolution in Swift.
 //
 // Module graph (dependencies flow one way):
-//   gsasr (CLI) -> GSASRBench -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
+//   gsasr (CLI) -> GSASRBench, GSASRServer (HTTP, Hummingbird) -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
 //   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple)
 import Foundation
 import PackageDescription
@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -58,9 +59,14 @@ let package = Package(
             ],
             swiftSettings: release),
         .target(name: "GSASRBench", dependencies: ["GSASR"], swiftSettings: release),
+        .target(
+            name: "GSASRServer",
+            dependencies: ["GSASR", .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(
             name: "GSASRCLI",
-            dependencies: ["GSASR", "GSASRBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "GSASR", "GSASRBench", "GSASRServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: release),
         .testTarget(
             name: "CheckpointTests",

@@ -16,7 +16,7 @@ struct GSASRCommand: ParsableCommand {
         commandName: "gsasr",
         abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
         version: "gsasr \(GSASRVersion.string)",
-        subcommands: [Upscale.self, Gaussians.self, Render.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self, Info.self],
+        subcommands: [Upscale.self, Gaussians.self, Render.self, Serve.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self, Info.self],
         defaultSubcommand: Upscale.self)
 
     static func main() {

@@ -39,7 +39,3 @@ struct Info: ParsableCommand {
         }
     }
 }
-
-enum GSASRVersion {
-    static let string = "0.6.0-dev"
-}

@@ -89,7 +89,13 @@ public struct DecodedImage: Sendable {
 /// A failure to read or write an image. `description` is a single line meant for users.
 public struct ImageIOError: Error, CustomStringConvertible, LocalizedError, Equatable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// True when the image was refused for its size (from the header, before decoding), not
+    /// because it is broken (a server answers 413 rather than 422).
+    public var isPixelLimit = false
+    public init(_ message: String, isPixelLimit: Bool = false) {
+        self.message = message
+        self.isPixelLimit = isPixelLimit
+    }
     public var description: String { message }
     public var errorDescription: String? { message }
 }

@@ -56,7 +56,8 @@ public enum ImageIO {
         }
         let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
         if overflow || pixels > maxPixels {
-            throw ImageIOError("image \(name) is \(width)x\(height) pixels, over the limit of \(maxPixels) pixels")
+            throw ImageIOError(
+                "image \(name) is \(width)x\(height) pixels, over the limit of \(maxPixels) pixels", isPixelLimit: true)
         }
     }
 

@@ -104,6 +104,38 @@ public enum Resize {
         return AxisPlan(inLength: inLength, outLength: outLength, taps: taps, indices: indices, weights: weights)
     }
 
+    /// The upscaling plan (`scale ≥ 1`) for `count` samples at any density: sample `i` sits at
+    /// the 0-based position `q = origin + (i + ½)/zoom − ½` of the `floor(scale · inLength)`
+    /// output grid (as the rasterizer's `SampleGrid`), i.e. at `x = q + 1` in the formula above,
+    /// with the same kernel, normalisation and mirroring. `origin 0, zoom 1, count = outLength`
+    /// gives ``plan(inLength:outLength:scale:antialiasing:)``'s weights (its dropped taps are
+    /// exact zeros), so ``apply`` returns `imresize` bit for bit: the bicubic counterpart of a
+    /// Gaussian re-render of a region (`gsasr serve`'s deep zoom).
+    public static func plan(inLength: Int, scale: Double, origin: Double, zoom: Double, count: Int) -> AxisPlan {
+        precondition(inLength > 0 && count > 0 && scale >= 1 && zoom > 0)
+        let s = Float(scale)
+        let offset = Float(0.5 * (1 - 1 / scale))
+        let p = 6
+        var indices = [Int](repeating: 0, count: count * p)
+        var weights = [Float](repeating: 0, count: count * p)
+        for o in 0..<count {
+            let x = origin + (Double(o) + 0.5) / zoom + 0.5
+            let u = (zoom == 1 && origin == origin.rounded()) ? Float(x) / s + offset : Float(x / scale) + offset
+            let l = (u - 2).rounded(.down)
+            var sum: Float = 0
+            for k in 0..<p {
+                let v = cubic(u - (l + Float(k)))
+                weights[o * p + k] = v
+                sum += v
+            }
+            for k in 0..<p {
+                weights[o * p + k] /= sum
+                indices[o * p + k] = mirror(Int(l) + k - 1, inLength)
+            }
+        }
+        return AxisPlan(inLength: inLength, outLength: count, taps: p, indices: indices, weights: weights)
+    }
+
     /// The reference output length, `ceil(length · scale)` in double precision.
     public static func outputLength(_ length: Int, scale: Double) -> Int {
         Int((Double(length) * scale).rounded(.up))

@@ -43,13 +43,22 @@ public struct EDSRNOUP: @unchecked Sendable {
 
     /// x: (h, w, num_in_ch) channels-last → (h, w, num_feat).
     public func callAsFunction(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
+        callAsFunction(x, height: h, width: w, step: { _, _ in })
+    }
+
+    /// `step(done, total)` runs after each residual block (for progress, and to stop a run by
+    /// throwing: nothing is left half-written, the caller just drops the result).
+    public func callAsFunction(
+        _ x: Tensor, height h: Int, width w: Int, step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> Tensor {
         var f = convFirst(x, height: h, width: w)
-        for blk in body {
+        for (i, blk) in body.enumerated() {
             let t = blk.conv1(f, height: h, width: w)
             Kernels.relu(t)
             let u = blk.conv2(t, height: h, width: w)
             Kernels.add(u, f)
             f = u
+            try step(i + 1, body.count)
         }
         return convAfterBody(f, height: h, width: w)
     }

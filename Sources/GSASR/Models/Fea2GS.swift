@@ -94,16 +94,25 @@ public struct Fea2GS: @unchecked Sendable {
     }
 
     /// Runs the decoder. `features`: (hp × wp × inchannel) channels-last, hp and wp multiples
-    /// of the window size. `tap` receives named intermediates (for debugging and tests).
+    /// of the window size. `tap` receives named intermediates (for debugging and tests);
+    /// `step(done, total)` runs after each attention block (progress; throw to stop the run).
     public func callAsFunction(
         _ features: Tensor, height hp: Int, width wp: Int, scale: Float,
         tap: ((String, Tensor) -> Void)? = nil
     ) -> Tensor {
+        callAsFunction(features, height: hp, width: wp, scale: scale, tap: tap, step: { _, _ in })
+    }
+
+    /// The same, with `step(done, total)` after each attention block.
+    public func callAsFunction(
+        _ features: Tensor, height hp: Int, width wp: Int, scale: Float,
+        tap: ((String, Tensor) -> Void)? = nil, step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> Tensor {
         let semb = scaleEmbedding(scale: scale)
         tap?("scale_embedding", Tensor(shape: [1, config.channel], values: semb))
         let feat = projectFeatures(features, height: hp, width: wp)
         tap?("img_feat_proj", feat)
-        let (query, grid) = attend(feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap)
+        let (query, grid) = try attend(feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap, step: step)
         let u = upsample(query, grid: grid)
         tap?("after_UPNet", u.up)
         return heads(u.up, gridHeight: u.height, gridWidth: u.width)
@@ -127,6 +136,13 @@ public struct Fea2GS: @unchecked Sendable {
         _ feat: Tensor, height hp: Int, width wp: Int, scaleEmbedding semb: [Float],
         tap: ((String, Tensor) -> Void)? = nil
     ) -> (Tensor, TokenGrid) {
+        attend(feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap, step: { _, _ in })
+    }
+
+    func attend(
+        _ feat: Tensor, height hp: Int, width wp: Int, scaleEmbedding semb: [Float],
+        tap: ((String, Tensor) -> Void)? = nil, step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> (Tensor, TokenGrid) {
         let cfg = config, c = cfg.channel, ws = cfg.windowSize
         precondition(hp % ws == 0 && wp % ws == 0, "feature size must be a multiple of the window size")
         let grid = TokenGrid(rowsOfWindows: hp / ws, colsOfWindows: wp / ws, seedSide: cfg.numGsSeedSqrt)
@@ -140,17 +156,20 @@ public struct Fea2GS: @unchecked Sendable {
             (pos.ptr + w * grid.seeds * c).update(from: posEmbedding.ptr, count: grid.seeds * c)
         }
 
+        let blockCount = windowCrossattnBlocks.count + gsSelfattnBlocks.count
         for (i, block) in windowCrossattnBlocks.enumerated() {
             query = block.forward(
                 query, pos: pos, feat: feat, featHeight: hp, featWidth: wp, windowSize: ws, grid: grid,
                 scaleEmbedding: semb, tap: { name, x in tap?("after_window_crossattn_block\(i)_\(name)", x) })
             tap?("after_window_crossattn_block\(i)", query)
+            try step(i + 1, blockCount)
         }
         let resi = query
         for (i, block) in gsSelfattnBlocks.enumerated() {
             query = block.forward(
                 query, grid: grid, scaleEmbedding: semb,
                 tap: { name, x in tap?("after_gs_selfattn_block\(i)_\(name)", x) })
+            try step(windowCrossattnBlocks.count + i + 1, blockCount)
         }
         tap?("after_last_gs_selfattn_block", query)
         if !gsSelfattnBlocks.isEmpty { Kernels.add(query, resi) }

@@ -208,14 +208,14 @@ extension Upscaler {
     /// Untiled: the plan's memory check (``memoryLimitBytes``) applies.
     public func export(
         rgb: [Float], width w: Int, height h: Int, request: ScaleRequest, modelName: String,
-        progress: ((UpscaleStage, Double) -> Void)? = nil
+        progress: (UpscaleStage, Double) throws -> Void = { _, _ in }
     ) throws -> GaussianExport {
         guard rgb.count == w * h * 3 else {
             throw UpscaleError("image buffer has \(rgb.count) values, expected \(w * h * 3)")
         }
         let p = try plan(width: w, height: h, request: request)
         var timings = Timings()
-        let gs = gaussians(rgb: rgb, plan: p, timings: &timings, progress: progress)
+        let gs = try gaussians(rgb: rgb, plan: p, timings: &timings, progress: progress)
         let (kernels, opacity) = withExtendedLifetime(gs) {
             let raw = UnsafeBufferPointer(start: gs.ptr, count: gs.count)
             return (

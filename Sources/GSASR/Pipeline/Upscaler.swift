@@ -119,17 +119,25 @@ public struct Upscaler: @unchecked Sendable {
     }
 
     /// Encoder + decoder: the raw (N × 9) Gaussian parameters for an RGB HWC image in [0,1].
+    /// `progress(stage, fraction)` runs at the start of each stage and after each residual or
+    /// attention block; a progress closure that throws stops the run there (how `gsasr serve`
+    /// drops the work of a client that went away) and the error propagates.
+    public func gaussians(rgb: [Float], plan p: Plan, timings: inout Timings) -> Tensor {
+        gaussians(rgb: rgb, plan: p, timings: &timings, progress: { _, _ in })
+    }
+
     public func gaussians(
-        rgb: [Float], plan p: Plan, timings: inout Timings,
-        progress: ((UpscaleStage, Double) -> Void)? = nil
-    ) -> Tensor {
-        progress?(.encode, 0)
+        rgb: [Float], plan p: Plan, timings: inout Timings, progress: (UpscaleStage, Double) throws -> Void
+    ) rethrows -> Tensor {
+        try progress(.encode, 0)
         var t0 = Date()
-        let feat = encode(rgb: rgb, plan: p)
+        let feat = try encode(rgb: rgb, plan: p) { try progress(.encode, Double($0) / Double($1)) }
         timings.encoder = Date().timeIntervalSince(t0)
-        progress?(.decode, 0)
+        try progress(.decode, 0)
         t0 = Date()
-        let gs = model.decoder(feat, height: p.paddedHeight, width: p.paddedWidth, scale: Float(p.request.conditioning))
+        let gs = try model.decoder(
+            feat, height: p.paddedHeight, width: p.paddedWidth, scale: Float(p.request.conditioning),
+            step: { try progress(.decode, Double($0) / Double($1)) })
         timings.decoder = Date().timeIntervalSince(t0)
         return gs
     }
@@ -152,7 +160,7 @@ public struct Upscaler: @unchecked Sendable {
         }
         let p = try plan(width: w, height: h, request: request)
         var timings = Timings()
-        let gs = gaussians(rgb: rgb, plan: p, timings: &timings, progress: progress)
+        let gs = gaussians(rgb: rgb, plan: p, timings: &timings) { progress?($0, $1) }
         progress?(.render, 0)
         let t0 = Date()
         let full = render(gs, plan: p) { progress?(.render, $0) }
@@ -164,7 +172,11 @@ public struct Upscaler: @unchecked Sendable {
     }
 
     /// Reflect-pads an RGB HWC image to the plan's padded size and runs the encoder.
-    public func encode(rgb: [Float], plan p: Plan) -> Tensor {
+    public func encode(rgb: [Float], plan p: Plan) -> Tensor { encode(rgb: rgb, plan: p, step: { _, _ in }) }
+
+    public func encode(
+        rgb: [Float], plan p: Plan, step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> Tensor {
         let h = p.inputHeight, w = p.inputWidth
         let x = Tensor(shape: [h, w, 3], values: rgb)
         let xp =
@@ -172,7 +184,7 @@ public struct Upscaler: @unchecked Sendable {
             ? x
             : Kernels.reflectPadBottomRight(
                 x, height: h, width: w, channels: 3, padH: p.paddedHeight - h, padW: p.paddedWidth - w)
-        return model.encoder(xp, height: p.paddedHeight, width: p.paddedWidth)
+        return try model.encoder(xp, height: p.paddedHeight, width: p.paddedWidth, step: step)
     }
 
     /// Crops a padded-size render (HWC RGB) to the output size, top-left.

@@ -1,0 +1,152 @@
+import Foundation
+import GSASR
+import Hummingbird
+
+/// The size request of an upscale: exactly one of `scale`, `size=WxH`, `width`, `height`.
+struct UpscaleQuery {
+    var scale: Double?
+    var size: (width: Int, height: Int)?
+    var width: Int?
+    var height: Int?
+
+    init(_ q: Parameters, limits: ServerLimits) throws {
+        let given = ["scale", "size", "width", "height"].filter { q.get($0) != nil }
+        guard !given.isEmpty else {
+            throw APIError.unprocessable("give the output size: one of scale, size, width or height")
+        }
+        guard given.count == 1 else {
+            throw APIError.unprocessable("give only one of scale, size, width and height (got \(given.joined(separator: ", ")))")
+        }
+        if let text = q.get("scale") {
+            guard let s = Double(text.trimmingCharacters(in: .whitespaces)) else {
+                throw APIError.unprocessable("scale '\(text)' is not a number")
+            }
+            guard s.isFinite else { throw APIError.unprocessable("scale \(text) is not a finite number") }
+            guard s >= 1 else { throw APIError.unprocessable("scale \(text) is below 1; GSASR upscales (use a scale ≥ 1)") }
+            guard s <= limits.maxScale else {
+                throw APIError.unprocessable("scale \(text) is over this server's limit of \(limits.maxScale)")
+            }
+            scale = s
+        }
+        if let text = q.get("size") {
+            let parts = text.lowercased().split(whereSeparator: { $0 == "x" || $0 == "," })
+            guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) else {
+                throw APIError.unprocessable("size '\(text)' is not WIDTHxHEIGHT (e.g. 1920x1080)")
+            }
+            size = (w, h)
+        }
+        for (key, slot) in [("width", \UpscaleQuery.width), ("height", \UpscaleQuery.height)] {
+            if let text = q.get(key) {
+                guard let v = Int(text) else { throw APIError.unprocessable("\(key) '\(text)' is not a whole number") }
+                self[keyPath: slot] = v
+            }
+        }
+    }
+
+    func resolve(width w: Int, height h: Int) throws -> ScaleRequest {
+        try ScaleRequest.resolve(inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
+    }
+}
+
+/// A deep-zoom request: `region=x,y,w,h` in pixels of the result, `zoom` (default 4),
+/// `method=gsasr|bicubic`, `overlay=1`.
+struct ZoomQuery {
+    var view: RenderView
+    var bicubic: Bool
+    var overlay: Bool
+    /// The most ellipses drawn by the overlay (the most opaque first).
+    static let overlayCap = 20_000
+
+    init(_ q: Parameters, result: JobResult, limits: ServerLimits) throws {
+        guard let regionText = q.get("region") else {
+            throw APIError.unprocessable("give region=x,y,w,h (pixels of the result)")
+        }
+        let parts = regionText.split(separator: ",", omittingEmptySubsequences: false).compactMap {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard parts.count == 4 else {
+            throw APIError.unprocessable("region '\(regionText)' is not x,y,w,h (e.g. 10,20,64,48)")
+        }
+        var zoom = 4.0
+        if let z = q.get("zoom") {
+            guard let v = Double(z), v.isFinite, v > 0 else {
+                throw APIError.unprocessable("zoom '\(z)' is not a positive number")
+            }
+            guard v <= limits.maxZoom else { throw APIError.unprocessable("zoom \(z) is over the limit of \(String(format: "%g", limits.maxZoom))") }
+            zoom = v
+        }
+        switch q.get("method") ?? "gsasr" {
+        case "gsasr": bicubic = false
+        case "bicubic": bicubic = true
+        case let m: throw APIError.unprocessable("method '\(m)' is not gsasr or bicubic")
+        }
+        overlay = q.get("overlay") == "1"
+        do {
+            view = try RenderView(export: result.export, region: (parts[0], parts[1], parts[2], parts[3]), zoom: zoom)
+        } catch let e as GaussianExportError {
+            throw APIError.unprocessable(e.description)
+        }
+        guard view.outputWidth * view.outputHeight <= limits.maxZoomPixels else {
+            throw APIError.unprocessable(
+                "zoomed region \(view.outputWidth)x\(view.outputHeight) is over the limit of \(limits.maxZoomPixels) pixels")
+        }
+    }
+
+    /// The PNG: the Gaussians re-rendered over the region (with their ellipses when `overlay`),
+    /// or the bicubic upscale of the input sampled at the same positions.
+    func render(_ r: JobResult) throws -> [UInt8] {
+        let e = r.export
+        var pixels: [Float]
+        if bicubic {
+            pixels = Resize.apply(
+                r.input.pixels, width: r.input.width, height: r.input.height, channels: 3,
+                rows: Resize.plan(
+                    inLength: r.input.height, scale: e.scaleY, origin: Double(view.y), zoom: view.zoomY,
+                    count: view.outputHeight),
+                cols: Resize.plan(
+                    inLength: r.input.width, scale: e.scaleX, origin: Double(view.x), zoom: view.zoomX,
+                    count: view.outputWidth))
+        } else {
+            pixels = e.render(view)
+            if overlay {
+                let grid = view.grid(e)
+                let selection = GaussianOverlay.select(e.kernels, opacity: e.opacity, grid: grid, cap: Self.overlayCap)
+                pixels.withUnsafeMutableBufferPointer {
+                    GaussianOverlay.draw(
+                        e.kernels, opacity: e.opacity, selection: selection, grid: grid, rows: 0..<view.outputHeight,
+                        into: $0)
+                }
+            }
+        }
+        return try ImageIO.encodePNG(Image(width: view.outputWidth, height: view.outputHeight, pixels: pixels))
+    }
+}
+
+/// Re-renders run one at a time on their own queue (they take a fraction of a second; a job may
+/// be running beside them), with at most `limit` waiting; past that, 503.
+final class RenderLane: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "gsasr.render")
+    private let lock = NSLock()
+    private var pending = 0
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        let admitted: Bool = lock.withLock {
+            guard pending < limit else { return false }
+            pending += 1
+            return true
+        }
+        guard admitted else {
+            throw APIError(.serviceUnavailable, "too many re-renders waiting; try again shortly", retryAfter: 1)
+        }
+        return try await withCheckedThrowingContinuation { c in
+            queue.async {
+                let r = Result { try work() }
+                self.lock.withLock { self.pending -= 1 }
+                c.resume(with: r)
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// What one `gsasr serve` process accepts and holds. Every limit is checked before the work it
+/// guards: the upload size while the body arrives, the pixel count from the image header, the
+/// scale, the output size and the working memory from the plan.
+///
+/// **Memory bound.** The server's memory is at most about
+/// `model + concurrentJobs × jobMemoryBytes + (concurrentJobs + queueLength) × (maxUploadBytes
+/// + 16 B × maxInputPixels) + cacheBytes + renderLanes × 2 × 12 B × maxZoomPixels`: running jobs
+/// are bounded by the per-job estimate, waiting jobs hold their upload and decoded input, finished
+/// jobs live in a cache bounded by count and bytes, and re-renders run in one lane with a bounded
+/// wait list. Everything past these limits is refused (413/422) or told to come back (503).
+public struct ServerLimits: Sendable {
+    /// Largest request body (bytes). A bigger body gets 413 as soon as it passes the limit (from
+    /// its Content-Length, or while it arrives); Hummingbird reads and discards the rest, so that
+    /// the connection stays usable and nothing past the limit is kept.
+    public var maxUploadBytes = 20 << 20
+    /// Largest input image, in pixels, checked from the header before decoding (413).
+    public var maxInputPixels = 512 * 512
+    /// Largest output image, in pixels (422).
+    public var maxOutputPixels = 4096 * 4096
+    /// Largest scale factor (422). The paper trains x1-x4 and evaluates up to x30.
+    public var maxScale = 30.0
+    /// Per-job working-memory estimate (the untiled plan's) above which a request is refused (422).
+    public var jobMemoryBytes = 3 << 30
+    /// Jobs that run at once (each with `cores / concurrentJobs` threads).
+    public var concurrentJobs = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+    /// Jobs that may wait; beyond them a request gets 503 with Retry-After.
+    public var queueLength = 8
+    /// Finished jobs kept for results, deep zoom and overlays: at most this many, and at most
+    /// ``cacheBytes`` bytes (Gaussians, the input, the two PNGs). Oldest first out.
+    public var cacheJobs = 16
+    public var cacheBytes = 1 << 30
+    /// A queued or running job whose status nobody asked for in this many seconds is cancelled
+    /// (the page polls every fraction of a second, so this means its tab is gone).
+    public var abandonAfter: TimeInterval = 30
+    /// Deep zoom: the most output pixels per re-rendered side, the largest zoom, the largest
+    /// re-render (pixels).
+    public var maxZoom = 8.0
+    public var maxZoomPixels = 2048 * 2048
+    /// Re-renders waiting for the render lane beyond this get 503.
+    public var renderQueueLength = 8
+
+    public init() {}
+}
