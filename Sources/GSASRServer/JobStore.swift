@@ -22,6 +22,9 @@ final class JobStore: @unchecked Sendable {
     /// Finished jobs, oldest first, and the bytes their results hold.
     private var finishedOrder: [String] = []
     private var cachedBytes = 0
+    /// Jobs cancelled and jobs completed since the start (for `/api/info`, and tests).
+    private var cancelledCount = 0
+    private var completedCount = 0
     /// Seconds per finished job (moving average), for Retry-After.
     private var averageSeconds = 5.0
 
@@ -53,7 +56,9 @@ final class JobStore: @unchecked Sendable {
     func submit(_ job: Job) throws {
         cond.lock()
         defer { cond.unlock() }
-        guard waiting.count < limits.queueLength else {
+        // Admitted while a worker is free or a place in the wait list is (running counts the
+        // jobs workers hold; a job just queued is still waiting until a worker takes it).
+        guard waiting.count + running < limits.concurrentJobs + limits.queueLength else {
             let wait = averageSeconds * Double(waiting.count / max(1, limits.concurrentJobs) + 1)
             throw APIError(
                 .serviceUnavailable,
@@ -84,8 +89,9 @@ final class JobStore: @unchecked Sendable {
     /// Cancels a job. A waiting one leaves the wait list for the cache of finished jobs; a
     /// running one stops at its next block and its worker caches it.
     func cancel(_ job: Job, reason: String) {
-        job.cancel(reason)
+        let didCancel = job.cancel(reason)
         cond.lock()
+        if didCancel { cancelledCount += 1 }
         if let i = waiting.firstIndex(where: { $0 === job }) {
             waiting.remove(at: i)
             remember(job)
@@ -98,12 +104,16 @@ final class JobStore: @unchecked Sendable {
         var waiting: Int
         var cached: Int
         var cachedBytes: Int
+        var completed: Int
+        var cancelled: Int
     }
 
     var counts: Counts {
         cond.lock()
         defer { cond.unlock() }
-        return Counts(running: running, waiting: waiting.count, cached: finishedOrder.count, cachedBytes: cachedBytes)
+        return Counts(
+            running: running, waiting: waiting.count, cached: finishedOrder.count, cachedBytes: cachedBytes,
+            completed: completedCount, cancelled: cancelledCount)
     }
 
     // MARK: - Workers
@@ -119,6 +129,7 @@ final class JobStore: @unchecked Sendable {
             run(job)
             cond.lock()
             running -= 1
+            if job.state == .done { completedCount += 1 }
             if job.state == .done { averageSeconds = 0.7 * averageSeconds + 0.3 * Date().timeIntervalSince(t0) }
             remember(job)
             cond.unlock()

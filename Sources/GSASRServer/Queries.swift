@@ -24,7 +24,8 @@ struct UpscaleQuery {
             guard s.isFinite else { throw APIError.unprocessable("scale \(text) is not a finite number") }
             guard s >= 1 else { throw APIError.unprocessable("scale \(text) is below 1; GSASR upscales (use a scale ≥ 1)") }
             guard s <= limits.maxScale else {
-                throw APIError.unprocessable("scale \(text) is over this server's limit of \(limits.maxScale)")
+                throw APIError.unprocessable(
+                    "scale \(text) is over this server's limit of \(String(format: "%g", limits.maxScale))")
             }
             scale = s
         }

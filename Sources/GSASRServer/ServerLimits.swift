@@ -25,7 +25,7 @@ public struct ServerLimits: Sendable {
     public var jobMemoryBytes = 3 << 30
     /// Jobs that run at once (each with `cores / concurrentJobs` threads).
     public var concurrentJobs = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
-    /// Jobs that may wait; beyond them a request gets 503 with Retry-After.
+    /// Jobs that may wait for a worker; beyond them a request gets 503 with Retry-After.
     public var queueLength = 8
     /// Finished jobs kept for results, deep zoom and overlays: at most this many, and at most
     /// ``cacheBytes`` bytes (Gaussians, the input, the two PNGs). Oldest first out.

@@ -1,0 +1,240 @@
+import Foundation
+import GSASR
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A `gsasr serve` process on a free port of 127.0.0.1, stopped when released.
+final class ServerProcess {
+    let process = Process()
+    let port: Int
+    let log: URL
+
+    init(_ args: [String]) throws {
+        log = try CLI.tempDir().appendingPathComponent("serve.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.executableURL = CLI.binary
+        process.arguments = ["serve", "--port", "0"] + args
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(120)
+        while !text.contains("\n"), Date() < deadline {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            text += String(decoding: d, as: UTF8.self)
+        }
+        // "gsasr serve: listening on http://127.0.0.1:PORT (models: ...)"
+        guard let r = text.range(of: "127.0.0.1:"),
+            let p = Int(text[r.upperBound...].prefix { $0.isNumber })
+        else {
+            process.terminate()
+            throw CLIError("server did not start: \(text) \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        }
+        port = p
+    }
+
+    deinit {
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: Data
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+        var error: String { json["error"] as? String ?? "" }
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, timeout: TimeInterval = 120) throws -> Reply {
+        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        req.httpMethod = method
+        req.httpBody = body
+        req.timeoutInterval = timeout
+        let box = ReplyBox()
+        let done = DispatchSemaphore(value: 0)
+        URLSession.shared.dataTask(with: req) { data, response, error in
+            if let h = response as? HTTPURLResponse {
+                var headers: [String: String] = [:]
+                for (k, v) in h.allHeaderFields { headers[String(describing: k).lowercased()] = String(describing: v) }
+                box.reply = Reply(status: h.statusCode, headers: headers, body: data ?? Data())
+            }
+            box.error = error
+            done.signal()
+        }.resume()
+        done.wait()
+        guard let reply = box.reply else { throw CLIError("\(method) \(path): no reply (\(String(describing: box.error)))") }
+        return reply
+    }
+
+    /// Polls a job until it is final.
+    func waitForJob(_ id: String) throws -> Reply {
+        while true {
+            let s = try request("GET", "/api/jobs/\(id)")
+            let state = s.json["state"] as? String ?? ""
+            if s.status != 200 || ["done", "failed", "cancelled"].contains(state) { return s }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    func counts() throws -> [String: Int] {
+        (try request("GET", "/api/info").json["jobs"] as? [String: Int]) ?? [:]
+    }
+}
+
+final class ReplyBox: @unchecked Sendable {
+    var reply: ServerProcess.Reply?
+    var error: Error?
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// `gsasr serve` over HTTP: the API's answers, its limits and its results.
+@Suite(.serialized) struct ServeTests {
+    static let seeding = CLI.packageRoot.appendingPathComponent("Examples/seeding_160x120.png")
+
+    static func decode(_ d: Data) throws -> Image { try ImageIO.decode(d).rgb }
+
+    /// Each bad request gets its JSON error and status, and the next good request succeeds.
+    @Test func badInputGetsJSONErrors() throws {
+        let s = try ServerProcess(["-m", CLI.smallModel.path, "--max-upload-mib", "20", "--max-output-pixels", "10000"])
+        let png = try Data(contentsOf: CLI.photo)
+        let bomb = try Data(contentsOf: CLI.packageRoot.appendingPathComponent("Tests/ImageTests/Fixtures/huge_header.png"))
+        var rng = SystemRandomNumberGenerator()
+        let random = Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        let cases: [(String, String, Data?, Int, String)] = [
+            ("truncated PNG", "/api/jobs?scale=2", png.prefix(png.count / 2), 422, "upload"),
+            ("PNG bomb", "/api/jobs?scale=2", bomb, 413, "100000x100000"),
+            ("random bytes", "/api/jobs?scale=2", random, 415, "neither a PNG nor a JPEG"),
+            ("50 MB body", "/api/jobs?scale=2", Data(count: 50 << 20), 413, "over the limit"),
+            ("scale NaN", "/api/jobs?scale=nan", png, 422, "not a finite number"),
+            ("scale 0", "/api/jobs?scale=0", png, 422, "below 1"),
+            ("scale 1e9", "/api/jobs?scale=1e9", png, 422, "over this server's limit"),
+            ("scale text", "/api/jobs?scale=four", png, 422, "not a number"),
+            ("no scale", "/api/jobs", png, 422, "one of scale, size, width or height"),
+            ("two sizes", "/api/jobs?scale=2&width=100", png, 422, "only one of"),
+            ("no body", "/api/jobs?scale=2", nil, 422, "no image"),
+            ("unknown model", "/api/jobs?scale=2&model=nope", png, 422, "not served"),
+            ("size too small", "/api/jobs?size=10x10", png, 422, "smaller than the input"),
+            ("output too big", "/api/jobs?scale=3", png, 422, "exceeds the limit of 10000 pixels"),
+            ("unknown job", "/api/jobs/0123", nil, 404, "unknown"),
+            ("sync: bomb", "/api/upscale?scale=2", bomb, 413, "100000x100000"),
+        ]
+        for (name, path, body, status, mentions) in cases {
+            let method = name == "unknown job" ? "GET" : "POST"
+            let r = try s.request(method, path, body: body)
+            print("serve: \(name) -> \(r.status) \(r.error)")
+            #expect(r.status == status, "\(name): status \(r.status), expected \(status)")
+            #expect(r.headers["content-type"]?.hasPrefix("application/json") == true, "\(name): not JSON")
+            #expect(r.error.contains(mentions), "\(name): '\(r.error)' does not mention '\(mentions)'")
+            #expect(r.json["status"] as? Int == status)
+            // The server keeps serving: a good upscale right after.
+            let good = try s.request("POST", "/api/upscale?scale=2", body: png)
+            #expect(good.status == 200 && good.headers["content-type"] == "image/png", "\(name): next request failed")
+            #expect(try Self.decode(good.body).width == 96)
+        }
+    }
+
+    /// A job's result is the CLI's output; the zoom-1 re-render of the whole image is the
+    /// result; the bicubic zoom at 1 is the bicubic result; zoom Z has the asked size.
+    @Test func resultsMatchTheCLIAndTheZoomAtOne() throws {
+        let s = try ServerProcess(["-m", CLI.smallModel.path])
+        let r = try s.request("POST", "/api/jobs?scale=3", body: try Data(contentsOf: Self.seeding))
+        #expect(r.status == 202, "\(r.error)")
+        let id = try #require(r.json["id"] as? String)
+        let st = try s.waitForJob(id)
+        #expect(st.json["state"] as? String == "done", "\(st.json)")
+        let result = try Self.decode(try s.request("GET", "/api/jobs/\(id)/result.png").body)
+        let bicubic = try Self.decode(try s.request("GET", "/api/jobs/\(id)/bicubic.png").body)
+        let d = try CLI.tempDir()
+        let out = d.appendingPathComponent("cli.png")
+        let c = try CLI.run(["-i", Self.seeding.path, "-o", out.path, "-m", CLI.smallModel.path, "-s", "3", "-q"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let cli = try ImageIO.load(out).rgb
+        #expect(result.width == 480 && result.height == 360)
+        #expect(result.pixels == cli.pixels, "the served result differs from gsasr's output")
+        let whole = "region=0,0,480,360&zoom=1"
+        let z1 = try Self.decode(try s.request("GET", "/api/jobs/\(id)/zoom.png?\(whole)").body)
+        #expect(z1.pixels == result.pixels)
+        let b1 = try Self.decode(try s.request("GET", "/api/jobs/\(id)/zoom.png?\(whole)&method=bicubic").body)
+        let lr = try ImageIO.load(Self.seeding).rgb
+        let ref = Resize.imresize(lr, scale: 3, outWidth: 480, outHeight: 360)
+        #expect(b1.pixels == bicubic.pixels)
+        #expect(b1.pixels == ref.pixels.map { Float(ImageIO.quantize($0)) / 255 })
+        let z8 = try s.request("GET", "/api/jobs/\(id)/zoom.png?region=10,20,40,30&zoom=8&overlay=1")
+        #expect(z8.status == 200)
+        let zi = try Self.decode(z8.body)
+        #expect(zi.width == 320 && zi.height == 240)
+        let download = try s.request("GET", "/api/jobs/\(id)/result.png?download=1")
+        #expect(download.headers["content-disposition"]?.contains("attachment") == true)
+        for (path, status) in [
+            ("zoom.png?region=470,350,40,30", 422), ("zoom.png?region=1,2,3", 422), ("zoom.png?region=0,0,8,8&zoom=9", 422),
+            ("zoom.png?region=0,0,8,8&zoom=-1", 422), ("zoom.png?region=0,0,8,8&method=x", 422),
+            ("zoom.png", 422),
+        ] {
+            let e = try s.request("GET", "/api/jobs/\(id)/\(path)")
+            print("serve: \(path) -> \(e.status) \(e.error)")
+            #expect(e.status == status && !e.error.isEmpty, "\(path)")
+        }
+    }
+
+    /// With no room to wait, a second job while one runs gets 503 and Retry-After; a job nobody
+    /// polls is cancelled; an `/api/upscale` whose client goes away is cancelled.
+    @Test func queueLimitAbandonAndDisconnect() throws {
+        let s = try ServerProcess(["--queue", "0", "--concurrent-jobs", "1", "--abandon-after", "1"])
+        // The bundled model on a 256x256 crop takes seconds, long enough to be seen running.
+        let big = try Self.photo256()
+        let first = try s.request("POST", "/api/jobs?scale=4", body: big)
+        #expect(first.status == 202, "\(first.error)")
+        let second = try s.request("POST", "/api/jobs?scale=4", body: big)
+        print("serve: second job while one runs -> \(second.status) \(second.error), Retry-After \(second.headers["retry-after"] ?? "-")")
+        #expect(second.status == 503)
+        #expect(Int(second.headers["retry-after"] ?? "") ?? 0 >= 1)
+        // Not polled for over a second: cancelled at the next block.
+        Thread.sleep(forTimeInterval: 2)
+        let id = try #require(first.json["id"] as? String)
+        let st = try s.request("GET", "/api/jobs/\(id)")
+        #expect(st.json["state"] as? String == "cancelled", "\(st.json)")
+        // A client that disconnects: its job is cancelled, and the server is free again.
+        var req = URLRequest(url: URL(string: "http://127.0.0.1:\(s.port)/api/upscale?scale=4")!)
+        req.httpMethod = "POST"
+        req.httpBody = big
+        let task = URLSession.shared.dataTask(with: req) { _, _, _ in }
+        task.resume()
+        var running = 0
+        for _ in 0..<100 where running == 0 {
+            Thread.sleep(forTimeInterval: 0.05)
+            running = try s.counts()["running"] ?? 0
+        }
+        #expect(running == 1)
+        task.cancel()
+        var counts: [String: Int] = [:]
+        for _ in 0..<100 {
+            Thread.sleep(forTimeInterval: 0.05)
+            counts = try s.counts()
+            if counts["running"] == 0 { break }
+        }
+        print("serve: after the disconnect: \(counts)")
+        #expect(counts["running"] == 0 && counts["cancelled"] == 2 && counts["completed"] == 0)
+    }
+
+    /// A 256x256 PNG (the bundled photo tiled), encoded in memory.
+    static func photo256() throws -> Data {
+        let src = try ImageIO.load(seeding).rgb
+        var px = [Float](repeating: 0, count: 256 * 256 * 3)
+        for y in 0..<256 {
+            for x in 0..<256 {
+                for c in 0..<3 { px[(y * 256 + x) * 3 + c] = src.pixels[((y % 120) * 160 + x % 160) * 3 + c] }
+            }
+        }
+        return Data(try ImageIO.encodePNG(Image(width: 256, height: 256, pixels: px)))
+    }
+}
