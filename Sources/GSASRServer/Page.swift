@@ -31,7 +31,7 @@ enum Page {
   button.secondary { background: #fff; color: var(--accent); }
   #error { color: #b91c1c; margin-top: 10px; min-height: 1.2em; }
   progress { width: 320px; height: 14px; }
-  #compare { position: relative; display: inline-block; max-width: 100%; user-select: none; cursor: crosshair; line-height: 0; }
+  #compare { position: relative; display: inline-block; max-width: 100%; overflow: hidden; user-select: none; cursor: crosshair; line-height: 0; }
   #compare img { display: block; max-width: 100%; height: auto; image-rendering: auto; }
   #imgGsasr { position: absolute; left: 0; top: 0; width: 100%; }
   #divider { position: absolute; top: 0; bottom: 0; width: 2px; background: #fff; box-shadow: 0 0 3px #000; pointer-events: none; }

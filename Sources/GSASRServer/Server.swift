@@ -73,10 +73,10 @@ public struct GSASRServer: Sendable {
             return JSONBody.response(job.status(position: nil))
         }
         router.get("/api/jobs/:id/result.png") { request, context in
-            try self.png(try self.finished(context).resultPNG, request: request, name: "gsasr")
+            self.png(try self.finished(context).resultPNG, request: request)
         }
         router.get("/api/jobs/:id/bicubic.png") { request, context in
-            try self.png(try self.finished(context).bicubicPNG, request: request, name: "bicubic")
+            self.png(try self.finished(context).bicubicPNG, request: request)
         }
         router.get("/api/jobs/:id/zoom.png") { request, context in
             let result = try self.finished(context)
@@ -88,8 +88,8 @@ public struct GSASRServer: Sendable {
             let closed = CancelSignal()
             return try await request.body.consumeWithInboundCloseHandler { body in
                 let job = try await self.makeJob(request, body: body, heldByConnection: true)
-                closed.onSignal { self.store.cancel(job, reason: "cancelled: the client disconnected") }
                 try self.store.submit(job)
+                closed.onSignal { self.store.cancel(job, reason: "cancelled: the client disconnected") }
                 await job.wait()
                 guard let r = job.result else {
                     throw APIError(.internalServerError, job.status(position: nil).error ?? "the job did not finish")
@@ -110,7 +110,10 @@ public struct GSASRServer: Sendable {
         struct Limits: Encodable {
             var maxUploadBytes, maxInputPixels, maxOutputPixels: Int
             var maxScale, maxZoom: Double
-            var maxZoomPixels, concurrentJobs, queueLength: Int
+            var maxZoomPixels, concurrentJobs, queueLength, jobMemoryBytes, cacheJobs, cacheBytes: Int
+            /// ``ServerLimits/memoryBoundBytes``: what the limits let the work hold, over the
+            /// idle process (code and models).
+            var memoryBoundBytes: Int
         }
         var models: [String]
         var limits: Limits
@@ -125,7 +128,8 @@ public struct GSASRServer: Sendable {
             limits: .init(
                 maxUploadBytes: l.maxUploadBytes, maxInputPixels: l.maxInputPixels, maxOutputPixels: l.maxOutputPixels,
                 maxScale: l.maxScale, maxZoom: l.maxZoom, maxZoomPixels: l.maxZoomPixels,
-                concurrentJobs: l.concurrentJobs, queueLength: l.queueLength),
+                concurrentJobs: l.concurrentJobs, queueLength: l.queueLength, jobMemoryBytes: l.jobMemoryBytes,
+                cacheJobs: l.cacheJobs, cacheBytes: l.cacheBytes, memoryBoundBytes: l.memoryBoundBytes),
             jobs: store.counts, version: GSASRVersion.string)
     }
 
@@ -191,17 +195,15 @@ public struct GSASRServer: Sendable {
         throw APIError(.conflict, "job \(job.id) is \(s.state.rawValue); its result is not ready")
     }
 
-    func png(_ bytes: [UInt8], request: Request? = nil, name: String = "") -> Response {
+    func png(_ bytes: [UInt8], request: Request? = nil) -> Response {
         var headers: HTTPFields = [.contentType: "image/png", .cacheControl: "private, max-age=600"]
         if let request, request.uri.queryParameters.get("download") == "1" {
-            headers[.contentDisposition] = "attachment; filename=\"\(name).png\""
+            // No file name: the page's download attribute names it after the upload.
+            headers[.contentDisposition] = "attachment"
         }
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
-    func png(_ bytes: [UInt8], request: Request, name: String) throws -> Response {
-        png(bytes, request: Optional(request), name: name)
-    }
 }
 
 /// Fires its handler once: when the signal comes, or at once if it already came.

@@ -6,7 +6,7 @@ import Foundation
 ///
 /// **Memory bound.** The server's memory is at most about
 /// `model + concurrentJobs × jobMemoryBytes + (concurrentJobs + queueLength) × (maxUploadBytes
-/// + 16 B × maxInputPixels) + cacheBytes + renderLanes × 2 × 12 B × maxZoomPixels`: running jobs
+/// + 16 B × maxInputPixels) + cacheBytes + 2 × 12 B × maxZoomPixels` (``memoryBoundBytes``): running jobs
 /// are bounded by the per-job estimate, waiting jobs hold their upload and decoded input, finished
 /// jobs live in a cache bounded by count and bytes, and re-renders run in one lane with a bounded
 /// wait list. Everything past these limits is refused (413/422) or told to come back (503).
@@ -42,4 +42,11 @@ public struct ServerLimits: Sendable {
     public var renderQueueLength = 8
 
     public init() {}
+
+    /// The bound of the type's summary, over the idle process: running jobs, waiting uploads and
+    /// their decoded inputs, the cache, and the render lane's output and PNG.
+    public var memoryBoundBytes: Int {
+        concurrentJobs * jobMemoryBytes + (concurrentJobs + queueLength) * (maxUploadBytes + 16 * maxInputPixels)
+            + cacheBytes + 2 * 12 * maxZoomPixels
+    }
 }
