@@ -16,7 +16,9 @@ struct Serve: ParsableCommand {
 
     @Option(
         name: [.short, .customLong("model")],
-        help: "Model directory; repeat for several (the page offers a choice; the first is the default). Default: the bundled model.")
+        help:
+            "Model directory; repeat for several (the page offers a choice; the first is the default). Default: the bundled model."
+    )
     var models: [String] = []
 
     @Option(help: "Rasterization ratio dmax, in normalised image units (paper: 0.1).")
@@ -89,7 +91,8 @@ struct Serve: ParsableCommand {
         var loaded: [(name: String, model: GSASRModel)] = []
         if models.isEmpty {
             guard let dir = ModelOptions.defaultModelDirectory() else {
-                throw CLIError("no model given and the bundled default model (Models/default) was not found: use -m MODELDIR")
+                throw CLIError(
+                    "no model given and the bundled default model (Models/default) was not found: use -m MODELDIR")
             }
             loaded.append(("default", try GSASRModel.load(directory: dir)))
         }

@@ -170,7 +170,8 @@ final class JobStore: @unchecked Sendable {
             let view = try RenderView(export: export)
             let pixels = export.render(view)
             try job.report(stage: "png", progress: 0.93)
-            let result = try ImageIO.encodePNG(Image(width: view.outputWidth, height: view.outputHeight, pixels: pixels))
+            let result = try ImageIO.encodePNG(
+                Image(width: view.outputWidth, height: view.outputHeight, pixels: pixels))
             let bicubic = Resize.apply(
                 input.pixels, width: input.width, height: input.height, channels: 3,
                 rows: Resize.plan(inLength: input.height, outLength: view.outputHeight, scale: job.request.scaleY),

@@ -15,14 +15,17 @@ struct UpscaleQuery {
             throw APIError.unprocessable("give the output size: one of scale, size, width or height")
         }
         guard given.count == 1 else {
-            throw APIError.unprocessable("give only one of scale, size, width and height (got \(given.joined(separator: ", ")))")
+            throw APIError.unprocessable(
+                "give only one of scale, size, width and height (got \(given.joined(separator: ", ")))")
         }
         if let text = q.get("scale") {
             guard let s = Double(text.trimmingCharacters(in: .whitespaces)) else {
                 throw APIError.unprocessable("scale '\(text)' is not a number")
             }
             guard s.isFinite else { throw APIError.unprocessable("scale \(text) is not a finite number") }
-            guard s >= 1 else { throw APIError.unprocessable("scale \(text) is below 1; GSASR upscales (use a scale ≥ 1)") }
+            guard s >= 1 else {
+                throw APIError.unprocessable("scale \(text) is below 1; GSASR upscales (use a scale ≥ 1)")
+            }
             guard s <= limits.maxScale else {
                 throw APIError.unprocessable(
                     "scale \(text) is over this server's limit of \(String(format: "%g", limits.maxScale))")
@@ -73,7 +76,9 @@ struct ZoomQuery {
             guard let v = Double(z), v.isFinite, v > 0 else {
                 throw APIError.unprocessable("zoom '\(z)' is not a positive number")
             }
-            guard v <= limits.maxZoom else { throw APIError.unprocessable("zoom \(z) is over the limit of \(String(format: "%g", limits.maxZoom))") }
+            guard v <= limits.maxZoom else {
+                throw APIError.unprocessable("zoom \(z) is over the limit of \(String(format: "%g", limits.maxZoom))")
+            }
             zoom = v
         }
         switch q.get("method") ?? "gsasr" {
@@ -89,7 +94,8 @@ struct ZoomQuery {
         }
         guard view.outputWidth * view.outputHeight <= limits.maxZoomPixels else {
             throw APIError.unprocessable(
-                "zoomed region \(view.outputWidth)x\(view.outputHeight) is over the limit of \(limits.maxZoomPixels) pixels")
+                "zoomed region \(view.outputWidth)x\(view.outputHeight) is over the limit of \(limits.maxZoomPixels) pixels"
+            )
         }
     }
 

@@ -42,13 +42,12 @@ extension Kernels {
     ) {
         let cin = p.cin, cout = p.cout
         let kdim = 9 * cin
-        // Rows of the image per chunk: keep the patch buffer near 2M floats.
-        // and use a multiple of the thread count of equal-sized chunks so no thread idles.
-        let threads = Parallel.threadCount
+        // Rows of the image per chunk: keep the patch buffer near 2M floats, and cut at least 8
+        // chunks (to balance the threads). The cut depends on the sizes only, not on the thread
+        // count, so the result is the same bits for any number of threads.
         let byMemory = max(1, (1 << 21) / max(1, w * kdim))
-        let perThread = (h + threads - 1) / threads
-        let chunks = min(h, threads * ((perThread + byMemory - 1) / byMemory))
-        let rowsPerChunk = (h + chunks - 1) / chunks
+        let rowsPerChunk = max(1, min(byMemory, (h + 7) / 8))
+        let chunks = (h + rowsPerChunk - 1) / rowsPerChunk
         let wptr = p.weight.ptr, bptr = p.bias.ptr
         Parallel.forEach(chunks) { c in
             let r0 = c * rowsPerChunk

@@ -1,8 +1,9 @@
 /// Fully connected layers as row-major GEMMs: Y[m, :] = X[m, :] · Wᵀ + b.
 ///
 /// W uses PyTorch's `nn.Linear` layout (out × in), so it is passed to BLAS transposed. Large
-/// products are split by rows over `Parallel.threadCount` threads, each calling
-/// single-threaded BLAS on its slice.
+/// products are cut into blocks of output rows whose size depends on the problem only
+/// (`Parallel.forBlocks`), spread over the threads, each block one single-threaded BLAS call:
+/// the results are the same bits for any thread count.
 public enum Kernels {
     /// y (m × n, leading dim ldy) = x (m × k, leading dim ldx) · wᵀ (w: n × k) [+ bias] [+= y if accumulate].
     public static func linear(
@@ -32,8 +33,8 @@ public enum Kernels {
             }
         }
         // Split only when there is enough work to amortise thread start-up (~2 MFLOP per slice).
-        if parallel && m * n * k >= 1 << 21 && m >= 2 * Parallel.threadCount {
-            Parallel.forChunks(m, minChunk: 8, body)
+        if parallel && m * n * k >= 1 << 21 {
+            Parallel.forBlocks(m, block: Parallel.blockLength(m, minBlock: 64), body)
         } else {
             body(0..<m)
         }
@@ -94,9 +95,9 @@ extension Kernels {
     ///   dW += dYᵀ·X        (n × k)
     ///   db += dYᵀ·1        (n)
     ///
-    /// Each GEMM is split over rows of its *output* (dX by rows of m, dW and db by rows of n), so
-    /// every element is one BLAS dot product whatever the thread count: results do not depend on
-    /// the number of threads. Pass `dx: nil` to skip the input gradient (first layer).
+    /// Each GEMM is cut into blocks of rows of its *output* (dX by rows of m, dW and db by rows
+    /// of n) whose size depends on the problem only, so every block is the same BLAS call
+    /// whatever the thread count: results do not depend on the number of threads. Pass `dx: nil` to skip the input gradient (first layer).
     public static func linearBackward(
         x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int, weight: UnsafePointer<Float>, n: Int,
         dy: UnsafePointer<Float>, ldy: Int,
@@ -112,7 +113,7 @@ extension Kernels {
                     a: dy + rows.lowerBound * ldy, lda: ldy, b: weight, ldb: k,
                     beta: accumulateDX ? 1 : 0, c: dx + rows.lowerBound * lddx, ldc: lddx)
             }
-            if big && m >= 2 * Parallel.threadCount { Parallel.forChunks(m, minChunk: 8, body) } else { body(0..<m) }
+            if big { Parallel.forBlocks(m, block: Parallel.blockLength(m, minBlock: 64), body) } else { body(0..<m) }
         }
         let ones: UnsafeMutablePointer<Float>? = dBias == nil ? nil : .allocate(capacity: m)
         ones?.initialize(repeating: 1, count: m)
@@ -127,7 +128,11 @@ extension Kernels {
                     a: dy + outs.lowerBound, lda: ldy, b: ones, ldb: 1, beta: 1, c: dBias + outs.lowerBound, ldc: 1)
             }
         }
-        if big && n >= 2 * Parallel.threadCount { Parallel.forChunks(n, minChunk: 4, wbody) } else { wbody(0..<n) }
+        if big && n >= 32 {
+            Parallel.forBlocks(n, block: Parallel.blockLength(n, minBlock: 16, maxBlocks: 8), wbody)
+        } else {
+            wbody(0..<n)
+        }
     }
 
     /// Tensor form: x (m × k), dy (m × n); weight (n × k). Returns dX unless `needDX` is false.

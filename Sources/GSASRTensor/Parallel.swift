@@ -61,4 +61,25 @@ public enum Parallel {
             DispatchQueue.concurrentPerform(iterations: workers, execute: body)
         }
     }
+
+    /// Runs `body` over 0..<count cut into consecutive blocks of `block` (the last one shorter),
+    /// the blocks spread over at most `threadCount` workers. The cut depends on `count` and
+    /// `block` only, never on the thread count, so a kernel whose blocks are computed
+    /// independently (a GEMM split by output rows: each block one BLAS call of a fixed shape)
+    /// gives the same bits with any number of threads.
+    public static func forBlocks(_ count: Int, block: Int, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let b = max(1, block)
+        let blocks = (count + b - 1) / b
+        forEach(blocks) { i in body((i * b)..<min(count, (i + 1) * b)) }
+    }
+
+    /// A block length for ``forBlocks(_:block:_:)`` from the problem size alone: about
+    /// `count / maxBlocks` (enough blocks to balance up to `maxBlocks` workers), rounded up to a
+    /// multiple of `align` (whole BLAS micro-tiles), and at least `minBlock`.
+    public static func blockLength(_ count: Int, minBlock: Int, maxBlocks: Int = 16, align: Int = 16) -> Int {
+        let even = (count + maxBlocks - 1) / maxBlocks
+        let aligned = (even + align - 1) / align * align
+        return max(minBlock, aligned)
+    }
 }

@@ -68,7 +68,9 @@ final class ServerProcess {
             done.signal()
         }.resume()
         done.wait()
-        guard let reply = box.reply else { throw CLIError("\(method) \(path): no reply (\(String(describing: box.error)))") }
+        guard let reply = box.reply else {
+            throw CLIError("\(method) \(path): no reply (\(String(describing: box.error)))")
+        }
         return reply
     }
 
@@ -107,7 +109,8 @@ struct CLIError: Error, CustomStringConvertible {
     @Test func badInputGetsJSONErrors() throws {
         let s = try ServerProcess(["-m", CLI.smallModel.path, "--max-upload-mib", "20", "--max-output-pixels", "10000"])
         let png = try Data(contentsOf: CLI.photo)
-        let bomb = try Data(contentsOf: CLI.packageRoot.appendingPathComponent("Tests/ImageTests/Fixtures/huge_header.png"))
+        let bomb = try Data(
+            contentsOf: CLI.packageRoot.appendingPathComponent("Tests/ImageTests/Fixtures/huge_header.png"))
         var rng = SystemRandomNumberGenerator()
         let random = Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) })
         let cases: [(String, String, Data?, Int, String)] = [
@@ -176,7 +179,8 @@ struct CLIError: Error, CustomStringConvertible {
         let download = try s.request("GET", "/api/jobs/\(id)/result.png?download=1")
         #expect(download.headers["content-disposition"]?.contains("attachment") == true)
         for (path, status) in [
-            ("zoom.png?region=470,350,40,30", 422), ("zoom.png?region=1,2,3", 422), ("zoom.png?region=0,0,8,8&zoom=9", 422),
+            ("zoom.png?region=470,350,40,30", 422), ("zoom.png?region=1,2,3", 422),
+            ("zoom.png?region=0,0,8,8&zoom=9", 422),
             ("zoom.png?region=0,0,8,8&zoom=-1", 422), ("zoom.png?region=0,0,8,8&method=x", 422),
             ("zoom.png", 422),
         ] {
@@ -195,7 +199,9 @@ struct CLIError: Error, CustomStringConvertible {
         let first = try s.request("POST", "/api/jobs?scale=4", body: big)
         #expect(first.status == 202, "\(first.error)")
         let second = try s.request("POST", "/api/jobs?scale=4", body: big)
-        print("serve: second job while one runs -> \(second.status) \(second.error), Retry-After \(second.headers["retry-after"] ?? "-")")
+        print(
+            "serve: second job while one runs -> \(second.status) \(second.error), Retry-After \(second.headers["retry-after"] ?? "-")"
+        )
         #expect(second.status == 503)
         #expect(Int(second.headers["retry-after"] ?? "") ?? 0 >= 1)
         // Not polled for over a second: cancelled at the next block.

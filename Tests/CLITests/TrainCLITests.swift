@@ -60,6 +60,63 @@ import Testing
         return u
     }
 
+    /// Two iterations with 1, 2 and 3 worker threads give the same weights, EMA and Adam
+    /// moments, bit for bit: every parallel kernel (GEMM splits, convolutions, attention, the
+    /// heads' chunked backward, the rasterizer) reduces in an order that does not depend on the
+    /// thread count. Sizes are large enough that every kernel splits its work.
+    @Test func trainingIsTheSameFor1_2And3Threads() throws {
+        let photos = try CLI.tempDir().appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: CLI.packageRoot.appendingPathComponent("Examples/seeding_160x120.png"),
+            to: photos.appendingPathComponent("seeding.png"))
+        let cfg = try Self.write(
+            """
+            name: threads
+            manual_seed: 3
+            dmax: 0.5
+            datasets:
+              train:
+                all_gt_list: ['\(photos.path)']
+                lr_size: 32
+                scale_list: [1.0, 3.0]
+                batch_size_per_gpu: 2
+                downscale: 1
+            network_g: {type: EDSRNOUP, num_feat: 16, num_block: 2}
+            network_fea2gs: {type: Fea2GS, inchannel: 16, channel: 16, num_heads: 2, num_crossattn_blocks: 1,
+              num_crossattn_layers: 2, num_selfattn_blocks: 1, num_selfattn_layers: 2, num_gs_seed: 16, window_size: 4,
+              shuffle_scale1: 2, shuffle_scale2: 2}
+            train:
+              optim_g: {type: Adam, lr: !!float 1e-3}
+              total_iter: 2
+            logger:
+              print_freq: 1
+              save_checkpoint_freq: 2
+            """)
+        var states: [[String: [Float]]] = []
+        for threads in 1...3 {
+            let run = try CLI.tempDir().appendingPathComponent("run")
+            let r = try CLI.run(["train", cfg.path, "--run", run.path, "--threads", "\(threads)"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let sd = try Safetensors.load(run.appendingPathComponent("checkpoint.safetensors"))
+            var state: [String: [Float]] = [:]
+            for k in sd.keys where sd[k]!.dtype == .float32 { state[k] = sd[k]!.floats }
+            states.append(state)
+        }
+        #expect(states[0].count > 100)
+        for t in 1..<3 {
+            #expect(states[t].keys.sorted() == states[0].keys.sorted())
+            var differing: [String] = []
+            for (k, a) in states[0] where states[t][k] != a {
+                let b = states[t][k] ?? []
+                let err = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+                differing.append("\(k) (max abs \(err))")
+            }
+            print("threads 1 vs \(t + 1): \(differing.count) of \(states[0].count) tensors differ \(differing.sorted().prefix(4))")
+            #expect(differing.isEmpty, "\(differing.count) tensors differ between 1 and \(t + 1) threads")
+        }
+    }
+
     @Test func trainsResumesExactlyAndRefusesToOverwrite() throws {
         let photos = try Self.photoFolder()
         let cfg6 = try Self.write(Self.config(photos: photos.path, totalIter: 6, val: photos.path))

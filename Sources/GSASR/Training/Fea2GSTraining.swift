@@ -26,9 +26,10 @@ extension Fea2GS {
     /// The forward of ``callAsFunction(_:height:width:scale:tap:)`` keeping its activations.
     /// First refreshes the dense relative-position biases from their tables (the optimiser
     /// updates the tables).
-    public func forwardTraining(_ features: Tensor, height hp: Int, width wp: Int, scale: Float) -> (
-        Tensor, Fea2GSContext
-    ) {
+    public func forwardTraining(
+        _ features: Tensor, height hp: Int, width wp: Int, scale: Float, profile: StepProfile? = nil
+    ) -> (Tensor, Fea2GSContext) {
+        let t0 = StepProfile.now()
         refreshRelativePositionBiases()
         let cfg = config, c = cfg.channel, ws = cfg.windowSize
         precondition(hp % ws == 0 && wp % ws == 0, "feature size must be a multiple of the window size")
@@ -46,32 +47,42 @@ extension Fea2GS {
             (query.ptr + w * grid.seeds * c).update(from: gsEmbedding.ptr, count: grid.seeds * c)
             (pos.ptr + w * grid.seeds * c).update(from: posEmbedding.ptr, count: grid.seeds * c)
         }
-        let f0 = imgFeatProj0(features, height: hp, width: wp)
-        Kernels.relu(f0)
-        let feat = imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, c])
+        profile?.add(
+            "fea2gs: scale MLP, embeddings, biases", .forward, since: t0)
+        let (f0, feat) = timed(profile, "fea2gs.img_feat_proj", .forward) {
+            let f0 = imgFeatProj0(features, height: hp, width: wp)
+            Kernels.relu(f0)
+            return (f0, imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, c]))
+        }
         let env = DecoderBlockEnv(
             grid: grid, feat: feat, featHeight: hp, featWidth: wp, windowSize: ws, pos: pos, scaleEmbedding: semb)
 
         var cross: [CrossBlockContext] = []
-        for block in windowCrossattnBlocks {
-            let (y, cx) = block.forwardTraining(query, env: env)
+        for (i, block) in windowCrossattnBlocks.enumerated() {
+            let (y, cx) = timed(profile, "fea2gs.window_crossattn_blocks.\(i)", .forward) {
+                block.forwardTraining(query, env: env)
+            }
             cross.append(cx)
             query = y
         }
         let resi = query
         var selfCtx: [SelfBlockContext] = []
-        for block in gsSelfattnBlocks {
-            let (y, cx) = block.forwardTraining(query, env: env)
+        for (i, block) in gsSelfattnBlocks.enumerated() {
+            let (y, cx) = timed(profile, "fea2gs.gs_selfattn_blocks.\(i)", .forward) {
+                block.forwardTraining(query, env: env)
+            }
             selfCtx.append(cx)
             query = y
         }
         if !gsSelfattnBlocks.isEmpty { query = query.adding(resi) }
 
-        let u = upsample(query, grid: grid)
+        let u = timed(profile, "fea2gs.UPNet", .forward) { upsample(query, grid: grid) }
         let nUp = u.height * u.width
         let cache =
             HeadsCache.bytes(n: nUp, channel: c) <= Fea2GS.headsCacheLimitBytes ? HeadsCache(n: nUp, channel: c) : nil
-        let raw = heads(u.up, gridHeight: u.height, gridWidth: u.width, cache: cache)
+        let raw = timed(profile, "fea2gs: the five MLP heads", .forward) {
+            heads(u.up, gridHeight: u.height, gridWidth: u.width, cache: cache)
+        }
         let ctx = Fea2GSContext(
             hp: hp, wp: wp, env: env, inverseScale: inv, scaleHidden: hidden, features: features, f0: f0, cross: cross,
             selfBlocks: selfCtx, img: u.img, u0: u.u0, up: u.up, upHeight: u.height, upWidth: u.width,
@@ -86,12 +97,15 @@ extension Fea2GS {
 
     /// Accumulates every parameter's gradient from dL/d(raw output) (N × 9) and returns
     /// dL/d(features) (hp·wp × inchannel), the encoder's upstream gradient.
-    public func backward(_ cx: Fea2GSContext, dRaw: Tensor, grads: Gradients) -> Tensor {
+    public func backward(_ cx: Fea2GSContext, dRaw: Tensor, grads: Gradients, profile: StepProfile? = nil) -> Tensor {
         let cfg = config, c = cfg.channel
         let env = cx.env, grid = env.grid
         // Heads (recomputed chunk by chunk), then UPNet.
-        let dUp = headsBackward(
-            cx.up, gridHeight: cx.upHeight, gridWidth: cx.upWidth, dOut: dRaw, grads: grads, cache: cx.headsCache)
+        let dUp = timed(profile, "fea2gs: the five MLP heads", .backward) {
+            headsBackward(
+                cx.up, gridHeight: cx.upHeight, gridWidth: cx.upWidth, dOut: dRaw, grads: grads, cache: cx.headsCache)
+        }
+        let tUp = StepProfile.now()
         let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
         let gh = grid.gridHeight, gw = grid.gridWidth, h1 = gh * s1, w1 = gw * s1
         let dA2 = Kernels.pixelShuffleBackward(dUp, height: h1, width: w1, channels: c * s2 * s2, factor: s2)
@@ -107,17 +121,23 @@ extension Fea2GS {
                 }
             }
         }
+        profile?.add("fea2gs.UPNet", .backward, since: tUp)
         // query = selfBlocks(q) + q
         if !gsSelfattnBlocks.isEmpty {
             let dResi = dq
             for i in stride(from: gsSelfattnBlocks.count - 1, through: 0, by: -1) {
-                dq = gsSelfattnBlocks[i].backward(cx.selfBlocks[i], dOut: dq, env: env, grads: grads)
+                dq = timed(profile, "fea2gs.gs_selfattn_blocks.\(i)", .backward) {
+                    gsSelfattnBlocks[i].backward(cx.selfBlocks[i], dOut: dq, env: env, grads: grads)
+                }
             }
             dq = dq.adding(dResi)
         }
         for i in stride(from: windowCrossattnBlocks.count - 1, through: 0, by: -1) {
-            dq = windowCrossattnBlocks[i].backward(cx.cross[i], dOut: dq, env: env, grads: grads)
+            dq = timed(profile, "fea2gs.window_crossattn_blocks.\(i)", .backward) {
+                windowCrossattnBlocks[i].backward(cx.cross[i], dOut: dq, env: env, grads: grads)
+            }
         }
+        let tEmb = StepProfile.now()
         // The per-window copies of gs_embedding and pos_embedding: sum over windows.
         let seedCount = grid.seeds * c
         let dGs = grads.of(gsEmbedding), dPosE = grads.of(posEmbedding)
@@ -129,11 +149,15 @@ extension Fea2GS {
         }
         // Scale MLP: semb = W2·relu(W1·(1/s) + b1) + b2.
         scaleMlpBackward(cx, dOut: env.dScaleEmbedding, grads: grads)
+        profile?.add(
+            "fea2gs: scale MLP, embeddings, biases", .backward, since: tEmb)
         // img_feat_proj: conv → ReLU → conv.
-        let dFeat = env.dFeat.reshaped([cx.hp, cx.wp, c])
-        let dF0 = imgFeatProj2.backward(input: cx.f0, height: cx.hp, width: cx.wp, dy: dFeat, grads: grads)!
-        Kernels.reluBackward(dF0, output: cx.f0)
-        return imgFeatProj0.backward(input: cx.features, height: cx.hp, width: cx.wp, dy: dF0, grads: grads)!
+        return timed(profile, "fea2gs.img_feat_proj", .backward) {
+            let dFeat = env.dFeat.reshaped([cx.hp, cx.wp, c])
+            let dF0 = imgFeatProj2.backward(input: cx.f0, height: cx.hp, width: cx.wp, dy: dFeat, grads: grads)!
+            Kernels.reluBackward(dF0, output: cx.f0)
+            return imgFeatProj0.backward(input: cx.features, height: cx.hp, width: cx.wp, dy: dF0, grads: grads)!
+        }
     }
 
     func scaleMlpBackward(_ cx: Fea2GSContext, dOut ds: [Float], grads: Gradients) {
@@ -159,6 +183,10 @@ extension Fea2GS {
     /// Backward of ``heads(_:gridHeight:gridWidth:)``. Chunks of tokens are processed in order;
     /// each recomputes its hidden activations (as the forward streams them), so the 4C-wide
     /// activations never exist for the whole grid. GEMMs inside a chunk are parallel.
+    /// Reduction groups of ``headsBackward`` (the most workers it uses; each group holds one
+    /// copy of the heads' weight gradients, about 0.4 MB at 64 channels).
+    static let headsReductionGroups = 16
+
     func headsBackward(
         _ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, dOut: Tensor, grads: Gradients, cache: HeadsCache? = nil
     ) -> Tensor {
@@ -169,75 +197,81 @@ extension Fea2GS {
         let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
         let columns = [0, 2, 3, 4, 7]
         let fgw = Float(gw), fgh = Float(gh)
-        // The heads recompute their activations chunk by chunk (as use_checkpoint would) and
-        // the chunks are spread over the workers. Each worker accumulates its weight gradients
-        // privately; they are summed into `grads` in worker order afterwards, so the result
-        // depends only on the thread count (as every parallel reduction here).
+        // The heads recompute their activations chunk by chunk (as use_checkpoint would). The
+        // chunks are dealt to a fixed number of reduction groups, which does not depend on the
+        // thread count: group g takes chunks g, g + G, g + 2G, ... in order into its own weight
+        // gradients, the workers take whole groups, and the groups are summed into `grads` in
+        // group order. So the gradients are the same for any number of threads.
         let targets: [Tensor] =
             [grads.of(fusedHeadInput.weight), grads.of(fusedHeadInput.bias!)]
             + heads.flatMap {
                 [grads.of($0.l2.weight), grads.of($0.l2.bias!), grads.of($0.l4.weight), grads.of($0.l4.bias!)]
             }
         let chunks = (n + chunk - 1) / chunk
-        let workers = max(1, min(Parallel.threadCount, chunks))
+        let groups = min(chunks, Self.headsReductionGroups)
+        let workers = max(1, min(Parallel.threadCount, groups))
         let sizes = targets.map(\.count)
         let total = sizes.reduce(0, +)
         var offsets = [Int](repeating: 0, count: sizes.count)
         for i in 1..<sizes.count { offsets[i] = offsets[i - 1] + sizes[i - 1] }
-        let local = UnsafeMutablePointer<Float>.allocate(capacity: workers * total)
-        local.initialize(repeating: 0, count: workers * total)
+        let local = UnsafeMutablePointer<Float>.allocate(capacity: groups * total)
+        local.initialize(repeating: 0, count: groups * total)
         defer { local.deallocate() }
         withExtendedLifetime((x, dx, dOut, targets, heads, cache)) {
             let xp = x.ptr, dop = dOut.ptr, dxp = dx.ptr
             Parallel.workers(workers) { w in
-                let g = local + w * total
                 let h1Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c) : nil
                 let dh1 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c)
                 let h2Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c) : nil
                 let dh2 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c)
                 let dO = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 3)
                 defer { h1Own?.deallocate(); dh1.deallocate(); h2Own?.deallocate(); dh2.deallocate(); dO.deallocate() }
-                var ci = w
-                while ci < chunks {
-                    let r0 = ci * chunk, rows = min(chunk, n - r0)
-                    let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
-                    if cache == nil { headsFirstLayer(xp + r0 * c, rows: rows, into: h1) }
-                    for (hi, head) in heads.enumerated() {
-                        let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
-                        if cache == nil { Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2) }
-                        let k = head.l4.outFeatures, col = columns[hi]
-                        for r in 0..<rows {
-                            for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
-                        }
-                        if hi == 4 {  // mean = head / [gridW, gridH] + reference point
-                            for r in 0..<rows {
-                                dO[r * 2] /= fgw
-                                dO[r * 2 + 1] /= fgh
+                for group in stride(from: w, to: groups, by: workers) {
+                    let g = local + group * total
+                    for ci in stride(from: group, to: chunks, by: groups) {
+                        let r0 = ci * chunk, rows = min(chunk, n - r0)
+                        let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
+                        if cache == nil { headsFirstLayer(xp + r0 * c, rows: rows, into: h1) }
+                        for (hi, head) in heads.enumerated() {
+                            let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
+                            if cache == nil {
+                                Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2)
                             }
+                            let k = head.l4.outFeatures, col = columns[hi]
+                            for r in 0..<rows {
+                                for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
+                            }
+                            if hi == 4 {  // mean = head / [gridW, gridH] + reference point
+                                for r in 0..<rows {
+                                    dO[r * 2] /= fgw
+                                    dO[r * 2 + 1] /= fgh
+                                }
+                            }
+                            let t = 2 + 4 * hi
+                            Kernels.linearBackward(
+                                x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, n: k, dy: dO, ldy: k,
+                                dx: dh2, lddx: 4 * c, dWeight: g + offsets[t + 2], dBias: g + offsets[t + 3],
+                                parallel: false)
+                            Kernels.reluBackward(dh2, output: h2, rows * 4 * c)
+                            Kernels.linearBackward(
+                                x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, n: 4 * c,
+                                dy: dh2,
+                                ldy: 4 * c, dx: dh1 + hi * c, lddx: 5 * c, dWeight: g + offsets[t],
+                                dBias: g + offsets[t + 1],
+                                parallel: false)
                         }
-                        let t = 2 + 4 * hi
+                        Kernels.reluBackward(dh1, output: h1, rows * 5 * c)
                         Kernels.linearBackward(
-                            x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, n: k, dy: dO, ldy: k,
-                            dx: dh2, lddx: 4 * c, dWeight: g + offsets[t + 2], dBias: g + offsets[t + 3],
-                            parallel: false)
-                        Kernels.reluBackward(dh2, output: h2, rows * 4 * c)
-                        Kernels.linearBackward(
-                            x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, n: 4 * c, dy: dh2,
-                            ldy: 4 * c, dx: dh1 + hi * c, lddx: 5 * c, dWeight: g + offsets[t], dBias: g + offsets[t + 1],
+                            x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, n: 5 * c, dy: dh1,
+                            ldy: 5 * c, dx: dxp + r0 * c, lddx: c, dWeight: g + offsets[0], dBias: g + offsets[1],
                             parallel: false)
                     }
-                    Kernels.reluBackward(dh1, output: h1, rows * 5 * c)
-                    Kernels.linearBackward(
-                        x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, n: 5 * c, dy: dh1,
-                        ldy: 5 * c, dx: dxp + r0 * c, lddx: c, dWeight: g + offsets[0], dBias: g + offsets[1],
-                        parallel: false)
-                    ci += workers
                 }
             }
             for (i, t) in targets.enumerated() {
                 let tp = t.ptr
-                for w in 0..<workers {
-                    let src = local + w * total + offsets[i]
+                for group in 0..<groups {
+                    let src = local + group * total + offsets[i]
                     for j in 0..<sizes[i] { tp[j] += src[j] }
                 }
             }

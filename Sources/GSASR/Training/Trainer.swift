@@ -90,11 +90,15 @@ public final class Trainer: @unchecked Sendable {
         return m
     }
 
+    /// When set, each step adds its time per layer to it (`gsasr bench train --profile`).
+    public var profile: StepProfile?
+
     /// One training iteration on `batch`.
     public func step(_ batch: [TrainingPair]) -> IterationResult {
         iteration += 1
         grads.zero()
-        let r = model.lossAndGradients(batch, rasterizer: rasterizer, grads: grads)
+        let r = model.lossAndGradients(batch, rasterizer: rasterizer, grads: grads, profile: profile)
+        let tOpt = StepProfile.now()
         var norm2 = 0.0
         for (_, p) in parameters {
             let g = grads.of(p.value)
@@ -117,6 +121,8 @@ public final class Trainer: @unchecked Sendable {
         let lr = settings.schedule.rate(at: iteration)
         adam.update(parameters.map(\.param), grads: grads, lr: lr)
         ema.update(parameters.map(\.param))
+        profile?.add(
+            "Adam + EMA (with the gradient norm)", .backward, since: tOpt)
         return IterationResult(iteration: iteration, loss: r.loss, learningRate: lr, gradNorm: norm, step: r)
     }
 

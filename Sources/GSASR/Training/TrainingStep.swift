@@ -49,7 +49,7 @@ extension GSASRModel {
     /// at a time), which computes the same gradient as a batched forward.
     public func lossAndGradients(
         _ batch: [TrainingPair], rasterizer: Rasterizer, loss: L1Loss = L1Loss(), grads: Gradients,
-        taps: StepTaps = StepTaps()
+        taps: StepTaps = StepTaps(), profile: StepProfile? = nil
     ) -> StepResult {
         var result = StepResult(loss: 0, perSampleLoss: [])
         let ws = decoder.config.windowSize
@@ -59,28 +59,35 @@ extension GSASRModel {
             precondition(s.lr.count == s.lrSize * s.lrSize * 3 && s.gt.count == s.gtSize * s.gtSize * 3)
             var t0 = Date()
             let x = Tensor(shape: [s.lrSize, s.lrSize, 3], values: s.lr)
-            let (feat, encCtx) = encoder.forwardTraining(x, height: s.lrSize, width: s.lrSize)
+            let (feat, encCtx) = encoder.forwardTraining(x, height: s.lrSize, width: s.lrSize, profile: profile)
             taps.encoderOutput?(b, feat)
-            let (raw, decCtx) = decoder.forwardTraining(feat, height: s.lrSize, width: s.lrSize, scale: s.scaleModify)
+            let (raw, decCtx) = decoder.forwardTraining(
+                feat, height: s.lrSize, width: s.lrSize, scale: s.scaleModify, profile: profile)
             taps.rawGaussians?(b, raw)
             result.forwardSeconds += Date().timeIntervalSince(t0)
             t0 = Date()
             let rawArray = raw.array
-            let render = rasterizer.render(raw: rawArray, width: s.gtSize, height: s.gtSize, scale: s.scaleModify)
+            let render = timed(profile, "rasterizer", .forward) {
+                rasterizer.render(raw: rawArray, width: s.gtSize, height: s.gtSize, scale: s.scaleModify)
+            }
             taps.render?(b, render)
+            let tLoss = StepProfile.now()
             let l = loss.value(render, s.gt)
             result.perSampleLoss.append(l)
             total += Double(l)
             let dRender = loss.gradient(render, s.gt, batchSize: batch.count)
-            let dRawArray = rasterizer.renderBackward(
-                raw: rawArray, width: s.gtSize, height: s.gtSize, scale: s.scaleModify, upstream: dRender)
+            profile?.add("L1 loss (value and gradient)", .forward, since: tLoss)
+            let dRawArray = timed(profile, "rasterizer", .backward) {
+                rasterizer.renderBackward(
+                    raw: rawArray, width: s.gtSize, height: s.gtSize, scale: s.scaleModify, upstream: dRender)
+            }
             result.renderSeconds += Date().timeIntervalSince(t0)
             t0 = Date()
             let dRaw = Tensor(shape: raw.shape, values: dRawArray)
             taps.rawGradient?(b, dRaw)
-            let dFeat = decoder.backward(decCtx, dRaw: dRaw, grads: grads)
+            let dFeat = decoder.backward(decCtx, dRaw: dRaw, grads: grads, profile: profile)
             taps.featureGradient?(b, dFeat)
-            encoder.backward(encCtx, dOut: dFeat, grads: grads)
+            encoder.backward(encCtx, dOut: dFeat, grads: grads, profile: profile)
             result.backwardSeconds += Date().timeIntervalSince(t0)
         }
         // The batch loss in float32 as torch sums the per-sample means: ((l0 + l1) + ...) / B.
