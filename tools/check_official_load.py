@@ -11,15 +11,10 @@ builds EDSRNOUP and Fea2GS from the official basicsr/archs sources, calls
 load_state_dict(strict=True) for both 'params_ema' and 'params', runs one forward on a random
 24x24 input and prints the output shape. Exit status 0 means every key, shape and dtype matched.
 """
-import argparse, importlib.util, json, os, sys, types
+import argparse, json, os, sys
 
-
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from official_modules import official_archs  # noqa: E402
 
 
 def main():
@@ -29,26 +24,7 @@ def main():
     a = ap.parse_args()
     import torch
 
-    # The arch files import basicsr.utils.registry and arch_util; load them without running the
-    # package __init__ files (which import every optional dependency).
-    root = os.path.join(a.official, "basicsr")
-    for pkg in ["basicsr", "basicsr.archs", "basicsr.utils", "basicsr.ops"]:
-        m = types.ModuleType(pkg)
-        m.__path__ = [os.path.join(a.official, *pkg.split("."))]
-        sys.modules[pkg] = m
-    # Stubs for imports that these two architectures never use (deformable convs, torchvision, logging).
-    import logging
-    sys.modules["basicsr.utils"].get_root_logger = logging.getLogger
-    dcn = types.ModuleType("basicsr.ops.dcn")
-    dcn.ModulatedDeformConvPack = type("ModulatedDeformConvPack", (torch.nn.Module,), {})
-    dcn.modulated_deform_conv = None
-    sys.modules["basicsr.ops.dcn"] = dcn
-    if importlib.util.find_spec("torchvision") is None:
-        sys.modules["torchvision"] = types.ModuleType("torchvision")
-    load_module(os.path.join(root, "utils", "registry.py"), "basicsr.utils.registry")
-    load_module(os.path.join(root, "archs", "arch_util.py"), "basicsr.archs.arch_util")
-    edsr = load_module(os.path.join(root, "archs", "edsr_arch.py"), "basicsr.archs.edsr_arch")
-    fea2gs = load_module(os.path.join(root, "archs", "fea2gs_arch.py"), "basicsr.archs.fea2gs_arch")
+    edsr, fea2gs = official_archs(a.official)
 
     cfg = json.load(open(os.path.join(a.model_dir, "config.json")))
     enc_kw = {k: v for k, v in cfg["encoder"].items() if k != "type"}
