@@ -20,6 +20,8 @@ public enum PipelineBench {
         public var sgemmGFLOPS: Double
         public var decoderToSgemmRatio: Double
         public var peakRSSMiB: Double
+        /// Decoder seconds per part of the official module tree (one extra run; ``decoderProfile``).
+        public var decoderParts: [StepProfile.Part] = []
         /// The BLAS and its best reachable sgemm (set by `gsasr bench`, which can spawn itself).
         public var blas: BLASBench.Report? = nil
         public var decoderToBestSgemmRatio: Double? { blas.map { decoderGFLOPS / $0.bestSgemmGFLOPS } }
@@ -56,6 +58,7 @@ public enum PipelineBench {
         }
         func median(_ a: [Double]) -> Double { a.sorted()[a.count / 2] }
         let e = median(enc), d = median(dec), r = median(ras)
+        let parts = decoderProfile(up, image: image, plan: plan)
         let decF = model.decoder.flops(featureHeight: plan.paddedHeight, featureWidth: plan.paddedWidth)
         let encF = model.encoder.flops(height: plan.paddedHeight, width: plan.paddedWidth)
         let sg = sgemmGFLOPS()
@@ -66,7 +69,34 @@ public enum PipelineBench {
             threads: Parallel.threadCount, repeats: repeats, encoderSeconds: e, decoderSeconds: d,
             rasterizerSeconds: r, totalSeconds: e + d + r, encoderGFLOP: encF / 1e9, decoderGFLOP: decF / 1e9,
             decoderGFLOPS: decF / d / 1e9, sgemmGFLOPS: sg, decoderToSgemmRatio: (decF / d / 1e9) / sg,
-            peakRSSMiB: ProcessStats.peakRSSMiB())
+            peakRSSMiB: ProcessStats.peakRSSMiB(), decoderParts: parts)
+    }
+
+    /// One more decoder run, timed between its taps (which mark the ends of the official
+    /// modules): seconds per part, in order; the time after the last tap is the heads.
+    static func decoderProfile(_ up: Upscaler, image: [Float], plan: Upscaler.Plan) -> [StepProfile.Part] {
+        let feat = up.encode(rgb: image, plan: plan)
+        let profile = StepProfile()
+        var last = StepProfile.now()
+        func part(_ tap: String) -> String {
+            if tap == "scale_embedding" { return "scale embedding" }
+            if tap == "img_feat_proj" { return "img_feat_proj" }
+            if tap == "after_UPNet" { return "residual, token image, UPNet" }
+            for (prefix, name) in [
+                ("after_window_crossattn_block", "window_crossattn_blocks."), ("after_gs_selfattn_block", "gs_selfattn_blocks."),
+            ] where tap.hasPrefix(prefix) {
+                return name + tap.dropFirst(prefix.count).prefix { $0.isNumber }
+            }
+            return "gs_selfattn_blocks (last norm)"
+        }
+        _ = up.model.decoder(
+            feat, height: plan.paddedHeight, width: plan.paddedWidth, scale: Float(plan.request.conditioning)
+        ) { name, _ in
+            profile.add(part(name), .forward, since: last)
+            last = StepProfile.now()
+        }
+        profile.add("the five MLP heads", .forward, since: last)
+        return profile.parts
     }
 
     public static func format(_ r: Report) -> String {
@@ -79,6 +109,16 @@ public enum PipelineBench {
           total       \(String(format: "%8.3f s", r.totalSeconds))
           sgemm (same run, 9216x720x180) \(String(format: "%.1f", r.sgemmGFLOPS)) GFLOP/s; decoder/sgemm ratio \(String(format: "%.2f", r.decoderToSgemmRatio))
           peak RSS    \(String(format: "%.0f", r.peakRSSMiB)) MiB
-        """ + (r.blas.map { "\n" + BLASBench.format($0) + String(format: "\ndecoder / best sgemm ratio %.2f", r.decoderGFLOPS / $0.bestSgemmGFLOPS) } ?? "")
+        """ + partsTable(r) + (r.blas.map { "\n" + BLASBench.format($0) + String(format: "\ndecoder / best sgemm ratio %.2f", r.decoderGFLOPS / $0.bestSgemmGFLOPS) } ?? "")
+    }
+
+    static func partsTable(_ r: Report) -> String {
+        let total = r.decoderParts.reduce(0) { $0 + $1.seconds }
+        guard total > 0 else { return "" }
+        var out = String(format: "\n  decoder per part (one more run, %.3f s):", total)
+        for p in r.decoderParts {
+            out += String(format: "\n    %-40@ %8.3f s  %5.1f %%", p.name as NSString, p.seconds, 100 * p.seconds / total)
+        }
+        return out
     }
 }
