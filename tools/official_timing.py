@@ -29,19 +29,26 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def one(a, size):
+def networks(a, train):
+    """The official encoder and decoder with the model's weights, in train or eval mode."""
     import torch
     from official_modules import official_archs
 
     torch.set_num_threads(a.threads)
     edsr, fea2gs = official_archs(a.official)
     cfg = json.load(open(os.path.join(a.model, "config.json")))
-    enc = edsr.EDSRNOUP(**{k: v for k, v in cfg["encoder"].items() if k != "type"}).eval()
-    dec = fea2gs.Fea2GS(**{k: v for k, v in cfg["decoder"].items() if k != "type"}).eval()
+    enc = edsr.EDSRNOUP(**{k: v for k, v in cfg["encoder"].items() if k != "type"})
+    dec = fea2gs.Fea2GS(**{k: v for k, v in cfg["decoder"].items() if k != "type"})
     for net, name in [(enc, "encoder"), (dec, "decoder")]:
         ck = torch.load(os.path.join(a.model, name + ".pth"), map_location="cpu", weights_only=True)
         net.load_state_dict(ck.get("params_ema", ck.get("params", ck)), strict=True)
+        net.train(train)
     torch.manual_seed(0)
+    return torch, enc, dec
+
+
+def one(a, size):
+    torch, enc, dec = networks(a, train=False)
     x = torch.rand(1, 3, size, size)
     scale = torch.tensor([float(a.scale)])
     times = {"encoder": [], "decoder": []}
@@ -63,15 +70,7 @@ def one(a, size):
 
 
 def train_one(a, size):
-    import torch
-    from official_modules import official_archs
-
-    torch.set_num_threads(a.threads)
-    edsr, fea2gs = official_archs(a.official)
-    cfg = json.load(open(os.path.join(a.model, "config.json")))
-    enc = edsr.EDSRNOUP(**{k: v for k, v in cfg["encoder"].items() if k != "type"}).train()
-    dec = fea2gs.Fea2GS(**{k: v for k, v in cfg["decoder"].items() if k != "type"}).train()
-    torch.manual_seed(0)
+    torch, enc, dec = networks(a, train=True)
     x = torch.rand(a.train, 3, size, size)
     scale = torch.full((a.train,), float(a.scale))
     fwd, bwd = [], []
