@@ -86,16 +86,55 @@ extension Kernels {
     }
 
     /// Row-wise softmax in place: exp(x − max) / Σ exp(x − max).
+    ///
+    /// Vectorised by hand (SIMD8): a float max or sum written as a scalar loop is a chain of
+    /// dependent instructions the compiler may not reorder, and window attention runs this over
+    /// every 144×144 score block. The max is exact in any order; the sum adds in 8 lanes, then
+    /// the lanes (a different rounding order from a sequential sum, float noise); x − max, exp
+    /// and the division are the same per element as the scalar forms.
     public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        typealias V = FastMath.V
+        let raw = UnsafeMutableRawPointer(p)
         for r in 0..<rows {
-            let row = p + r * n
-            var m = -Float.infinity
-            for j in 0..<n { m = max(m, row[j]) }
-            for j in 0..<n { row[j] -= m }
-            FastMath.expInPlace(row, n)
-            var s: Float = 0
-            for j in 0..<n { s += row[j] }
-            for j in 0..<n { row[j] /= s }
+            let row = p + r * n, rowRaw = raw + r * n * 4
+            var mv = V(repeating: -.infinity)
+            var j = 0
+            while j + 8 <= n {
+                mv = pointwiseMax(mv, (rowRaw + j * 4).loadUnaligned(as: V.self))
+                j += 8
+            }
+            var m = mv.max()
+            while j < n {
+                m = max(m, row[j])
+                j += 1
+            }
+            let mb = V(repeating: m)
+            var sv = V(repeating: 0)
+            j = 0
+            while j + 8 <= n {
+                let e = FastMath.exp((rowRaw + j * 4).loadUnaligned(as: V.self) - mb)
+                (rowRaw + j * 4).storeBytes(of: e, as: V.self)
+                sv += e
+                j += 8
+            }
+            var s = sv.sum()
+            while j < n {
+                let e = FastMath.exp(row[j] - m)
+                row[j] = e
+                s += e
+                j += 1
+            }
+            let sb = V(repeating: s)
+            j = 0
+            while j + 8 <= n {
+                let v = (rowRaw + j * 4).loadUnaligned(as: V.self)
+                (rowRaw + j * 4).storeBytes(of: v / sb, as: V.self)
+                j += 8
+            }
+            while j < n {
+                row[j] /= s
+                j += 1
+            }
         }
     }
 }

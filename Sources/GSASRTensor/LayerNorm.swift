@@ -12,13 +12,34 @@ extension Kernels {
             for r in range {
                 let xr = x + r * n
                 let yr = y + r * n
-                var s: Float = 0
-                for j in 0..<n { s += xr[j] }
+                // Both sums in 8 lanes, then across them (a sequential float sum is a chain of
+                // dependent adds; this order differs from it by float noise).
+                let xraw = UnsafeRawPointer(xr)
+                var sv = SIMD8<Float>(repeating: 0)
+                var j = 0
+                while j + 8 <= n {
+                    sv += (xraw + j * 4).loadUnaligned(as: SIMD8<Float>.self)
+                    j += 8
+                }
+                var s = sv.sum()
+                while j < n {
+                    s += xr[j]
+                    j += 1
+                }
                 let mean = s / Float(n)
-                var v: Float = 0
-                for j in 0..<n {
+                let mv = SIMD8<Float>(repeating: mean)
+                var vv = SIMD8<Float>(repeating: 0)
+                j = 0
+                while j + 8 <= n {
+                    let d = (xraw + j * 4).loadUnaligned(as: SIMD8<Float>.self) - mv
+                    vv += d * d
+                    j += 8
+                }
+                var v = vv.sum()
+                while j < n {
                     let d = xr[j] - mean
                     v += d * d
+                    j += 1
                 }
                 let rstd = 1 / (v / Float(n) + eps).squareRoot()
                 for j in 0..<n { yr[j] = (xr[j] - mean) * rstd * gamma[j] + beta[j] }
