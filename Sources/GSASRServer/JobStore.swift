@@ -22,9 +22,10 @@ final class JobStore: @unchecked Sendable {
     /// Finished jobs, oldest first, and the bytes their results hold.
     private var finishedOrder: [String] = []
     private var cachedBytes = 0
-    /// Jobs cancelled and jobs completed since the start (for `/api/info`, and tests).
+    /// Jobs cancelled, completed and failed since the start (for `/api/info`, and tests).
     private var cancelledCount = 0
     private var completedCount = 0
+    private var failedCount = 0
     /// Seconds per finished job (moving average), for Retry-After.
     private var averageSeconds = 5.0
 
@@ -89,9 +90,10 @@ final class JobStore: @unchecked Sendable {
     /// Cancels a job. A waiting one leaves the wait list for the cache of finished jobs; a
     /// running one stops at its next block and its worker caches it.
     func cancel(_ job: Job, reason: String) {
-        let didCancel = job.cancel(reason)
+        // Under the store's lock (then the job's, the order used everywhere), so that the
+        // counts never show a cancelled job as neither running nor cancelled.
         cond.lock()
-        if didCancel { cancelledCount += 1 }
+        if job.cancel(reason) { cancelledCount += 1 }
         if let i = waiting.firstIndex(where: { $0 === job }) {
             waiting.remove(at: i)
             remember(job)
@@ -106,6 +108,7 @@ final class JobStore: @unchecked Sendable {
         var cachedBytes: Int
         var completed: Int
         var cancelled: Int
+        var failed: Int
     }
 
     var counts: Counts {
@@ -113,7 +116,7 @@ final class JobStore: @unchecked Sendable {
         defer { cond.unlock() }
         return Counts(
             running: running, waiting: waiting.count, cached: finishedOrder.count, cachedBytes: cachedBytes,
-            completed: completedCount, cancelled: cancelledCount)
+            completed: completedCount, cancelled: cancelledCount, failed: failedCount)
     }
 
     // MARK: - Workers
@@ -130,6 +133,7 @@ final class JobStore: @unchecked Sendable {
             cond.lock()
             running -= 1
             if job.state == .done { completedCount += 1 }
+            if job.state == .failed { failedCount += 1 }
             if job.state == .done { averageSeconds = 0.7 * averageSeconds + 0.3 * Date().timeIntervalSince(t0) }
             remember(job)
             cond.unlock()

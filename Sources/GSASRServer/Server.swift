@@ -84,22 +84,32 @@ public struct GSASRServer: Sendable {
             let bytes = try await self.lane.run { try q.render(result) }
             return self.png(bytes)
         }
-        router.post("/api/upscale") { request, _ in
+        router.post("/api/upscale") { request, context in
+            // Watching for the client to go away consumes the connection: Hummingbird closes it
+            // after this response, so the response says so (clients must not reuse it).
             let closed = CancelSignal()
-            return try await request.body.consumeWithInboundCloseHandler { body in
-                let job = try await self.makeJob(request, body: body, heldByConnection: true)
-                try self.store.submit(job)
-                closed.onSignal { self.store.cancel(job, reason: "cancelled: the client disconnected") }
-                await job.wait()
-                guard let r = job.result else {
-                    throw APIError(.internalServerError, job.status(position: nil).error ?? "the job did not finish")
+            var response: Response
+            do {
+                response = try await request.body.consumeWithInboundCloseHandler { body in
+                    let job = try await self.makeJob(request, body: body, heldByConnection: true)
+                    try self.store.submit(job)
+                    closed.onSignal { self.store.cancel(job, reason: "cancelled: the client disconnected") }
+                    await job.wait()
+                    guard let r = job.result else {
+                        throw APIError(
+                            .internalServerError, job.status(position: nil).error ?? "the job did not finish")
+                    }
+                    var response = self.png(r.resultPNG)
+                    response.headers[.init("X-GSASR-Job")!] = job.id
+                    return response
+                } onInboundClosed: {
+                    closed.signal()
                 }
-                var response = self.png(r.resultPNG)
-                response.headers[.init("X-GSASR-Job")!] = job.id
-                return response
-            } onInboundClosed: {
-                closed.signal()
+            } catch let e as APIError {
+                response = try e.response(from: request, context: context)
             }
+            response.headers[.connection] = "close"
+            return response
         }
         return router
     }

@@ -35,19 +35,23 @@ extension Kernels {
     }
 
     /// Raw form. Row r of Q starts at `q + r·ldQ`, of K and V at `k + r·ldKV`, `v + r·ldKV`, of the
-    /// output at `out + r·ldOut`; each row has `c` channels.
+    /// output at `out + r·ldOut`; each row has `c` channels. `parallel: false` runs the windows
+    /// in order on the calling thread (for callers that split the work themselves).
     public static func windowAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, channels c: Int, ldQ: Int,
         ldKV: Int, ldOut: Int,
         qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
         bias: UnsafePointer<Float>,  // heads × nq × nk
-        out: UnsafeMutablePointer<Float>
+        out: UnsafeMutablePointer<Float>, parallel: Bool = true
     ) {
         let d = c / heads
         let scale = 1 / Float(d).squareRoot()
         qRows.withUnsafeBufferPointer { qr in
             kRows.withUnsafeBufferPointer { kr in
-                Parallel.forEach(windows) { w in
+                let each: ((Int) -> Void) -> Void = { body in
+                    if parallel { Parallel.forEach(windows, body) } else { for w in 0..<windows { body(w) } }
+                }
+                each { w in
                     let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
                     let ks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
                     let vs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)

@@ -6,9 +6,10 @@ extension Kernels {
     public static func layerNorm(
         x: UnsafePointer<Float>, rows: Int, n: Int, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
         eps: Float = 1e-5, y: UnsafeMutablePointer<Float>,
-        mean meanOut: UnsafeMutablePointer<Float>? = nil, rstd rstdOut: UnsafeMutablePointer<Float>? = nil
+        mean meanOut: UnsafeMutablePointer<Float>? = nil, rstd rstdOut: UnsafeMutablePointer<Float>? = nil,
+        parallel: Bool = true
     ) {
-        Parallel.forChunks(rows, minChunk: 256) { range in
+        Parallel.forChunks(rows, minChunk: 256, threads: parallel ? Parallel.threadCount : 1) { range in
             for r in range {
                 let xr = x + r * n
                 let yr = y + r * n

@@ -209,6 +209,13 @@ struct CLIError: Error, CustomStringConvertible {
         let id = try #require(first.json["id"] as? String)
         let st = try s.request("GET", "/api/jobs/\(id)")
         #expect(st.json["state"] as? String == "cancelled", "\(st.json)")
+        // Its worker stops at the next block (attention blocks, UPNet, slices of the heads).
+        var stopped = false
+        for _ in 0..<40 where !stopped {
+            stopped = try s.counts()["running"] == 0
+            if !stopped { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(stopped, "the cancelled job still runs 2 s after its cancellation")
         // A client that disconnects: its job is cancelled, and the server is free again.
         var req = URLRequest(url: URL(string: "http://127.0.0.1:\(s.port)/api/upscale?scale=4")!)
         req.httpMethod = "POST"
@@ -226,7 +233,7 @@ struct CLIError: Error, CustomStringConvertible {
         for _ in 0..<100 {
             Thread.sleep(forTimeInterval: 0.05)
             counts = try s.counts()
-            if counts["running"] == 0 { break }
+            if counts["running"] == 0 && counts["cancelled"] == 2 { break }
         }
         print("serve: after the disconnect: \(counts)")
         #expect(counts["running"] == 0 && counts["cancelled"] == 2 && counts["completed"] == 0)

@@ -112,10 +112,16 @@ public struct Fea2GS: @unchecked Sendable {
         tap?("scale_embedding", Tensor(shape: [1, config.channel], values: semb))
         let feat = projectFeatures(features, height: hp, width: wp)
         tap?("img_feat_proj", feat)
-        let (query, grid) = try attend(feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap, step: step)
+        // Progress steps: each attention block, UPNet, each slice of the heads.
+        let blocks = windowCrossattnBlocks.count + gsSelfattnBlocks.count
+        let total = blocks + 1 + Fea2GS.headsSlices
+        let (query, grid) = try attend(
+            feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap, step: { done, _ in try step(done, total) })
         let u = upsample(query, grid: grid)
         tap?("after_UPNet", u.up)
-        return heads(u.up, gridHeight: u.height, gridWidth: u.width)
+        try step(blocks + 1, total)
+        return try heads(
+            u.up, gridHeight: u.height, gridWidth: u.width, step: { done, _ in try step(blocks + 1 + done, total) })
     }
 
     /// `img_feat_proj` (conv → ReLU → conv): (hp × wp × inchannel) → (hp·wp) × C.
@@ -221,6 +227,18 @@ public struct Fea2GS: @unchecked Sendable {
     func heads(
         _ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, cache: HeadsCache? = nil, frame: GaussianFrame? = nil
     ) -> Tensor {
+        heads(x, gridHeight: gh, gridWidth: gw, cache: cache, frame: frame, step: { _, _ in })
+    }
+
+    /// The chunks of the heads run in this many consecutive slices (each in parallel), with a
+    /// progress step after each, so that a run can be stopped inside the heads too. The
+    /// chunks are independent, so the slicing does not change the result.
+    static let headsSlices = 8
+
+    func heads(
+        _ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, cache: HeadsCache? = nil, frame: GaussianFrame? = nil,
+        step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> Tensor {
         let c = config.channel
         let n = gh * gw
         let out = Tensor(uninitialized: [n, 9])
@@ -234,34 +252,39 @@ public struct Fea2GS: @unchecked Sendable {
         let refY = Array(Fea2GS.referencePoints(f.globalHeight)[f.originY..<(f.originY + gh)])
         let fgw = Float(f.globalWidth), fgh = Float(f.globalHeight)
         let xp = x.ptr, op = out.ptr
-        Parallel.forEach(chunks) { ci in
-            let r0 = ci * chunk
-            let rows = min(chunk, n - r0)
-            let h1Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c) : nil
-            let h2Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c) : nil
-            let o = UnsafeMutablePointer<Float>.allocate(capacity: rows * 3)
-            defer { h1Own?.deallocate(); h2Own?.deallocate(); o.deallocate() }
-            let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
-            headsFirstLayer(xp + r0 * c, rows: rows, into: h1)
-            for (hi, head) in heads.enumerated() {
-                let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
-                Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2)
-                let k = head.l4.outFeatures
-                Kernels.linear(
-                    x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, bias: head.l4.bias!.ptr,
-                    n: k, y: o, ldy: k, parallel: false)
-                let col = columns[hi]
+        for slice in 0..<Fea2GS.headsSlices {
+            let first = chunks * slice / Fea2GS.headsSlices, last = chunks * (slice + 1) / Fea2GS.headsSlices
+            Parallel.forEach(last - first) { i in
+                let ci = first + i
+                let r0 = ci * chunk
+                let rows = min(chunk, n - r0)
+                let h1Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * 5 * c) : nil
+                let h2Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: rows * 4 * c) : nil
+                let o = UnsafeMutablePointer<Float>.allocate(capacity: rows * 3)
+                defer { h1Own?.deallocate(); h2Own?.deallocate(); o.deallocate() }
+                let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
+                headsFirstLayer(xp + r0 * c, rows: rows, into: h1)
+                for (hi, head) in heads.enumerated() {
+                    let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
+                    Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2)
+                    let k = head.l4.outFeatures
+                    Kernels.linear(
+                        x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, bias: head.l4.bias!.ptr,
+                        n: k, y: o, ldy: k, parallel: false)
+                    let col = columns[hi]
+                    for r in 0..<rows {
+                        for j in 0..<k { op[(r0 + r) * 9 + col + j] = o[r * k + j] }
+                    }
+                }
+                // mean = head / [gridW, gridH] + reference point of the cell.
                 for r in 0..<rows {
-                    for j in 0..<k { op[(r0 + r) * 9 + col + j] = o[r * k + j] }
+                    let idx = r0 + r
+                    let gy = idx / gw, gx = idx % gw
+                    op[idx * 9 + 7] = op[idx * 9 + 7] / fgw + refX[gx]
+                    op[idx * 9 + 8] = op[idx * 9 + 8] / fgh + refY[gy]
                 }
             }
-            // mean = head / [gridW, gridH] + reference point of the cell.
-            for r in 0..<rows {
-                let idx = r0 + r
-                let gy = idx / gw, gx = idx % gw
-                op[idx * 9 + 7] = op[idx * 9 + 7] / fgw + refX[gx]
-                op[idx * 9 + 8] = op[idx * 9 + 8] / fgh + refY[gy]
-            }
+            try step(slice + 1, Fea2GS.headsSlices)
         }
         return out
     }
@@ -278,7 +301,8 @@ public struct Fea2GS: @unchecked Sendable {
 
     /// relu(second layer) of one head from its C columns of h1 (row stride 5C): rows × 4C.
     static func headSecondLayer(
-        _ head: GaussianHead, _ h1: UnsafePointer<Float>, rows: Int, channel c: Int, into h2: UnsafeMutablePointer<Float>
+        _ head: GaussianHead, _ h1: UnsafePointer<Float>, rows: Int, channel c: Int,
+        into h2: UnsafeMutablePointer<Float>
     ) {
         Kernels.linear(
             x: h1, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr, n: 4 * c, y: h2,

@@ -164,19 +164,87 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
         shiftSize = shift
     }
 
+    /// Windows of one group of ``forward(_:grid:rows:scaleEmbedding:)``.
+    static let windowsPerGroup = 4
+
+    /// The layer, in place on the token rows `g`:
+    ///
+    ///   g += cross_attn_scale(·, s);  g += mlp_crossattn(norm4(g));
+    ///   g += proj(window_attn(qkv(norm1(g))));  g += mlp_selfattn(norm2(g)).
+    ///
+    /// Everything but the attention is row-local and the attention stays inside the layer's
+    /// (shifted) windows, so the layer runs group by group of `windowsPerGroup` windows: gather
+    /// the group's rows (`rows`, the window map), run the whole layer on them in cache-sized
+    /// scratch (single-threaded GEMMs; the groups are spread over the threads), scatter them
+    /// back. Each row sees the same operations in the same order as a whole-tensor pass, so the
+    /// result is the same; it reads and writes the full token tensor twice instead of about
+    /// twenty times.
     func forward(_ g: Tensor, grid: TokenGrid, rows: [Int32], scaleEmbedding: [Float]) {
-        let c = g.shape[1], t = grid.tokens
+        let c = g.shape[1], n = grid.seeds, windows = grid.windows
         let m = gsCrossAttnScale.constantOutput(keyValue: scaleEmbedding)
-        Kernels.addRow(g, m)
-        Kernels.add(g, mlpCrossattn(norm4(g)))
-        let h = norm1(g)
-        let qkv = gsSelfAttn.qkvhead(h)
-        let attn = Tensor(uninitialized: [t, c])
-        Kernels.windowAttention(
-            qkv: qkv, channels: c, rows: rows, windows: grid.windows, tokensPerWindow: grid.seeds,
-            heads: gsSelfAttn.heads, bias: gsSelfAttn.bias, out: attn)
-        Kernels.add(g, gsSelfAttn.proj(attn))
-        Kernels.add(g, mlpSelfattn(norm2(g)))
+        let group = Self.windowsPerGroup
+        let groups = (windows + group - 1) / group
+        let maxRows = group * n
+        let local = (0..<Int32(maxRows)).map { $0 }
+        let attn = gsSelfAttn
+        withExtendedLifetime((g, attn.bias)) {
+            rows.withUnsafeBufferPointer { rp in
+                m.withUnsafeBufferPointer { mp in
+                    Parallel.forEach(groups) { gi in
+                        let w0 = gi * group, nw = min(group, windows - w0), r = nw * n
+                        let x = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
+                        let h = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
+                        let t = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
+                        let a = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
+                        let qkv = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * 3 * c)
+                        defer { x.deallocate(); h.deallocate(); t.deallocate(); a.deallocate(); qkv.deallocate() }
+                        for i in 0..<r { (x + i * c).update(from: g.ptr + Int(rp[w0 * n + i]) * c, count: c) }
+                        Kernels.addRow(x, rows: r, mp.baseAddress!, c)
+                        // x += mlp_crossattn(norm4(x))
+                        Self.norm(norm4, x, rows: r, into: h)
+                        Self.mlp(mlpCrossattn, h, rows: r, hidden: t, into: a)
+                        Kernels.add(x, a, r * c)
+                        // x += proj(window_attn(qkv(norm1(x))))
+                        Self.norm(norm1, x, rows: r, into: h)
+                        Self.linear(attn.qkvhead, h, rows: r, into: qkv)
+                        Kernels.windowAttention(
+                            q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, ldOut: c,
+                            qRows: local, kRows: local, windows: nw, nq: n, nk: n, heads: attn.heads,
+                            bias: attn.bias.ptr, out: t, parallel: false)
+                        Self.linear(attn.proj, t, rows: r, into: a)
+                        Kernels.add(x, a, r * c)
+                        // x += mlp_selfattn(norm2(x))
+                        Self.norm(norm2, x, rows: r, into: h)
+                        Self.mlp(mlpSelfattn, h, rows: r, hidden: t, into: a)
+                        Kernels.add(x, a, r * c)
+                        for i in 0..<r { (g.ptr + Int(rp[w0 * n + i]) * c).update(from: x + i * c, count: c) }
+                    }
+                }
+            }
+        }
+    }
+
+    // Single-threaded pointer forms of the layer's modules (the same kernels as their
+    // `callAsFunction`s, without the split over threads).
+    static func norm(_ ln: LayerNorm, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        Kernels.layerNorm(
+            x: x, rows: rows, n: ln.weight.count, gamma: ln.weight.ptr, beta: ln.bias.ptr, eps: ln.eps, y: y,
+            parallel: false)
+    }
+
+    static func linear(_ l: Linear, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        Kernels.linear(
+            x: x, ldx: l.inFeatures, m: rows, k: l.inFeatures, weight: l.weight.ptr, bias: l.bias?.ptr,
+            n: l.outFeatures, y: y, ldy: l.outFeatures, parallel: false)
+    }
+
+    static func mlp(
+        _ m: MLP, _ x: UnsafePointer<Float>, rows: Int, hidden: UnsafeMutablePointer<Float>,
+        into y: UnsafeMutablePointer<Float>
+    ) {
+        linear(m.fc1, x, rows: rows, into: hidden)
+        Kernels.relu(hidden, rows * m.fc1.outFeatures)
+        linear(m.fc2, hidden, rows: rows, into: y)
     }
 }
 
