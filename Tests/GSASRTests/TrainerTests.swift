@@ -349,5 +349,13 @@ extension InitialisationOptionsTests {
         let cached = try grads(limit: 1 << 40), recomputed = try grads(limit: 0)
         #expect(cached == recomputed)
         #expect(cached.contains { $0.contains { $0 != 0 } })
+        // A reused cache (one buffer for both samples, and for a second call) changes nothing.
+        let t = Trainer(settings: s, model: try Trainer.initialModel(s))
+        let scratch = TrainingScratch()
+        for _ in 0..<2 {
+            t.grads.zero()
+            _ = t.model.lossAndGradients(batch, rasterizer: t.rasterizer, grads: t.grads, scratch: scratch)
+            #expect(t.parameters.map { t.grads.of($0.param.value).array } == cached)
+        }
     }
 }

@@ -315,7 +315,10 @@ public struct Fea2GS: @unchecked Sendable {
     final class HeadsCache {
         let h1: Tensor
         let h2: [Tensor]
+        let n: Int, channel: Int
         init(n: Int, channel c: Int) {
+            self.n = n
+            channel = c
             h1 = Tensor(uninitialized: [n, 5 * c])
             h2 = (0..<5).map { _ in Tensor(uninitialized: [n, 4 * c]) }
         }

@@ -17,9 +17,29 @@ public struct Fea2GSContext {
 
 extension Fea2GS {
     /// A training forward keeps the heads' hidden activations when they take at most this many
-    /// bytes (ours: 512 MiB; 44 MB for the default config at LR 24, 663 MB for the paper
-    /// config at LR 48, which therefore recomputes them in the backward, as `use_checkpoint` would).
-    public static var headsCacheLimitBytes = 512 << 20
+    /// bytes (768 MiB: 44 MB for the default config at LR 24, 663 MB for the paper config at
+    /// LR 48, per sample); above it they are recomputed in the backward, as `use_checkpoint`
+    /// would. The buffer is reused from sample to sample and step to step (``TrainingScratch``):
+    /// allocating it afresh costs more in page faults than the recomputation saves.
+    public static var headsCacheLimitBytes = 768 << 20
+}
+
+/// Buffers a training run reuses from one sample to the next (one sample's forward and backward
+/// run before the next sample's forward): today the heads' activation cache. Not thread-safe:
+/// one per trainer.
+public final class TrainingScratch: @unchecked Sendable {
+    var headsCache: Fea2GS.HeadsCache?
+
+    public init() {}
+
+    /// A cache for `n` Gaussians of `c` channels: the kept one when it has that size.
+    func headsCache(n: Int, channel c: Int) -> Fea2GS.HeadsCache {
+        if let h = headsCache, h.n == n, h.channel == c { return h }
+        headsCache = nil  // release the old one before allocating
+        let h = Fea2GS.HeadsCache(n: n, channel: c)
+        headsCache = h
+        return h
+    }
 }
 
 extension Fea2GS {
@@ -27,7 +47,8 @@ extension Fea2GS {
     /// First refreshes the dense relative-position biases from their tables (the optimiser
     /// updates the tables).
     public func forwardTraining(
-        _ features: Tensor, height hp: Int, width wp: Int, scale: Float, profile: StepProfile? = nil
+        _ features: Tensor, height hp: Int, width wp: Int, scale: Float, profile: StepProfile? = nil,
+        scratch: TrainingScratch? = nil
     ) -> (Tensor, Fea2GSContext) {
         let t0 = StepProfile.now()
         refreshRelativePositionBiases()
@@ -79,7 +100,8 @@ extension Fea2GS {
         let u = timed(profile, "fea2gs.UPNet", .forward) { upsample(query, grid: grid) }
         let nUp = u.height * u.width
         let cache =
-            HeadsCache.bytes(n: nUp, channel: c) <= Fea2GS.headsCacheLimitBytes ? HeadsCache(n: nUp, channel: c) : nil
+            HeadsCache.bytes(n: nUp, channel: c) <= Fea2GS.headsCacheLimitBytes
+            ? (scratch?.headsCache(n: nUp, channel: c) ?? HeadsCache(n: nUp, channel: c)) : nil
         let raw = timed(profile, "fea2gs: the five MLP heads", .forward) {
             heads(u.up, gridHeight: u.height, gridWidth: u.width, cache: cache)
         }

@@ -90,14 +90,17 @@ public final class Trainer: @unchecked Sendable {
         return m
     }
 
-    /// When set, each step adds its time per layer to it (`gsasr bench train --profile`).
+    /// When set, each step adds its time per layer to it (`gsasr bench train`).
     public var profile: StepProfile?
+
+    /// Buffers reused across samples and steps.
+    let scratch = TrainingScratch()
 
     /// One training iteration on `batch`.
     public func step(_ batch: [TrainingPair]) -> IterationResult {
         iteration += 1
         grads.zero()
-        let r = model.lossAndGradients(batch, rasterizer: rasterizer, grads: grads, profile: profile)
+        let r = model.lossAndGradients(batch, rasterizer: rasterizer, grads: grads, profile: profile, scratch: scratch)
         let tOpt = StepProfile.now()
         var norm2 = 0.0
         for (_, p) in parameters {

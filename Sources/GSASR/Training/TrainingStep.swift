@@ -49,7 +49,7 @@ extension GSASRModel {
     /// at a time), which computes the same gradient as a batched forward.
     public func lossAndGradients(
         _ batch: [TrainingPair], rasterizer: Rasterizer, loss: L1Loss = L1Loss(), grads: Gradients,
-        taps: StepTaps = StepTaps(), profile: StepProfile? = nil
+        taps: StepTaps = StepTaps(), profile: StepProfile? = nil, scratch: TrainingScratch? = nil
     ) -> StepResult {
         var result = StepResult(loss: 0, perSampleLoss: [])
         let ws = decoder.config.windowSize
@@ -62,7 +62,7 @@ extension GSASRModel {
             let (feat, encCtx) = encoder.forwardTraining(x, height: s.lrSize, width: s.lrSize, profile: profile)
             taps.encoderOutput?(b, feat)
             let (raw, decCtx) = decoder.forwardTraining(
-                feat, height: s.lrSize, width: s.lrSize, scale: s.scaleModify, profile: profile)
+                feat, height: s.lrSize, width: s.lrSize, scale: s.scaleModify, profile: profile, scratch: scratch)
             taps.rawGaussians?(b, raw)
             result.forwardSeconds += Date().timeIntervalSince(t0)
             t0 = Date()
