@@ -171,7 +171,11 @@ public struct GSASRServer: Sendable {
         do {
             decoded = try ImageIO.decode(data, name: "upload", maxPixels: limits.maxInputPixels)
         } catch let e as ImageIOError {
-            throw e.isPixelLimit ? APIError.tooLarge(e.message) : APIError.unprocessable(e.message)
+            throw e.isPixelLimit
+                ? APIError.tooLarge(
+                    e.message
+                        + "; this server upscales whole images up to that size (the gsasr command tiles larger photos)")
+                : APIError.unprocessable(e.message)
         }
         let img = decoded.rgb
         let scaleRequest: ScaleRequest

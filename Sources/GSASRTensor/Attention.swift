@@ -104,7 +104,11 @@ extension Kernels {
             var mv = V(repeating: -.infinity)
             var j = 0
             while j + 8 <= n {
-                mv = pointwiseMax(mv, (rowRaw + j * 4).loadUnaligned(as: V.self))
+                // The larger lane by a mask and bit operations: `pointwiseMax` is not inlined
+                // here and `replacing(with:where:)` compiles to a lane loop.
+                let v = (rowRaw + j * 4).loadUnaligned(as: V.self)
+                let gt = unsafeBitCast(v .> mv, to: SIMD8<Int32>.self)
+                mv = FastMath.floats((FastMath.bits(v) & gt) | (FastMath.bits(mv) & ~gt))
                 j += 8
             }
             var m = mv.max()

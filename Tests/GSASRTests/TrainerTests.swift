@@ -27,7 +27,10 @@ func tempFolder() throws -> URL {
 @Suite(.serialized) struct TrainerTests {
     func snapshot(_ t: Trainer) -> [[Float]] {
         t.parameters.flatMap { _, p in
-            [p.value.array, t.ema.value(of: p).array, t.adam.expAvg.of(p.value).array, t.adam.expAvgSq.of(p.value).array]
+            [
+                p.value.array, t.ema.value(of: p).array, t.adam.expAvg.of(p.value).array,
+                t.adam.expAvgSq.of(p.value).array,
+            ]
         }
     }
 
@@ -174,8 +177,9 @@ func tempFolder() throws -> URL {
             let entries = net == "encoder" ? t.encoderEntries : t.decoderEntries
             let live = entries.stateDict()
             #expect(raw.keys.allSatisfy { raw[$0]!.floats == live[$0]!.floats })
-            #expect(ema["\(net == "encoder" ? "conv_first.weight" : "gs_embedding")"]!.floats
-                != raw["\(net == "encoder" ? "conv_first.weight" : "gs_embedding")"]!.floats)
+            #expect(
+                ema["\(net == "encoder" ? "conv_first.weight" : "gs_embedding")"]!.floats
+                    != raw["\(net == "encoder" ? "conv_first.weight" : "gs_embedding")"]!.floats)
         }
         // The EMA differs from the raw parameters after a step (decay 0.999).
         let raw = t.model.encoder(x, height: 8, width: 8).array
@@ -226,8 +230,14 @@ func tempFolder() throws -> URL {
     @Test func badConfigsGetOneLineErrors() {
         let cases: [(String, String)] = [
             (Self.official + "\ntrain2: 1\n", "unknown key 'train2'"),
-            (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_sizes: 48"), "unknown key 'datasets.train.lr_sizes'"),
-            (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: big"), "'datasets.train.lr_size' must be an integer"),
+            (
+                Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_sizes: 48"),
+                "unknown key 'datasets.train.lr_sizes'"
+            ),
+            (
+                Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: big"),
+                "'datasets.train.lr_size' must be an integer"
+            ),
             (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 50"), "multiple of window_size"),
             (Self.official.replacingOccurrences(of: "use_hflip", with: "x") + "\n", ""),
             (Self.official.replacingOccurrences(of: "type: Adam", with: "type: SGD"), "only Adam"),
@@ -257,8 +267,12 @@ func tempFolder() throws -> URL {
         s.initGains = ["img_feat_proj.": 3, "conv_after_body.": 5]
         s.initAlphaBias = -3
         let tuned = try Trainer.initialModel(s)
-        let a = plain.encoderState.parameters.map { ("encoder." + $0.key, $0) } + plain.decoderState.parameters.map { ("decoder." + $0.key, $0) }
-        let b = tuned.encoderState.parameters.map { ("encoder." + $0.key, $0) } + tuned.decoderState.parameters.map { ("decoder." + $0.key, $0) }
+        let a =
+            plain.encoderState.parameters.map { ("encoder." + $0.key, $0) }
+            + plain.decoderState.parameters.map { ("decoder." + $0.key, $0) }
+        let b =
+            tuned.encoderState.parameters.map { ("encoder." + $0.key, $0) }
+            + tuned.decoderState.parameters.map { ("decoder." + $0.key, $0) }
         for ((key, p), (_, q)) in zip(a, b) {
             let x = p.value.array, y = q.value.array
             if key.contains("img_feat_proj.") {

@@ -85,7 +85,8 @@ extension WindowCrossAttnLayer {
     func backward(_ cx: CrossLayerContext, dOut dx4: Tensor, env: DecoderBlockEnv, grads: Gradients) -> Tensor {
         let c = dx4.shape[1], t = env.grid.tokens
         // x4 = x3 + ffn(norm4(x3))
-        let dx3 = norm4.backward(cx.norm4, dy: mlpCrossattnFeature.backward(cx.ffnFeature, dy: dx4, grads: grads), grads: grads)
+        let dx3 = norm4.backward(
+            cx.norm4, dy: mlpCrossattnFeature.backward(cx.ffnFeature, dy: dx4, grads: grads), grads: grads)
         Kernels.add(dx3, dx4)
         // x3 = x2 + proj(attention(qhead(norm3(x2) + pos), kvhead(feat)))
         let dAttn = windowCrossAttn.proj.backward(input: cx.attn, dy: dx3, grads: grads)!
@@ -108,11 +109,13 @@ extension WindowCrossAttnLayer {
         let dx2 = norm3.backward(cx.norm3, dy: dqIn, grads: grads)
         Kernels.add(dx2, dx3)
         // x2 = x1 + ffn(norm2(x1))
-        let dx1 = norm2.backward(cx.norm2, dy: mlpCrossattnScale.backward(cx.ffnScale, dy: dx2, grads: grads), grads: grads)
+        let dx1 = norm2.backward(
+            cx.norm2, dy: mlpCrossattnScale.backward(cx.ffnScale, dy: dx2, grads: grads), grads: grads)
         Kernels.add(dx1, dx2)
         // x1 = x0 + m(scale)
         env.addScaleGradient(
-            gsCrossAttnScale.backwardConstant(keyValue: env.scaleEmbedding, dOut: columnSums(dx1, channels: c), grads: grads))
+            gsCrossAttnScale.backwardConstant(
+                keyValue: env.scaleEmbedding, dOut: columnSums(dx1, channels: c), grads: grads))
         return dx1
     }
 }
@@ -205,7 +208,8 @@ extension GSSelfAttnLayer {
         Kernels.add(dg1, dg2)
         // g1 = g0 + m(scale)
         env.addScaleGradient(
-            gsCrossAttnScale.backwardConstant(keyValue: env.scaleEmbedding, dOut: columnSums(dg1, channels: c), grads: grads))
+            gsCrossAttnScale.backwardConstant(
+                keyValue: env.scaleEmbedding, dOut: columnSums(dg1, channels: c), grads: grads))
         return dg1
     }
 }

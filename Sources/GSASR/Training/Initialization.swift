@@ -80,15 +80,20 @@ public enum GSASRInitialization {
             sd.insert(prefix + "bias", uniform([cout], bound, &rng))
         }
         func norm(_ prefix: String) {
-            sd.insert(prefix + "weight", LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 1, count: c)))
+            sd.insert(
+                prefix + "weight", LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 1, count: c)))
             sd.insert(prefix + "bias", LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 0, count: c)))
         }
         func mha(_ prefix: String) {
             let b = (6.0 / Double(c + 3 * c)).squareRoot()
             sd.insert(prefix + "in_proj_weight", uniform([3 * c, c], b, &rng))
-            sd.insert(prefix + "in_proj_bias", LoadedTensor(shape: [3 * c], dtype: .float32, floats: .init(repeating: 0, count: 3 * c)))
+            sd.insert(
+                prefix + "in_proj_bias",
+                LoadedTensor(shape: [3 * c], dtype: .float32, floats: .init(repeating: 0, count: 3 * c)))
             sd.insert(prefix + "out_proj.weight", uniform([c, c], 1 / Double(c).squareRoot(), &rng))
-            sd.insert(prefix + "out_proj.bias", LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 0, count: c)))
+            sd.insert(
+                prefix + "out_proj.bias",
+                LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 0, count: c)))
         }
         func table(_ prefix: String, rows: Int, index: [Int64], nq: Int, nk: Int) {
             var v = [Float](repeating: 0, count: rows * cfg.numHeads)
@@ -97,7 +102,9 @@ public enum GSASRInitialization {
                 while abs(x) > 2 { x = 0.02 * rng.normal() }
                 v[i] = Float(x)
             }
-            sd.insert(prefix + "relative_position_bias_table", LoadedTensor(shape: [rows, cfg.numHeads], dtype: .float32, floats: v))
+            sd.insert(
+                prefix + "relative_position_bias_table",
+                LoadedTensor(shape: [rows, cfg.numHeads], dtype: .float32, floats: v))
             sd.insert(
                 prefix + "relative_position_index",
                 LoadedTensor(shape: [nq, nk], dtype: .int64, floats: index.map { Float($0) }, ints: index))
@@ -110,7 +117,8 @@ public enum GSASRInitialization {
         let m = 2 * max(s, ws) - 1
         guard let top = crossIndex.max(), top < Int64(m * m) else {
             throw ModelLoadError(
-                "decoder: the official relative-position index for num_gs_seed \(cfg.numGsSeed) and window \(ws) exceeds its table (\(m * m) rows)")
+                "decoder: the official relative-position index for num_gs_seed \(cfg.numGsSeed) and window \(ws) exceeds its table (\(m * m) rows)"
+            )
         }
         let selfIndex = selfAttentionIndex(seedSide: s)
         for b in 0..<cfg.numCrossattnBlocks {
@@ -248,7 +256,8 @@ public enum GSASRInitialization {
         for v in flat {
             guard v == v.rounded() else {
                 throw ModelLoadError(
-                    "decoder: seed side \(s) and window \(ws) give non-integer offsets; their official index order is not reproduced")
+                    "decoder: seed side \(s) and window \(ws) give non-integer offsets; their official index order is not reproduced"
+                )
             }
             ints.append(Int64(v))
         }

@@ -128,7 +128,8 @@ extension Conv2d {
     func entries(_ prefix: String) -> [StateEntry] {
         [
             .parameter(
-                NamedParameter(prefix + "weight", weights.weight, layout: .conv3x3(cout: weights.cout, cin: weights.cin))),
+                NamedParameter(
+                    prefix + "weight", weights.weight, layout: .conv3x3(cout: weights.cout, cin: weights.cin))),
             .parameter(NamedParameter(prefix + "bias", weights.bias)),
         ]
     }

@@ -53,7 +53,8 @@ public final class Trainer: @unchecked Sendable {
     public static func initialModel(_ s: TrainingSettings) throws -> GSASRModel {
         if s.pretrainEncoder != nil || s.pretrainDecoder != nil {
             guard let e = s.pretrainEncoder, let d = s.pretrainDecoder else {
-                throw TrainingError("fine-tuning needs both path.pretrain_network_g and path_fea2gs.pretrain_network_fea2gs")
+                throw TrainingError(
+                    "fine-tuning needs both path.pretrain_network_g and path_fea2gs.pretrain_network_fea2gs")
             }
             let m = try GSASRModel.load(
                 encoder: URL(fileURLWithPath: e), decoder: URL(fileURLWithPath: d), paramKey: s.paramKey)
@@ -71,7 +72,9 @@ public final class Trainer: @unchecked Sendable {
                 + m.decoderState.parameters.map { ("decoder." + $0.key, $0) }
             for (pattern, gain) in s.initGains.sorted(by: { $0.key < $1.key }) {
                 let hits = all.filter { $0.0.contains(pattern) }
-                guard !hits.isEmpty else { throw TrainingError("train.init_gains: no parameter key contains '\(pattern)'") }
+                guard !hits.isEmpty else {
+                    throw TrainingError("train.init_gains: no parameter key contains '\(pattern)'")
+                }
                 for (_, p) in hits { for i in 0..<p.value.count { p.value.ptr[i] *= Float(gain) } }
             }
         }
@@ -81,7 +84,9 @@ public final class Trainer: @unchecked Sendable {
         }
         if let beta = s.initCrossAttnLocality {
             let table = try GSASRInitialization.crossAttentionLocalityTable(s.decoder, beta: beta)
-            let hits = m.decoderState.parameters.filter { $0.key.hasSuffix("window_cross_attn.relative_position_bias_table") }
+            let hits = m.decoderState.parameters.filter {
+                $0.key.hasSuffix("window_cross_attn.relative_position_bias_table")
+            }
             for p in hits {
                 precondition(p.value.count == table.count)
                 for i in 0..<table.count { p.value.ptr[i] = table[i] }
@@ -153,10 +158,12 @@ public final class Trainer: @unchecked Sendable {
         let official = dir.appendingPathComponent("official")
         try FileManager.default.createDirectory(at: official, withIntermediateDirectories: true)
         try PthWriter.save(
-            [("params_ema", e), ("params", encoderEntries.stateDict())], to: official.appendingPathComponent("encoder.pth"),
+            [("params_ema", e), ("params", encoderEntries.stateDict())],
+            to: official.appendingPathComponent("encoder.pth"),
             archiveName: "encoder")
         try PthWriter.save(
-            [("params_ema", d), ("params", decoderEntries.stateDict())], to: official.appendingPathComponent("decoder.pth"),
+            [("params_ema", d), ("params", decoderEntries.stateDict())],
+            to: official.appendingPathComponent("decoder.pth"),
             archiveName: "decoder")
         let cfg = settings.decoder
         let json: [String: Any] = [
@@ -198,7 +205,8 @@ public final class Trainer: @unchecked Sendable {
         for (key, p) in parameters {
             let shape = p.torchShape
             sd.insert("params." + key, LoadedTensor(shape: shape, dtype: .float32, floats: p.torchValues()))
-            sd.insert("ema." + key, LoadedTensor(shape: shape, dtype: .float32, floats: p.torchValues(of: ema.value(of: p))))
+            sd.insert(
+                "ema." + key, LoadedTensor(shape: shape, dtype: .float32, floats: p.torchValues(of: ema.value(of: p))))
             sd.insert(
                 "adam_m." + key,
                 LoadedTensor(shape: shape, dtype: .float32, floats: p.torchValues(of: adam.expAvg.of(p.value))))
@@ -220,10 +228,12 @@ public final class Trainer: @unchecked Sendable {
             throw TrainingError("checkpoint '\(url.path)' is unreadable: \(error)")
         }
         guard let json = loaded.metadata["gsasr_state"],
-            let state = try? JSONDecoder().decode(State.self, from: Data(json.utf8)), state.format == "gsasr-train-state-1"
+            let state = try? JSONDecoder().decode(State.self, from: Data(json.utf8)),
+            state.format == "gsasr-train-state-1"
         else { throw TrainingError("checkpoint '\(url.path)' has no valid gsasr_state metadata") }
         guard state.iteration >= 0, state.adamStep == state.iteration else {
-            throw TrainingError("checkpoint '\(url.path)': inconsistent iteration \(state.iteration) / Adam step \(state.adamStep)")
+            throw TrainingError(
+                "checkpoint '\(url.path)': inconsistent iteration \(state.iteration) / Adam step \(state.adamStep)")
         }
         var s = state.settings
         s.pretrainEncoder = nil
@@ -232,7 +242,9 @@ public final class Trainer: @unchecked Sendable {
         let model = try GSASRInitialization.model(encoder: s.encoder, decoder: s.decoder, seed: s.manualSeed)
         let t = Trainer(settings: state.settings, model: model)
         var expected = Set<String>()
-        for (key, _) in t.parameters { for g in ["params.", "ema.", "adam_m.", "adam_v."] { expected.insert(g + key) } }
+        for (key, _) in t.parameters {
+            for g in ["params.", "ema.", "adam_m.", "adam_v."] { expected.insert(g + key) }
+        }
         for k in loaded.tensors.keys where !expected.contains(k) {
             throw TrainingError("checkpoint '\(url.path)': unexpected tensor '\(k)'")
         }

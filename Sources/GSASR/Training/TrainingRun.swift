@@ -60,7 +60,8 @@ public final class TrainingRun {
             else { continue }
             if it <= iteration { kept.append(String(line)) }
         }
-        try TrainingFiles.atomicWrite(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: logURL)
+        try TrainingFiles.atomicWrite(
+            Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: logURL)
     }
 
     func appendLog(_ obj: [String: Any]) {
@@ -120,13 +121,15 @@ public final class TrainingRun {
                 let mean = windowLoss / Double(windowIters)
                 output(
                     String(
-                        format: "iter %d/%d  loss %.5f  lr %.3g  |g| %.3g  %.2f it/s  ETA %@  (net fwd %.0f%%, render %.0f%%, net bwd %.0f%%)",
+                        format:
+                            "iter %d/%d  loss %.5f  lr %.3g  |g| %.3g  %.2f it/s  ETA %@  (net fwd %.0f%%, render %.0f%%, net bwd %.0f%%)",
                         r.iteration, totalIter, mean, r.learningRate, r.gradNorm, ips, Self.duration(eta),
                         100 * phase.forward / max(dt, 1e-9), 100 * phase.render / max(dt, 1e-9),
                         100 * phase.backward / max(dt, 1e-9)))
                 appendLog([
                     "iter": r.iteration, "loss": mean, "lr": r.learningRate, "grad_norm": r.gradNorm, "it_per_s": ips,
-                    "wall_s": wall(), "forward_s": phase.forward, "render_s": phase.render, "backward_s": phase.backward,
+                    "wall_s": wall(), "forward_s": phase.forward, "render_s": phase.render,
+                    "backward_s": phase.backward,
                 ])
                 phase = (0, 0, 0)
                 windowStart = Date()
@@ -161,7 +164,8 @@ public final class TrainingRun {
     static func duration(_ s: Double) -> String {
         guard s.isFinite else { return "?" }
         let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+        return t >= 3600
+            ? String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) : String(format: "%dm%02ds", t / 60, t % 60)
     }
 
     /// Draws the loss (left axis) and the validation gain over bicubic per scale (right axis).
@@ -197,26 +201,35 @@ public final class TrainingRun {
         func x(_ it: Double) -> Double { l + (w - l - r) * it / maxIt }
         func yl(_ v: Double) -> Double { t + (h - t - b) * (1 - (v - lmin) / (lmax - lmin)) }
         func yg(_ v: Double) -> Double { t + (h - t - b) * (1 - (v - gmin) / (gmax - gmin)) }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        var s =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"11\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<rect x=\"\(l)\" y=\"\(t)\" width=\"\(w - l - r)\" height=\"\(h - t - b)\" fill=\"none\" stroke=\"#888\"/>\n"
-        s += "<text x=\"\(l)\" y=\"18\">training L1 loss (blue, left) and validation PSNR-Y gain over bicubic, dB (right)</text>\n"
-        s += String(format: "<text x=\"4\" y=\"%.1f\">%.4f</text><text x=\"4\" y=\"%.1f\">%.4f</text>\n", t + 10, lmax, h - b, lmin)
+        s +=
+            "<rect x=\"\(l)\" y=\"\(t)\" width=\"\(w - l - r)\" height=\"\(h - t - b)\" fill=\"none\" stroke=\"#888\"/>\n"
+        s +=
+            "<text x=\"\(l)\" y=\"18\">training L1 loss (blue, left) and validation PSNR-Y gain over bicubic, dB (right)</text>\n"
         s += String(
-            format: "<text x=\"%.1f\" y=\"%.1f\">%+.2f</text><text x=\"%.1f\" y=\"%.1f\">%+.2f</text>\n", w - r + 4, t + 10, gmax,
+            format: "<text x=\"4\" y=\"%.1f\">%.4f</text><text x=\"4\" y=\"%.1f\">%.4f</text>\n", t + 10, lmax, h - b,
+            lmin)
+        s += String(
+            format: "<text x=\"%.1f\" y=\"%.1f\">%+.2f</text><text x=\"%.1f\" y=\"%.1f\">%+.2f</text>\n", w - r + 4,
+            t + 10, gmax,
             w - r + 4, h - b, gmin)
         s += String(format: "<text x=\"%.1f\" y=\"%.1f\">iteration %d</text>\n", w / 2 - 40, h - 10, Int(maxIt))
         if !loss.isEmpty {
             let pts = loss.map { String(format: "%.1f,%.1f", x($0.0), yl($0.1)) }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.2\" points=\"\(pts)\"/>\n"
         }
-        s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\" stroke-dasharray=\"4\"/>\n", l, w - r, yg(0), yg(0))
+        s += String(
+            format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ccc\" stroke-dasharray=\"4\"/>\n",
+            l, w - r, yg(0), yg(0))
         let colors = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
         for (i, sc) in gains.keys.sorted().enumerated() {
             let c = colors[i % colors.count]
             let pts = gains[sc]!.map { String(format: "%.1f,%.1f", x($0.0), yg($0.1)) }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.5\" points=\"\(pts)\"/>\n"
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"\(c)\">x%g</text>\n", l + 8 + Double(i) * 40, t + 14, sc)
+            s += String(
+                format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"\(c)\">x%g</text>\n", l + 8 + Double(i) * 40, t + 14, sc)
         }
         return s + "</svg>\n"
     }

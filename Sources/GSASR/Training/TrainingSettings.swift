@@ -98,7 +98,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "syntax error"
             throw TrainingError("\(origin): not valid YAML (\(first))")
         }
-        guard let dict = root as? [String: Any] else { throw TrainingError("\(origin): the top level must be a mapping") }
+        guard let dict = root as? [String: Any] else {
+            throw TrainingError("\(origin): the top level must be a mapping")
+        }
         var s = TrainingSettings()
         try s.apply(YAMLNode(dict, path: "", origin: origin))
         try s.validate(origin: origin)
@@ -174,13 +176,17 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             }
         }
         if let g = try n.child("network_g") {
-            try g.only(["type", "num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale", "res_scale", "img_range"])
+            try g.only([
+                "type", "num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale", "res_scale", "img_range",
+            ])
             if let t = try g.string("type"), t != "EDSRNOUP" {
                 throw TrainingError("\(g.origin): network_g.type '\(t)' is not supported for training (only EDSRNOUP)")
             }
             if let v = try g.int("num_feat") { encoder.numFeat = v }
             if let v = try g.int("num_block") { encoder.numBlock = v }
-            if let v = try g.int("num_in_ch"), v != 3 { throw TrainingError("\(g.origin): network_g.num_in_ch must be 3") }
+            if let v = try g.int("num_in_ch"), v != 3 {
+                throw TrainingError("\(g.origin): network_g.num_in_ch must be 3")
+            }
             if let v = try g.double("res_scale"), v != 1 {
                 throw TrainingError("\(g.origin): network_g.res_scale must be 1")
             }
@@ -192,7 +198,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                 "shuffle_scale1", "shuffle_scale2",
             ])
             if let t = try f.string("type"), t != "Fea2GS" {
-                throw TrainingError("\(f.origin): network_fea2gs.type '\(t)' is not supported for training (only Fea2GS)")
+                throw TrainingError(
+                    "\(f.origin): network_fea2gs.type '\(t)' is not supported for training (only Fea2GS)")
             }
             if let v = try f.int("inchannel") { decoder.inchannel = v }
             if let v = try f.int("channel") { decoder.channel = v }
@@ -222,7 +229,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             ])
             if let v = t.raw("clip_grad_norm") {
                 if let b = v as? Bool {
-                    if b { throw TrainingError("\(t.origin): train.clip_grad_norm: give the max norm (a number) or False") }
+                    if b {
+                        throw TrainingError("\(t.origin): train.clip_grad_norm: give the max norm (a number) or False")
+                    }
                     clipGradNorm = nil
                 } else if let x = try t.double("clip_grad_norm") {
                     clipGradNorm = x
@@ -232,7 +241,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             if let v = try t.double("init_alpha_bias") { initAlphaBias = v }
             if let v = try t.double("init_cross_attn_locality") {
                 guard v >= 0, v.isFinite else {
-                    throw TrainingError("\(t.origin): train.init_cross_attn_locality must be a finite number >= 0, not \(v)")
+                    throw TrainingError(
+                        "\(t.origin): train.init_cross_attn_locality must be a finite number >= 0, not \(v)")
                 }
                 initCrossAttnLocality = v
             }
@@ -255,7 +265,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                         throw TrainingError("\(o.origin): train.\(key).weight_decay must be 0")
                     }
                     if let b = try o.doubleList("betas") {
-                        guard b.count == 2 else { throw TrainingError("\(o.origin): train.\(key).betas must be [b1, b2]") }
+                        guard b.count == 2 else {
+                            throw TrainingError("\(o.origin): train.\(key).betas must be [b1, b2]")
+                        }
                         beta1 = b[0]
                         beta2 = b[1]
                     }
@@ -264,7 +276,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             if let sc = try t.child("scheduler") {
                 try sc.only(["type", "milestones", "gamma"])
                 if let ty = try sc.string("type"), ty != "MultiStepLR" {
-                    throw TrainingError("\(sc.origin): train.scheduler.type '\(ty)' is not supported (only MultiStepLR)")
+                    throw TrainingError(
+                        "\(sc.origin): train.scheduler.type '\(ty)' is not supported (only MultiStepLR)")
                 }
                 if let m = try sc.doubleList("milestones") { milestones = m.map { Int($0) } }
                 if let g = try sc.double("gamma") { gamma = g }
@@ -295,12 +308,15 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     func validate(origin: String) throws {
         func fail(_ m: String) -> TrainingError { TrainingError("\(origin): \(m)") }
         guard lrSize > 0, lrSize % decoder.windowSize == 0 else {
-            throw fail("datasets.train.lr_size \(lrSize) must be a positive multiple of window_size \(decoder.windowSize)")
+            throw fail(
+                "datasets.train.lr_size \(lrSize) must be a positive multiple of window_size \(decoder.windowSize)")
         }
         guard scaleMin >= 1, scaleMax >= scaleMin, scaleMax <= 16 else {
             throw fail("datasets.train.scale_list [\(scaleMin), \(scaleMax)] must satisfy 1 <= min <= max <= 16")
         }
-        guard batchSize >= 1, batchSize <= 1024 else { throw fail("datasets.train.batch_size_per_gpu must be 1...1024") }
+        guard batchSize >= 1, batchSize <= 1024 else {
+            throw fail("datasets.train.batch_size_per_gpu must be 1...1024")
+        }
         guard downscale == 1 || downscale == 2 else { throw fail("datasets.train.downscale must be 1 or 2") }
         guard totalIter >= 1 else { throw fail("train.total_iter must be at least 1") }
         guard lr > 0, lr.isFinite else { throw fail("train.optim_g.lr must be positive") }
@@ -308,7 +324,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         guard dmax > 0, dmax <= 1 else { throw fail("dmax must be in (0, 1]") }
         guard encoder.numFeat > 0, encoder.numBlock >= 0 else { throw fail("network_g sizes must be positive") }
         guard encoder.numFeat == decoder.inchannel else {
-            throw fail("network_g.num_feat \(encoder.numFeat) differs from network_fea2gs.inchannel \(decoder.inchannel)")
+            throw fail(
+                "network_g.num_feat \(encoder.numFeat) differs from network_fea2gs.inchannel \(decoder.inchannel)")
         }
         guard decoder.channel > 0, decoder.numHeads > 0, decoder.channel % decoder.numHeads == 0 else {
             throw fail("network_fea2gs.channel must be a positive multiple of num_heads")
