@@ -132,9 +132,13 @@ final class JobStore: @unchecked Sendable {
             run(job)
             cond.lock()
             running -= 1
-            if job.state == .done { completedCount += 1 }
-            if job.state == .failed { failedCount += 1 }
-            if job.state == .done { averageSeconds = 0.7 * averageSeconds + 0.3 * Date().timeIntervalSince(t0) }
+            switch job.state {
+            case .done:
+                completedCount += 1
+                averageSeconds = 0.7 * averageSeconds + 0.3 * Date().timeIntervalSince(t0)
+            case .failed: failedCount += 1
+            default: break
+            }
             remember(job)
             cond.unlock()
         }

@@ -33,11 +33,11 @@ struct UpscaleQuery {
             scale = s
         }
         if let text = q.get("size") {
-            let parts = text.lowercased().split(whereSeparator: { $0 == "x" || $0 == "," })
-            guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) else {
+            // The CLI's parser (its message names the CLI option, so the API says its own).
+            guard let s = try? ScaleRequest.parseSize(text) else {
                 throw APIError.unprocessable("size '\(text)' is not WIDTHxHEIGHT (e.g. 1920x1080)")
             }
-            size = (w, h)
+            size = s
         }
         for (key, slot) in [("width", \UpscaleQuery.width), ("height", \UpscaleQuery.height)] {
             if let text = q.get(key) {
@@ -65,10 +65,7 @@ struct ZoomQuery {
         guard let regionText = q.get("region") else {
             throw APIError.unprocessable("give region=x,y,w,h (pixels of the result)")
         }
-        let parts = regionText.split(separator: ",", omittingEmptySubsequences: false).compactMap {
-            Int($0.trimmingCharacters(in: .whitespaces))
-        }
-        guard parts.count == 4 else {
+        guard let region = try? RenderView.parseRegion(regionText) else {
             throw APIError.unprocessable("region '\(regionText)' is not x,y,w,h (e.g. 10,20,64,48)")
         }
         var zoom = 4.0
@@ -88,7 +85,7 @@ struct ZoomQuery {
         }
         overlay = q.get("overlay") == "1"
         do {
-            view = try RenderView(export: result.export, region: (parts[0], parts[1], parts[2], parts[3]), zoom: zoom)
+            view = try RenderView(export: result.export, region: region, zoom: zoom)
         } catch let e as GaussianExportError {
             throw APIError.unprocessable(e.description)
         }
