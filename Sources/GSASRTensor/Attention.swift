@@ -167,16 +167,21 @@ extension Kernels {
         ldKV: Int, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
         bias: UnsafePointer<Float>, dOut: UnsafePointer<Float>, ldDOut: Int,
         dQ: UnsafeMutablePointer<Float>, ldDQ: Int, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
-        ldDKV: Int, dBias: UnsafeMutablePointer<Float>
+        ldDKV: Int, dBias: UnsafeMutablePointer<Float>, parallel: Bool = true
     ) {
         let d = c / heads
         let scale = 1 / Float(d).squareRoot()
         let biasSize = heads * nq * nk
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: windows * biasSize)
-        defer { partial.deallocate() }
+        // In parallel, each window's dZ goes to its own slot, summed in window order at the end;
+        // run in order on one thread, each window adds into dB directly: the same sums.
+        let partial: UnsafeMutablePointer<Float>? = parallel ? .allocate(capacity: windows * biasSize) : nil
+        defer { partial?.deallocate() }
         qRows.withUnsafeBufferPointer { qr in
             kRows.withUnsafeBufferPointer { kr in
-                Parallel.forEach(windows) { w in
+                let each: ((Int) -> Void) -> Void = { body in
+                    if parallel { Parallel.forEach(windows, body) } else { for w in 0..<windows { body(w) } }
+                }
+                each { w in
                     let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
                     let ks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
                     let vs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
@@ -225,7 +230,11 @@ extension Kernels {
                             for j in 0..<nk { s += pr[j] * gr[j] }
                             for j in 0..<nk { gr[j] = pr[j] * (gr[j] - s) }
                         }
-                        (partial + w * biasSize + h * nq * nk).update(from: dp, count: nq * nk)
+                        if let partial {
+                            (partial + w * biasSize + h * nq * nk).update(from: dp, count: nq * nk)
+                        } else {
+                            Kernels.add(dBias + h * nq * nk, dp, nq * nk)
+                        }
                         // dQs_h = dZ K_h ; dK_h = dZᵀ Qs_h
                         BLAS.sgemm(
                             transA: false, transB: false, m: nq, n: d, k: nk, alpha: scale,
@@ -245,9 +254,11 @@ extension Kernels {
                 }
             }
         }
-        for w in 0..<windows {
-            let src = partial + w * biasSize
-            for i in 0..<biasSize { dBias[i] += src[i] }
+        if let partial {
+            for w in 0..<windows {
+                let src = partial + w * biasSize
+                for i in 0..<biasSize { dBias[i] += src[i] }
+            }
         }
     }
 }

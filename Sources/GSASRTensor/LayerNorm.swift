@@ -55,13 +55,14 @@ extension Kernels {
     ///
     ///   dx = r · (g − mean(g) − x̂ · mean(g ⊙ x̂)),   dγ += Σ_rows dy ⊙ x̂,   dβ += Σ_rows dy.
     ///
-    /// dx is written (rows in parallel); dγ and dβ are summed over rows in order (deterministic).
+    /// dx is written (rows in parallel unless `parallel` is false); dγ and dβ are summed over rows
+    /// in order (deterministic).
     public static func layerNormBackward(
         x: UnsafePointer<Float>, rows: Int, n: Int, gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>,
         rstd: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-        dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>
+        dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>, parallel: Bool = true
     ) {
-        Parallel.forChunks(rows, minChunk: 128) { range in
+        Parallel.forChunks(rows, minChunk: 128, threads: parallel ? Parallel.threadCount : 1) { range in
             for r in range {
                 let xr = x + r * n, gr = dy + r * n, dxr = dx + r * n
                 let mu = mean[r], rs = rstd[r]

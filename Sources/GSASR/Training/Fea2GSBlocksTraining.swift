@@ -151,68 +151,7 @@ extension WindowCrossAttnBlock {
     }
 }
 
-struct SelfLayerContext {
-    let norm4: LayerNormContext, ffnScale: MLPContext
-    let norm1: LayerNormContext, h: Tensor, qkv: Tensor, attn: Tensor
-    let norm2: LayerNormContext, ffn: MLPContext
-}
-
-extension GSSelfAttnLayer {
-    func forwardTraining(_ g0: Tensor, rows: [Int32], env: DecoderBlockEnv) -> (Tensor, SelfLayerContext) {
-        let c = g0.shape[1], t = env.grid.tokens
-        let g1 = g0.copy()
-        Kernels.addRow(g1, gsCrossAttnScale.constantOutput(keyValue: env.scaleEmbedding))
-        let (a, n4) = norm4.forwardTraining(g1)
-        let (b, f1) = mlpCrossattn.forwardTraining(a)
-        let g2 = g1.adding(b)
-        let (h, n1) = norm1.forwardTraining(g2)
-        let qkv = gsSelfAttn.qkvhead(h)
-        let attn = Tensor(uninitialized: [t, c])
-        Kernels.windowAttention(
-            qkv: qkv, channels: c, rows: rows, windows: env.grid.windows, tokensPerWindow: env.grid.seeds,
-            heads: gsSelfAttn.heads, bias: gsSelfAttn.bias, out: attn)
-        let g3 = g2.adding(gsSelfAttn.proj(attn))
-        let (d, n2) = norm2.forwardTraining(g3)
-        let (e, f2) = mlpSelfattn.forwardTraining(d)
-        let g4 = g3.adding(e)
-        return (
-            g4, SelfLayerContext(norm4: n4, ffnScale: f1, norm1: n1, h: h, qkv: qkv, attn: attn, norm2: n2, ffn: f2)
-        )
-    }
-
-    func backward(_ cx: SelfLayerContext, dOut dg4: Tensor, rows: [Int32], env: DecoderBlockEnv, grads: Gradients)
-        -> Tensor
-    {
-        let c = dg4.shape[1], t = env.grid.tokens
-        // g4 = g3 + ffn(norm2(g3))
-        let dg3 = norm2.backward(cx.norm2, dy: mlpSelfattn.backward(cx.ffn, dy: dg4, grads: grads), grads: grads)
-        Kernels.add(dg3, dg4)
-        // g3 = g2 + proj(attention(qkvhead(norm1(g2))))
-        let dAttn = gsSelfAttn.proj.backward(input: cx.attn, dy: dg3, grads: grads)!
-        let dqkv = Tensor(uninitialized: [t, 3 * c])
-        let ra = gsSelfAttn.relativePosition
-        let dBias = Tensor(zeros: [ra.heads, ra.nq, ra.nk])
-        withExtendedLifetime((cx, dAttn, dqkv, dBias)) {
-            Kernels.windowAttentionBackward(
-                q: cx.qkv.ptr, k: cx.qkv.ptr + c, v: cx.qkv.ptr + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c,
-                qRows: rows, kRows: rows, windows: env.grid.windows, nq: env.grid.seeds, nk: env.grid.seeds,
-                heads: gsSelfAttn.heads, bias: gsSelfAttn.bias.ptr, dOut: dAttn.ptr, ldDOut: c, dQ: dqkv.ptr,
-                ldDQ: 3 * c, dK: dqkv.ptr + c, dV: dqkv.ptr + 2 * c, ldDKV: 3 * c, dBias: dBias.ptr)
-            ra.backward(dBias: dBias.ptr, dTable: grads.of(ra.table))
-        }
-        let dh = gsSelfAttn.qkvhead.backward(input: cx.h, dy: dqkv, grads: grads)!
-        let dg2 = norm1.backward(cx.norm1, dy: dh, grads: grads)
-        Kernels.add(dg2, dg3)
-        // g2 = g1 + ffn(norm4(g1))
-        let dg1 = norm4.backward(cx.norm4, dy: mlpCrossattn.backward(cx.ffnScale, dy: dg2, grads: grads), grads: grads)
-        Kernels.add(dg1, dg2)
-        // g1 = g0 + m(scale)
-        env.addScaleGradient(
-            gsCrossAttnScale.backwardConstant(
-                keyValue: env.scaleEmbedding, dOut: columnSums(dg1, channels: c), grads: grads))
-        return dg1
-    }
-}
+// GSSelfAttnLayer's training passes: GSSelfAttnLayerTraining.swift.
 
 struct SelfBlockContext {
     let norm: LayerNormContext
