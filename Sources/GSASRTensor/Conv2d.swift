@@ -110,21 +110,9 @@ extension Kernels {
 // MARK: - Backward
 
 extension Kernels {
-    /// The im2col patch matrix of an (h × w × cin) map: (h·w) × 9·cin, tap-major columns
-    /// k = (ky·3 + kx)·cin + ci, zeros outside the image (the forward's layout).
-    static func im2col3x3(_ x: UnsafePointer<Float>, height h: Int, width w: Int, cin: Int) -> UnsafeMutablePointer<
-        Float
-    > {
-        let kdim = 9 * cin
-        let patch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, h * w * kdim))
-        Parallel.forChunks(h, minChunk: 2) { rows in
-            im2col3x3(x, height: h, width: w, cin: cin, rows: rows, into: patch + rows.lowerBound * w * kdim)
-        }
-        return patch
-    }
-
-    /// Patch rows of image rows `rows` into `patch` (whose first row is image row
-    /// `rows.lowerBound`, column 0).
+    /// Rows of the im2col patch matrix of an (h × w × cin) map for image rows `rows`, into
+    /// `patch` (whose first row is image row `rows.lowerBound`, column 0): one row per pixel,
+    /// tap-major columns k = (ky·3 + kx)·cin + ci, zeros outside the image (the forward's layout).
     @inline(__always)
     static func im2col3x3(
         _ x: UnsafePointer<Float>, height h: Int, width w: Int, cin: Int, rows: Range<Int>,
@@ -150,10 +138,21 @@ extension Kernels {
         }
     }
 
+    /// Blocks of image rows of ``conv3x3Backward(_:height:width:_:dy:dWeight:dBias:needDX:)``:
+    /// a fixed number (fewer only for images with fewer rows), never the thread count.
+    static let convBackwardBlocks = 4
+
     /// Backward of ``conv3x3(_:height:width:_:)``. With P = im2col(x) (recomputed from the saved
     /// input), Y = P·Wᵀ + b, so dW += dYᵀ·P, db += Σ dY, dP = dY·W, and dX is the col2im of dP:
     /// dX[y, x, ci] = Σ over taps (ky, kx) of dP[(y − ky + 1, x − kx + 1), tap, ci], a gather
     /// (each input pixel sums its own 9 contributions in tap order: no races, deterministic).
+    ///
+    /// The image is cut into ``convBackwardBlocks`` blocks of whole rows. Each block builds its
+    /// own rows of P in a per-worker buffer (P never exists whole), writes its rows of dP, and
+    /// sums its pixels' dW and db into its own accumulator with one GEMM each (every GEMM reads
+    /// its block's P once; cutting dW by output rows instead would pack all of P once per cut).
+    /// The accumulators are then added into dW and db in block order. The blocks depend on the
+    /// image size only, so the result is the same bits for any number of threads.
     /// Returns dX, or nil when `needDX` is false (the first layer of a network).
     @discardableResult
     public static func conv3x3Backward(
@@ -162,14 +161,49 @@ extension Kernels {
     ) -> Tensor? {
         let cin = p.cin, cout = p.cout, kdim = 9 * cin
         precondition(x.count == h * w * cin && dy.count == h * w * cout)
+        precondition(dWeight.count == cout * kdim && dBias.count == cout)
         let npix = h * w
-        let patch = im2col3x3(x.ptr, height: h, width: w, cin: cin)
-        defer { patch.deallocate() }
-        let dPatch: UnsafeMutablePointer<Float>? = needDX ? .allocate(capacity: max(1, npix * kdim)) : nil
+        if npix == 0 { return needDX ? Tensor(zeros: [h, w, cin]) : nil }
+        let rowsPerBlock = (h + convBackwardBlocks - 1) / convBackwardBlocks
+        let blocks = (h + rowsPerBlock - 1) / rowsPerBlock
+        let accSize = cout * kdim + cout
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: blocks * accSize)
+        defer { acc.deallocate() }
+        let dPatch: UnsafeMutablePointer<Float>? = needDX ? .allocate(capacity: npix * kdim) : nil
         defer { dPatch?.deallocate() }
-        linearBackward(
-            x: patch, ldx: kdim, m: npix, k: kdim, weight: p.weight.ptr, n: cout, dy: dy.ptr, ldy: cout, dx: dPatch,
-            lddx: kdim, dWeight: dWeight.ptr, dBias: dBias.ptr)
+        let blockPixels = rowsPerBlock * w
+        let ones = UnsafeMutablePointer<Float>.allocate(capacity: blockPixels)
+        ones.initialize(repeating: 1, count: blockPixels)
+        defer { ones.deallocate() }
+        let workers = max(1, min(Parallel.threadCount, blocks))
+        withExtendedLifetime((x, dy, p.weight)) {
+            let xp = x.ptr, dyp = dy.ptr, wp = p.weight.ptr
+            Parallel.workers(workers) { worker in
+                let patch = UnsafeMutablePointer<Float>.allocate(capacity: blockPixels * kdim)
+                defer { patch.deallocate() }
+                for b in stride(from: worker, to: blocks, by: workers) {
+                    let r0 = b * rowsPerBlock, r1 = min(h, r0 + rowsPerBlock)
+                    let px0 = r0 * w, pixels = (r1 - r0) * w
+                    im2col3x3(xp, height: h, width: w, cin: cin, rows: r0..<r1, into: patch)
+                    let g = acc + b * accSize
+                    BLAS.sgemm(
+                        transA: true, transB: false, m: cout, n: kdim, k: pixels, alpha: 1, a: dyp + px0 * cout,
+                        lda: cout, b: patch, ldb: kdim, beta: 0, c: g, ldc: kdim)
+                    BLAS.sgemm(
+                        transA: true, transB: false, m: cout, n: 1, k: pixels, alpha: 1, a: dyp + px0 * cout,
+                        lda: cout, b: ones, ldb: 1, beta: 0, c: g + cout * kdim, ldc: 1)
+                    if let dPatch {
+                        BLAS.sgemm(
+                            transA: false, transB: false, m: pixels, n: kdim, k: cout, alpha: 1, a: dyp + px0 * cout,
+                            lda: cout, b: wp, ldb: kdim, beta: 0, c: dPatch + px0 * kdim, ldc: kdim)
+                    }
+                }
+            }
+            for b in 0..<blocks {
+                add(dWeight.ptr, acc + b * accSize, cout * kdim)
+                add(dBias.ptr, acc + b * accSize + cout * kdim, cout)
+            }
+        }
         guard let dPatch else { return nil }
         let dx = Tensor(uninitialized: [h, w, cin])
         let dxp = dx.ptr

@@ -1,0 +1,29 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Process-wide settings of the C allocator that tensors come from.
+public enum Allocator {
+    /// Keeps freed tensor memory in the process for reuse, for training.
+    ///
+    /// A training step allocates and frees the same large activation tensors (1–30 MB each)
+    /// for every sample. By default glibc's malloc serves blocks above its dynamic mmap
+    /// threshold with fresh mappings and hands freed heap back to the kernel above its trim
+    /// threshold, so each sample faults in, and the kernel zero-fills, hundreds of MB of new
+    /// pages again (the paper config at batch 4: about 1.3 million minor page faults in
+    /// `gsasr bench train --config paper --steps 2`). This raises the mmap threshold to glibc's
+    /// largest (32 MiB) and the trim threshold to 2 GiB, so freed blocks are reused. The cost:
+    /// the process keeps its peak heap until it exits, which a training process holds anyway.
+    /// Call once, before training; elsewhere (other C libraries) it does nothing.
+    public static func keepFreedMemoryForReuse() {
+        #if canImport(Glibc)
+            // mallopt is not in Swift's Glibc module (malloc.h); its parameters from malloc.h.
+            typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+            let mTrimThreshold: Int32 = -1, mMmapThreshold: Int32 = -3
+            guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+            let mallopt = unsafeBitCast(sym, to: Mallopt.self)
+            _ = mallopt(mMmapThreshold, 32 << 20)
+            _ = mallopt(mTrimThreshold, Int32.max)
+        #endif
+    }
+}
