@@ -42,7 +42,8 @@ extension Kernels {
         ldKV: Int, ldOut: Int,
         qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
         bias: UnsafePointer<Float>,  // heads × nq × nk
-        out: UnsafeMutablePointer<Float>, parallel: Bool = true
+        out: UnsafeMutablePointer<Float>, parallel: Bool = true,
+        probabilities: UnsafeMutablePointer<Float>? = nil  // windows × heads × nq × nk, kept for the backward
     ) {
         let d = c / heads
         let scale = 1 / Float(d).squareRoot()
@@ -56,9 +57,9 @@ extension Kernels {
                     let ks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
                     let vs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
                     let os = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
-                    let sc = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+                    let own = probabilities == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
                     defer {
-                        qs.deallocate(); ks.deallocate(); vs.deallocate(); os.deallocate(); sc.deallocate()
+                        qs.deallocate(); ks.deallocate(); vs.deallocate(); os.deallocate(); own?.deallocate()
                     }
                     for i in 0..<nq {
                         let src = q + Int(qr[w * nq + i]) * ldQ
@@ -71,6 +72,7 @@ extension Kernels {
                         (vs + i * c).update(from: v + r * ldKV, count: c)
                     }
                     for h in 0..<heads {
+                        let sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
                         BLAS.sgemm(
                             transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
                             a: qs + h * d, lda: c, b: ks + h * d, ldb: c, beta: 0, c: sc, ldc: nk)
@@ -104,11 +106,15 @@ extension Kernels {
             var mv = V(repeating: -.infinity)
             var j = 0
             while j + 8 <= n {
-                // The larger lane by a mask and bit operations: `pointwiseMax` is not inlined
-                // here and `replacing(with:where:)` compiles to a lane loop.
+                // The larger lane by the sign of v − max, spread over the lane by an arithmetic
+                // shift: `pointwiseMax` is not inlined here, `replacing(with:where:)` compiles to
+                // a lane loop, and a comparison mask (SIMDMask) goes through the integer
+                // registers lane by lane. For non-NaN lanes v − max < 0 exactly when v < max
+                // (a difference of unequal floats is never zero with gradual underflow), and
+                // equal lanes are the same value either way, so the max is exact.
                 let v = (rowRaw + j * 4).loadUnaligned(as: V.self)
-                let gt = unsafeBitCast(v .> mv, to: SIMD8<Int32>.self)
-                mv = FastMath.floats((FastMath.bits(v) & gt) | (FastMath.bits(mv) & ~gt))
+                let less = FastMath.bits(v - mv) &>> 31  // all ones where v < max
+                mv = FastMath.floats((FastMath.bits(mv) & less) | (FastMath.bits(v) & ~less))
                 j += 8
             }
             var m = mv.max()
@@ -152,9 +158,9 @@ extension Kernels {
 extension Kernels {
     /// Backward of the raw ``windowAttention(q:k:v:channels:ldQ:ldKV:ldOut:qRows:kRows:windows:nq:nk:heads:bias:out:)``.
     ///
-    /// The probabilities are recomputed per window and head from the saved Q, K, V (exactly as
-    /// the forward computes them), then, with Qs = Q·s, P = softmax(Qs·Kᵀ + B) and dO the
-    /// upstream gradient:
+    /// The probabilities are those the forward kept (`probabilities`, windows × heads × nq × nk),
+    /// or are recomputed per window and head from the saved Q, K, V exactly as the forward
+    /// computes them; then, with Qs = Q·s, P = softmax(Qs·Kᵀ + B) and dO the upstream gradient:
     ///
     ///   dV = Pᵀ·dO,   dP = dO·Vᵀ,   dZ = P ⊙ (dP − rowsum(dP ⊙ P)),
     ///   dQ = s·dZ·K,   dK = dZᵀ·Qs,   dB += Σ_windows dZ.
@@ -167,7 +173,8 @@ extension Kernels {
         ldKV: Int, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
         bias: UnsafePointer<Float>, dOut: UnsafePointer<Float>, ldDOut: Int,
         dQ: UnsafeMutablePointer<Float>, ldDQ: Int, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
-        ldDKV: Int, dBias: UnsafeMutablePointer<Float>, parallel: Bool = true
+        ldDKV: Int, dBias: UnsafeMutablePointer<Float>, parallel: Bool = true,
+        probabilities: UnsafePointer<Float>? = nil
     ) {
         let d = c / heads
         let scale = 1 / Float(d).squareRoot()
@@ -189,11 +196,11 @@ extension Kernels {
                     let dqs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
                     let dks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
                     let dvs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
-                    let sc = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+                    let own = probabilities == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
                     defer {
                         qs.deallocate(); ks.deallocate(); vs.deallocate(); dos.deallocate(); dqs.deallocate()
-                        dks.deallocate(); dvs.deallocate(); sc.deallocate(); dp.deallocate()
+                        dks.deallocate(); dvs.deallocate(); own?.deallocate(); dp.deallocate()
                     }
                     for i in 0..<nq {
                         let r = Int(qr[w * nq + i])
@@ -208,13 +215,19 @@ extension Kernels {
                         (vs + i * c).update(from: v + r * ldKV, count: c)
                     }
                     for h in 0..<heads {
-                        // P, exactly as the forward.
-                        BLAS.sgemm(
-                            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
-                            a: qs + h * d, lda: c, b: ks + h * d, ldb: c, beta: 0, c: sc, ldc: nk)
-                        let bh = bias + h * nq * nk
-                        for i in 0..<nq * nk { sc[i] += bh[i] }
-                        softmaxRows(sc, rows: nq, n: nk)
+                        // P: kept by the forward, or recomputed exactly as the forward does.
+                        let sc: UnsafePointer<Float>
+                        if let own {
+                            BLAS.sgemm(
+                                transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
+                                a: qs + h * d, lda: c, b: ks + h * d, ldb: c, beta: 0, c: own, ldc: nk)
+                            let bh = bias + h * nq * nk
+                            for i in 0..<nq * nk { own[i] += bh[i] }
+                            softmaxRows(own, rows: nq, n: nk)
+                            sc = UnsafePointer(own)
+                        } else {
+                            sc = probabilities! + (w * heads + h) * nq * nk
+                        }
                         // dV_h = Pᵀ dO_h
                         BLAS.sgemm(
                             transA: true, transB: false, m: nk, n: d, k: nq, alpha: 1,

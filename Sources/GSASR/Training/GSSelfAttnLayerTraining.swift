@@ -24,11 +24,14 @@ import GSASRTensor
 
 /// What ``GSSelfAttnLayer``'s backward needs, in slot order (tokens × width each).
 /// The LayerNorm outputs are not kept: the backward recomputes them from their inputs with the
-/// same kernel (a cheap row pass that gives the same bits).
+/// same kernel (a cheap row pass that gives the same bits). The attention probabilities are kept
+/// (8 MB per layer for a 48×48 paper sample): recomputing them costs a GEMM and a softmax per
+/// window and head.
 struct SelfLayerContext {
     let x1: Tensor, hid1: Tensor, x2: Tensor  // norm4 input, mlp_crossattn hidden (after ReLU), norm1 input
     let qkv: Tensor, attn: Tensor, x3: Tensor  // q|k|v (tokens × 3C), proj input, norm2 input
     let hid2: Tensor  // mlp_selfattn hidden (after ReLU)
+    let probs: Tensor  // attention probabilities, windows × heads × seeds × seeds
     let stats: Tensor  // 6 × tokens: mean and rstd of norm4, norm1, norm2
 }
 
@@ -52,7 +55,7 @@ extension GSSelfAttnLayer {
             x2: Tensor(uninitialized: [t, c]),
             qkv: Tensor(uninitialized: [t, 3 * c]), attn: Tensor(uninitialized: [t, c]),
             x3: Tensor(uninitialized: [t, c]), hid2: Tensor(uninitialized: [t, hc2]),
-            stats: Tensor(uninitialized: [6, t]))
+            probs: Tensor(uninitialized: [windows, gsSelfAttn.heads, n, n]), stats: Tensor(uninitialized: [6, t]))
         let out = Tensor(uninitialized: [t, c])
         let group = Self.trainingWindowsPerGroup(windows: windows)
         let groups = (windows + group - 1) / group
@@ -86,7 +89,8 @@ extension GSSelfAttnLayer {
                         Kernels.windowAttention(
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, ldOut: c,
                             qRows: local, kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads,
-                            bias: attn.bias.ptr, out: at, parallel: false)
+                            bias: attn.bias.ptr, out: at, parallel: false,
+                            probabilities: cx.probs.ptr + (s0 / n) * attn.heads * n * n)
                         Self.linear(attn.proj, at, rows: r, into: a)
                         x3.update(from: x2, count: r * c)
                         Kernels.add(x3, a, r * c)
@@ -184,7 +188,8 @@ extension GSSelfAttnLayer {
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, qRows: local,
                             kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads, bias: attn.bias.ptr,
                             dOut: tmp, ldDOut: c, dQ: dqkv, ldDQ: 3 * c, dK: dqkv + c, dV: dqkv + 2 * c, ldDKV: 3 * c,
-                            dBias: g + o[18], parallel: false)
+                            dBias: g + o[18], parallel: false,
+                            probabilities: cx.probs.ptr + (s0 / n) * attn.heads * n * n)
                         Self.norm(norm1, x2, rows: r, into: h, mean: junk, rstd: junk + maxRows)
                         Self.linearBackward(attn.qkvhead, x: h, rows: r, dy: dqkv, dx: dh, dW: g + o[6], dB: g + o[7])
                         Self.normBackward(
