@@ -91,6 +91,25 @@ extension Kernels {
         }
     }
 
+    /// Σ a[j]·b[j] for j < n, summed in 8 SIMD lanes and then across them (a scalar float sum
+    /// is a chain of dependent adds the compiler may not reorder).
+    @inline(__always)
+    static func rowDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b)
+        var acc = SIMD8<Float>(repeating: 0)
+        var j = 0
+        while j + 8 <= n {
+            acc += (ar + j * 4).loadUnaligned(as: SIMD8<Float>.self) * (br + j * 4).loadUnaligned(as: SIMD8<Float>.self)
+            j += 8
+        }
+        var s = acc.sum()
+        while j < n {
+            s += a[j] * b[j]
+            j += 1
+        }
+        return s
+    }
+
     /// Row-wise softmax in place: exp(x − max) / Σ exp(x − max).
     ///
     /// Vectorised by hand (SIMD8): a float max or sum written as a scalar loop is a chain of
@@ -239,8 +258,7 @@ extension Kernels {
                         // dZ = P ⊙ (dP − rowsum(dP ⊙ P)), into dp
                         for i in 0..<nq {
                             let pr = sc + i * nk, gr = dp + i * nk
-                            var s: Float = 0
-                            for j in 0..<nk { s += pr[j] * gr[j] }
+                            let s = rowDot(pr, gr, nk)
                             for j in 0..<nk { gr[j] = pr[j] * (gr[j] - s) }
                         }
                         if let partial {

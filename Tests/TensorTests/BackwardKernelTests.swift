@@ -127,14 +127,22 @@ func conv3x3BackwardMatchesFiniteDifferences(h: Int, w: Int, cin: Int, cout: Int
 
 /// Cross form (separate q and kv), permuted rows; the in-order single-thread form
 /// (`parallel: false`, used by the training layers per window group) gives the same bits.
-@Test func windowAttentionBackwardMatchesFiniteDifferences() {
-    var r = RNG(state: 23)
-    let windows = 3, nq = 4, nk = 6, heads = 2, c = 8, d = c / heads
+/// nk = 19 runs the 8-lane row sums and their scalar tail.
+@Test(arguments: [(3, 4, 6, 2, 8), (2, 5, 19, 3, 12)])
+func windowAttentionBackwardMatchesFiniteDifferences(windows: Int, nq: Int, nk: Int, heads: Int, c: Int) {
+    var r = RNG(state: UInt64(23 + nk))
+    let d = c / heads
     let nQ = windows * nq, nK = windows * nk
     let q = r.array(nQ * c).map { $0 * 3 }, kv = r.array(nK * 2 * c).map { $0 * 3 }
     let bias = r.array(heads * nq * nk), dOut = r.array(nQ * c)
-    let qRows = (0..<Int32(nQ)).map { ($0 * 5) % Int32(nQ) }
-    let kRows = (0..<Int32(nK)).map { ($0 * 7) % Int32(nK) }
+    // Row permutations: i·m mod n with m coprime to n.
+    func permutation(_ n: Int) -> [Int32] {
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        let m = [5, 7, 3, 11].first { gcd($0, n) == 1 }!
+        return (0..<n).map { Int32($0 * m % n) }
+    }
+    let qRows = permutation(nQ), kRows = permutation(nK)
+    #expect(Set(qRows).count == nQ && Set(kRows).count == nK)
     func attentionLoss(_ q: [Double], _ kv: [Double], _ b: [Double]) -> Double {
         let s = 1 / Double(d).squareRoot()
         var l = 0.0
@@ -186,7 +194,7 @@ func conv3x3BackwardMatchesFiniteDifferences(h: Int, w: Int, cin: Int, cout: Int
         let ekv = worstRelative(dKV, fdKV, atol: 1e-5, rtol: 1e-4)
         let eb = worstRelative(dB, fdB, atol: 1e-5, rtol: 1e-4)
         print(
-            "windowAttention backward (parallel \(parallel)): worst |d|/(1e-5+1e-4|fd|) dQ \(eq) dK|dV \(ekv) dBias \(eb)"
+            "windowAttention backward \(windows)x\(nq)x\(nk) (parallel \(parallel)): worst |d|/(1e-5+1e-4|fd|) dQ \(eq) dK|dV \(ekv) dBias \(eb)"
         )
         #expect(eq <= 1 && ekv <= 1 && eb <= 1)
         results.append(dQ + dKV + dB)
