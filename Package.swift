@@ -3,7 +3,7 @@
 //
 // Module graph (dependencies flow one way):
 //   gsasr (CLI) -> GSASRBench, GSASRServer (HTTP, Hummingbird) -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
-//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple)
+//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple), CKernels (AVX2 softmax)
 import Foundation
 import PackageDescription
 
@@ -43,7 +43,10 @@ let package = Package(
         // libpng and libjpeg report errors by longjmp; this C target keeps every such call
         // behind its own setjmp and returns error codes to Swift.
         .target(name: "CImageCodec", dependencies: ["CPNG", "CJPEGLib"]),
-        .target(name: "GSASRTensor", swiftSettings: release),
+        // The softmax with AVX2 instructions, chosen at run time (the Swift code is built for
+        // the x86-64 baseline); results identical to the portable Swift version.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
+        .target(name: "GSASRTensor", dependencies: ["CKernels"], swiftSettings: release),
         .target(
             name: "GSASRCheckpoint",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],

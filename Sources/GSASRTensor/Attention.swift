@@ -1,3 +1,5 @@
+import CKernels
+
 /// Multi-head attention inside windows, with a per-head additive bias:
 ///
 ///   O_h = softmax((Q_h · s) K_hᵀ + B_h) V_h,   s = head_dim^(-1/2)
@@ -118,6 +120,20 @@ extension Kernels {
     /// the lanes (a different rounding order from a sequential sum, float noise); x − max, exp
     /// and the division are the same per element as the scalar forms.
     public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        // AVX2 where the CPU has it (CKernels, chosen at run time): the same operations lane
+        // for lane, so the same bits (`softmaxAVX2MatchesPortable` checks it).
+        if gsasr_softmax_rows_avx2(p, rows, n) != 0 { return }
+        softmaxRowsPortable(p, rows: rows, n: n)
+    }
+
+    /// Whether ``softmaxRows(_:rows:n:)`` runs the AVX2 version on this CPU.
+    public static var softmaxUsesAVX2: Bool {
+        var x: Float = 0
+        return gsasr_softmax_rows_avx2(&x, 0, 1) != 0
+    }
+
+    /// ``softmaxRows(_:rows:n:)`` in portable Swift SIMD8 (SSE2 on the x86-64 baseline).
+    public static func softmaxRowsPortable(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
         typealias V = FastMath.V
         let raw = UnsafeMutableRawPointer(p)
         for r in 0..<rows {

@@ -210,3 +210,21 @@ func conv3x3MatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     print("windowAttention: max|d| \(diff)")
     #expect(diff < 1e-5)
 }
+
+/// The AVX2 softmax (CKernels, used where the CPU has AVX2) gives the same bits as the portable
+/// Swift version: row lengths below, at and above the 8 lanes, scores that underflow exp.
+@Test func softmaxAVX2MatchesPortable() {
+    print("softmax: AVX2 version in use: \(Kernels.softmaxUsesAVX2)")
+    var r = RNG(state: 77)
+    for n in [1, 5, 8, 19, 144, 150] {
+        let rows = 7
+        var x = r.array(rows * n).map { $0 * 40 }
+        x[0] = -100  // exp underflows to 0 after subtracting the row max
+        var a = x, b = x
+        Kernels.softmaxRows(&a, rows: rows, n: n)
+        Kernels.softmaxRowsPortable(&b, rows: rows, n: n)
+        let same = zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
+        print("softmax n=\(n): \(same ? "same bits" : "DIFFERENT")")
+        #expect(same)
+    }
+}
