@@ -75,12 +75,9 @@ extension Kernels {
                     }
                     for h in 0..<heads {
                         let sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
-                        BLAS.sgemm(
-                            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
-                            a: qs + h * d, lda: c, b: ks + h * d, ldb: c, beta: 0, c: sc, ldc: nk)
-                        let bh = bias + h * nq * nk
-                        for i in 0..<nq * nk { sc[i] += bh[i] }
-                        softmaxRows(sc, rows: nq, n: nk)
+                        attentionProbabilities(
+                            qs: qs + h * d, ks: ks + h * d, ld: c, headDim: d, nq: nq, nk: nk,
+                            bias: bias + h * nq * nk, into: sc)
                         BLAS.sgemm(
                             transA: false, transB: false, m: nq, n: d, k: nk, alpha: 1,
                             a: sc, lda: nk, b: vs + h * d, ldb: c, beta: 0, c: os + h * d, ldc: c)
@@ -91,6 +88,20 @@ extension Kernels {
                 }
             }
         }
+    }
+
+    /// One head's P = softmax(Qs·Kᵀ + B) (nq × nk) into `p`, from the scaled queries and the
+    /// keys (rows of `ld` floats, `headDim` columns each) and the head's bias (nq × nk).
+    @inline(__always)
+    static func attentionProbabilities(
+        qs: UnsafePointer<Float>, ks: UnsafePointer<Float>, ld: Int, headDim d: Int, nq: Int, nk: Int,
+        bias: UnsafePointer<Float>, into p: UnsafeMutablePointer<Float>
+    ) {
+        BLAS.sgemm(
+            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1, a: qs, lda: ld, b: ks, ldb: ld, beta: 0, c: p,
+            ldc: nk)
+        add(p, bias, nq * nk)
+        softmaxRows(p, rows: nq, n: nk)
     }
 
     /// Σ a[j]·b[j] for j < n, summed in 8 SIMD lanes and then across them (a scalar float sum
@@ -253,12 +264,9 @@ extension Kernels {
                         // P: kept by the forward, or recomputed exactly as the forward does.
                         let sc: UnsafePointer<Float>
                         if let own {
-                            BLAS.sgemm(
-                                transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
-                                a: qs + h * d, lda: c, b: ks + h * d, ldb: c, beta: 0, c: own, ldc: nk)
-                            let bh = bias + h * nq * nk
-                            for i in 0..<nq * nk { own[i] += bh[i] }
-                            softmaxRows(own, rows: nq, n: nk)
+                            attentionProbabilities(
+                                qs: qs + h * d, ks: ks + h * d, ld: c, headDim: d, nq: nq, nk: nk,
+                                bias: bias + h * nq * nk, into: own)
                             sc = UnsafePointer(own)
                         } else {
                             sc = probabilities! + (w * heads + h) * nq * nk

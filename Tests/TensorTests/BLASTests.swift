@@ -5,7 +5,9 @@ import Testing
 /// The kernel-set choice made before OpenBLAS loads (see BLAS.swift).
 @Suite struct BLASKernelChoiceTests {
     @Test func coreTypeFollowsTheVectorExtensions() {
-        let skx: Set<String> = ["sse4_2", "avx", "fma", "avx2", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+        let skx: Set<String> = [
+            "sse4_2", "avx", "fma", "avx2", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl",
+        ]
         #expect(CPUFeatures.openBLASCoreType(for: skx) == "SKYLAKEX")
         // AVX-512 F alone (Knights Landing) is not SkylakeX's set.
         #expect(CPUFeatures.openBLASCoreType(for: ["avx2", "fma", "avx512f", "avx512cd"]) == "HASWELL")
@@ -20,7 +22,9 @@ import Testing
     /// never the generic one on a CPU with AVX2 + FMA, unless the user forced it.
     @Test func loadedKernelsAreNotGenericOnAVX2() {
         let info = BLAS.info
-        print("BLAS: \(info.library), \(info.config); kernels \(info.coreName) (OPENBLAS_CORETYPE=\(info.coreType ?? "unset"), chosen by \(info.coreTypeChosenBy)); CPU \(info.cpuExtensions.joined(separator: " "))")
+        print(
+            "BLAS: \(info.library), \(info.config); kernels \(info.coreName) (OPENBLAS_CORETYPE=\(info.coreType ?? "unset"), chosen by \(info.coreTypeChosenBy)); CPU \(info.cpuExtensions.joined(separator: " "))"
+        )
         #if !canImport(Accelerate)
             let flags = CPUFeatures.flags()
             if info.coreTypeChosenBy != "user", flags.contains("avx2"), flags.contains("fma") {
@@ -33,7 +37,9 @@ import Testing
         // And the GEMM through it is right.
         var c = [Float](repeating: 0, count: 4)
         let a: [Float] = [1, 2, 3, 4], b: [Float] = [5, 6, 7, 8]
-        BLAS.sgemm(transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 1, a: a, lda: 2, b: b, ldb: 2, beta: 0, c: &c, ldc: 2)
+        BLAS.sgemm(
+            transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 1, a: a, lda: 2, b: b, ldb: 2, beta: 0, c: &c, ldc: 2
+        )
         #expect(c == [19, 22, 43, 50])
     }
 }

@@ -131,7 +131,6 @@ func conv3x3BackwardMatchesFiniteDifferences(h: Int, w: Int, cin: Int, cout: Int
 @Test(arguments: [(3, 4, 6, 2, 8), (2, 5, 19, 3, 12)])
 func windowAttentionBackwardMatchesFiniteDifferences(windows: Int, nq: Int, nk: Int, heads: Int, c: Int) {
     var r = RNG(state: UInt64(23 + nk))
-    let d = c / heads
     let nQ = windows * nq, nK = windows * nk
     let q = r.array(nQ * c).map { $0 * 3 }, kv = r.array(nK * 2 * c).map { $0 * 3 }
     let bias = r.array(heads * nq * nk), dOut = r.array(nQ * c)
@@ -144,31 +143,10 @@ func windowAttentionBackwardMatchesFiniteDifferences(windows: Int, nq: Int, nk: 
     let qRows = permutation(nQ), kRows = permutation(nK)
     #expect(Set(qRows).count == nQ && Set(kRows).count == nK)
     func attentionLoss(_ q: [Double], _ kv: [Double], _ b: [Double]) -> Double {
-        let s = 1 / Double(d).squareRoot()
-        var l = 0.0
-        for w in 0..<windows {
-            for h in 0..<heads {
-                for i in 0..<nq {
-                    let qi = Int(qRows[w * nq + i])
-                    var logits = [Double](repeating: 0, count: nk)
-                    for j in 0..<nk {
-                        let kj = Int(kRows[w * nk + j])
-                        var dotQK = 0.0
-                        for t in 0..<d { dotQK += q[qi * c + h * d + t] * s * kv[kj * 2 * c + h * d + t] }
-                        logits[j] = dotQK + b[(h * nq + i) * nk + j]
-                    }
-                    let m = logits.max()!
-                    let e = logits.map { Foundation.exp($0 - m) }
-                    let z = e.reduce(0, +)
-                    for t in 0..<d {
-                        var o = 0.0
-                        for j in 0..<nk { o += e[j] / z * kv[Int(kRows[w * nk + j]) * 2 * c + c + h * d + t] }
-                        l += Double(dOut[qi * c + h * d + t]) * o
-                    }
-                }
-            }
-        }
-        return l
+        let out = windowAttentionReference(
+            q: q, kv: kv, bias: b, channels: c, heads: heads, qRows: qRows, kRows: kRows, windows: windows, nq: nq,
+            nk: nk)
+        return dot(out, dOut)
     }
     var qd = q.map(Double.init), kvd = kv.map(Double.init), bd = bias.map(Double.init)
     let qd0 = qd, kvd0 = kvd, bd0 = bd

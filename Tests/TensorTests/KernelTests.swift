@@ -165,10 +165,44 @@ func conv3x3MatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     #expect(worst < 1e-6)
 }
 
+/// float64 window attention, cross form: q (rows × C), kv (rows × 2C: k | v), bias
+/// (heads × nq × nk); the output (query rows × C) at the query rows of each window.
+func windowAttentionReference(
+    q: [Double], kv: [Double], bias: [Double], channels c: Int, heads: Int, qRows: [Int32], kRows: [Int32],
+    windows: Int, nq: Int, nk: Int
+) -> [Double] {
+    let d = c / heads
+    let s = 1 / Double(d).squareRoot()
+    var out = [Double](repeating: 0, count: q.count)
+    for w in 0..<windows {
+        for h in 0..<heads {
+            for i in 0..<nq {
+                let qi = Int(qRows[w * nq + i])
+                var logits = [Double](repeating: 0, count: nk)
+                for j in 0..<nk {
+                    let kj = Int(kRows[w * nk + j])
+                    var dot = 0.0
+                    for t in 0..<d { dot += q[qi * c + h * d + t] * s * kv[kj * 2 * c + h * d + t] }
+                    logits[j] = dot + bias[(h * nq + i) * nk + j]
+                }
+                let m = logits.max()!
+                let e = logits.map { Foundation.exp($0 - m) }
+                let z = e.reduce(0, +)
+                for t in 0..<d {
+                    var acc = 0.0
+                    for j in 0..<nk { acc += e[j] / z * kv[Int(kRows[w * nk + j]) * 2 * c + c + h * d + t] }
+                    out[qi * c + h * d + t] = acc
+                }
+            }
+        }
+    }
+    return out
+}
+
 /// Window attention with permuted rows (a rolled window) against a direct evaluation.
 @Test func windowAttentionMatchesReference() {
     var r = RNG(state: 11)
-    let windows = 3, nq = 4, nk = 6, heads = 2, c = 8, d = c / heads
+    let windows = 3, nq = 4, nk = 6, heads = 2, c = 8
     let qRowsCount = windows * nq, kRowsCount = windows * nk
     let q = Tensor(shape: [qRowsCount, c], values: r.array(qRowsCount * c).map { $0 * 3 })
     let kv = Tensor(shape: [kRowsCount, 2 * c], values: r.array(kRowsCount * 2 * c).map { $0 * 3 })
@@ -180,32 +214,9 @@ func conv3x3MatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     Kernels.windowAttention(
         q: q, kv: kv, channels: c, qRows: qRows, kRows: kRows, windows: windows, nq: nq, nk: nk, heads: heads,
         bias: bias, out: out)
-    var ref = [Double](repeating: 0, count: qRowsCount * c)
-    let s = 1 / Double(d).squareRoot()
-    for w in 0..<windows {
-        for h in 0..<heads {
-            for i in 0..<nq {
-                let qi = Int(qRows[w * nq + i])
-                var logits = [Double](repeating: 0, count: nk)
-                for j in 0..<nk {
-                    let kj = Int(kRows[w * nk + j])
-                    var dot = 0.0
-                    for t in 0..<d {
-                        dot += Double(q.ptr[qi * c + h * d + t]) * s * Double(kv.ptr[kj * 2 * c + h * d + t])
-                    }
-                    logits[j] = dot + Double(bias.ptr[(h * nq + i) * nk + j])
-                }
-                let m = logits.max()!
-                let e = logits.map { Foundation.exp($0 - m) }
-                let z = e.reduce(0, +)
-                for t in 0..<d {
-                    var acc = 0.0
-                    for j in 0..<nk { acc += e[j] / z * Double(kv.ptr[Int(kRows[w * nk + j]) * 2 * c + c + h * d + t]) }
-                    ref[qi * c + h * d + t] = acc
-                }
-            }
-        }
-    }
+    let ref = windowAttentionReference(
+        q: q.array.map(Double.init), kv: kv.array.map(Double.init), bias: bias.array.map(Double.init), channels: c,
+        heads: heads, qRows: qRows, kRows: kRows, windows: windows, nq: nq, nk: nk)
     let diff = maxAbsDiff(out.array, ref)
     print("windowAttention: max|d| \(diff)")
     #expect(diff < 1e-5)

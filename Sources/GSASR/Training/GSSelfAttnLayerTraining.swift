@@ -130,13 +130,15 @@ extension GSSelfAttnLayer {
         let groups = (windows + group - 1) / group
         let maxRows = group * n
         let local = (0..<Int32(maxRows)).map { $0 }
-        // Gradient targets, in this order in each group's accumulator block; the last two are
-        // the attention bias (heads × n × n) and the column sums of dx1 (the scale term's).
+        // Gradient targets, in this order in each group's accumulator block (each MLP branch's
+        // six contiguous: fc1, fc2, its norm); the last two are the attention bias
+        // (heads × n × n) and the column sums of dx1 (the scale term's).
         let params: [Tensor] = [
             mlpCrossattn.fc1.weight, mlpCrossattn.fc1.bias!, mlpCrossattn.fc2.weight, mlpCrossattn.fc2.bias!,
             norm4.weight, norm4.bias, attn.qkvhead.weight, attn.qkvhead.bias!, attn.proj.weight, attn.proj.bias!,
-            norm1.weight, norm1.bias, norm2.weight, norm2.bias,
+            norm1.weight, norm1.bias,
             mlpSelfattn.fc1.weight, mlpSelfattn.fc1.bias!, mlpSelfattn.fc2.weight, mlpSelfattn.fc2.bias!,
+            norm2.weight, norm2.bias,
         ]
         let targets = params.map { grads.of($0) }
         var sizes = params.map(\.count)
@@ -156,57 +158,37 @@ extension GSSelfAttnLayer {
                         let g = acc + gi * total
                         let hmax = max(hc1, hc2, c)
                         let dx = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
-                        let h = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
-                        let dh = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
-                        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
-                        let dhid = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * hmax)
                         let dqkv = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * 3 * c)
-                        let junk = UnsafeMutablePointer<Float>.allocate(capacity: 2 * maxRows)
-                        defer {
-                            dx.deallocate(); h.deallocate(); dh.deallocate(); tmp.deallocate(); dhid.deallocate()
-                            dqkv.deallocate(); junk.deallocate()
-                        }
+                        let sc = BackwardScratch(rows: maxRows, channel: c, hidden: hmax)
+                        defer { dx.deallocate(); dqkv.deallocate(); sc.deallocate() }
                         let x1 = cx.x1.ptr + s0 * c, x2 = cx.x2.ptr + s0 * c, x3 = cx.x3.ptr + s0 * c
                         let hid1 = cx.hid1.ptr + s0 * hc1, hid2 = cx.hid2.ptr + s0 * hc2
                         let qkv = cx.qkv.ptr + s0 * 3 * c, at = cx.attn.ptr + s0 * c
                         let st = cx.stats.ptr + s0
                         for i in 0..<r { (dx + i * c).update(from: dOut.ptr + Int(rp[s0 + i]) * c, count: c) }
                         // x4 = x3 + mlp_selfattn(norm2(x3))
-                        Self.linearBackward(
-                            mlpSelfattn.fc2, x: hid2, rows: r, dy: dx, dx: dhid, dW: g + o[16], dB: g + o[17])
-                        Kernels.reluBackward(dhid, output: hid2, r * hc2)
-                        Self.norm(norm2, x3, rows: r, into: h, mean: junk, rstd: junk + maxRows)
-                        Self.linearBackward(
-                            mlpSelfattn.fc1, x: h, rows: r, dy: dhid, dx: dh, dW: g + o[14], dB: g + o[15])
-                        Self.normBackward(
-                            norm2, x: x3, rows: r, mean: st + 4 * t, rstd: st + 5 * t, dy: dh, dx: tmp,
-                            dGamma: g + o[12], dBeta: g + o[13])
-                        Kernels.add(dx, tmp, r * c)
+                        Self.residualMLPBackward(
+                            mlpSelfattn, norm2, x: x3, hidden: hid2, rows: r, mean: st + 4 * t, rstd: st + 5 * t,
+                            dx: dx, scratch: sc, acc: g, offsets: o, first: 12)
                         // x3 = x2 + proj(window_attn(qkv(norm1(x2))))
-                        Self.linearBackward(attn.proj, x: at, rows: r, dy: dx, dx: tmp, dW: g + o[8], dB: g + o[9])
+                        Self.linearBackward(attn.proj, x: at, rows: r, dy: dx, dx: sc.tmp, dW: g + o[8], dB: g + o[9])
                         Kernels.windowAttentionBackward(
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, qRows: local,
                             kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads, bias: attn.bias.ptr,
-                            dOut: tmp, ldDOut: c, dQ: dqkv, ldDQ: 3 * c, dK: dqkv + c, dV: dqkv + 2 * c, ldDKV: 3 * c,
-                            dBias: g + o[18], parallel: false,
+                            dOut: sc.tmp, ldDOut: c, dQ: dqkv, ldDQ: 3 * c, dK: dqkv + c, dV: dqkv + 2 * c,
+                            ldDKV: 3 * c, dBias: g + o[18], parallel: false,
                             probabilities: cx.probs.ptr + (s0 / n) * attn.heads * n * n)
-                        Self.norm(norm1, x2, rows: r, into: h, mean: junk, rstd: junk + maxRows)
-                        Self.linearBackward(attn.qkvhead, x: h, rows: r, dy: dqkv, dx: dh, dW: g + o[6], dB: g + o[7])
+                        Self.norm(norm1, x2, rows: r, into: sc.h, mean: sc.mean, rstd: sc.rstd)
+                        Self.linearBackward(
+                            attn.qkvhead, x: sc.h, rows: r, dy: dqkv, dx: sc.dh, dW: g + o[6], dB: g + o[7])
                         Self.normBackward(
-                            norm1, x: x2, rows: r, mean: st + 2 * t, rstd: st + 3 * t, dy: dh, dx: tmp,
+                            norm1, x: x2, rows: r, mean: st + 2 * t, rstd: st + 3 * t, dy: sc.dh, dx: sc.tmp,
                             dGamma: g + o[10], dBeta: g + o[11])
-                        Kernels.add(dx, tmp, r * c)
+                        Kernels.add(dx, sc.tmp, r * c)
                         // x2 = x1 + mlp_crossattn(norm4(x1))
-                        Self.linearBackward(
-                            mlpCrossattn.fc2, x: hid1, rows: r, dy: dx, dx: dhid, dW: g + o[2], dB: g + o[3])
-                        Kernels.reluBackward(dhid, output: hid1, r * hc1)
-                        Self.norm(norm4, x1, rows: r, into: h, mean: junk, rstd: junk + maxRows)
-                        Self.linearBackward(
-                            mlpCrossattn.fc1, x: h, rows: r, dy: dhid, dx: dh, dW: g + o[0], dB: g + o[1])
-                        Self.normBackward(
-                            norm4, x: x1, rows: r, mean: st, rstd: st + t, dy: dh, dx: tmp, dGamma: g + o[4],
-                            dBeta: g + o[5])
-                        Kernels.add(dx, tmp, r * c)
+                        Self.residualMLPBackward(
+                            mlpCrossattn, norm4, x: x1, hidden: hid1, rows: r, mean: st, rstd: st + t, dx: dx,
+                            scratch: sc, acc: g, offsets: o, first: 0)
                         // x1 = g0 + m: dg0 = dx1; dm = Σ_rows dx1 (rows in slot order).
                         let cs = g + o[19]
                         for i in 0..<r { Kernels.add(cs, dx + i * c, c) }
@@ -230,6 +212,44 @@ extension GSSelfAttnLayer {
             withExtendedLifetime((targets, dBias)) {}
         }
         return dg0
+    }
+
+    /// Scratch rows of one window group's backward (single-threaded use).
+    struct BackwardScratch {
+        let h: UnsafeMutablePointer<Float>, dh: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>
+        let dhid: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
+        init(rows: Int, channel c: Int, hidden: Int) {
+            h = .allocate(capacity: rows * c)
+            dh = .allocate(capacity: rows * c)
+            tmp = .allocate(capacity: rows * c)
+            dhid = .allocate(capacity: rows * hidden)
+            mean = .allocate(capacity: rows)
+            rstd = .allocate(capacity: rows)
+        }
+        func deallocate() {
+            h.deallocate(); dh.deallocate(); tmp.deallocate(); dhid.deallocate(); mean.deallocate(); rstd.deallocate()
+        }
+    }
+
+    /// Backward of the residual branch y = x + mlp(norm(x)) on `rows` rows: `dx` holds dL/dy on
+    /// entry and dL/dx on return; the six parameter gradients (fc1 weight and bias, fc2 weight
+    /// and bias, norm weight and bias) are added at `acc + offsets[first ..< first + 6]`. The
+    /// norm's output is recomputed from x (same kernel, same bits as the forward's).
+    static func residualMLPBackward(
+        _ mlp: MLP, _ ln: LayerNorm, x: UnsafePointer<Float>, hidden: UnsafePointer<Float>, rows r: Int,
+        mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        scratch sc: BackwardScratch, acc g: UnsafeMutablePointer<Float>, offsets o: UnsafeBufferPointer<Int>,
+        first f: Int
+    ) {
+        let c = ln.weight.count
+        linearBackward(mlp.fc2, x: hidden, rows: r, dy: dx, dx: sc.dhid, dW: g + o[f + 2], dB: g + o[f + 3])
+        Kernels.reluBackward(sc.dhid, output: hidden, r * mlp.fc1.outFeatures)
+        norm(ln, x, rows: r, into: sc.h, mean: sc.mean, rstd: sc.rstd)
+        linearBackward(mlp.fc1, x: sc.h, rows: r, dy: sc.dhid, dx: sc.dh, dW: g + o[f], dB: g + o[f + 1])
+        normBackward(
+            ln, x: x, rows: r, mean: mean, rstd: rstd, dy: sc.dh, dx: sc.tmp, dGamma: g + o[f + 4],
+            dBeta: g + o[f + 5])
+        Kernels.add(dx, sc.tmp, r * c)
     }
 
     /// Single-threaded ``Kernels/linearBackward(x:ldx:m:k:weight:n:dy:ldy:dx:lddx:accumulateDX:dWeight:dBias:parallel:)``
