@@ -60,7 +60,8 @@ public enum Kernels {
         let zero = SIMD8<Float>(repeating: 0)
         while i + 8 <= n {
             let v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(p + i).storeBytes(of: v.replacing(with: zero, where: .!(v .> zero)), as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(p + i).storeBytes(
+                of: v.replacing(with: zero, where: .!(v .> zero)), as: SIMD8<Float>.self)
             i += 8
         }
         while i < n {
@@ -171,6 +172,56 @@ extension Kernels {
         while i < n {
             if !(y[i] > 0) { dy[i] = 0 }
             i += 1
+        }
+    }
+
+    /// Backward of y = h·Wᵀ + b for a layer with a few outputs (W: k × width, k small, as the
+    /// heads' last layers with 1 to 3 outputs), where h is a ReLU's output, in one pass over h:
+    ///
+    ///   dh = (dy·W) ⊙ [h > 0],   dW += dyᵀ·h,   db += Σ_rows dy.
+    ///
+    /// The unfused form (a GEMM with an inner dimension of k for dh, one with k output rows for
+    /// dW, then the ReLU mask) reads h twice and writes and rereads dh. Rows are summed in order
+    /// (deterministic); SIMD8 runs along the width. [h > 0] is tested on the bits: 0 < bits ≤
+    /// bits(+∞) as Int32 holds exactly for h > 0 (not for ±0, negatives or NaN), without a
+    /// SIMDMask (which compiles to a lane loop).
+    public static func narrowLinearReluBackward(
+        h: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>, outputs k: Int,
+        dy: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
+        dBias: UnsafeMutablePointer<Float>
+    ) {
+        typealias V = SIMD8<Float>
+        typealias I = SIMD8<Int32>
+        let inf = I(repeating: 0x7F80_0000), one = I(repeating: 1)
+        for r in 0..<rows {
+            let hr = UnsafeRawPointer(h + r * width), dr = UnsafeMutableRawPointer(dh + r * width)
+            let g = dy + r * k
+            for o in 0..<k { dBias[o] += g[o] }
+            var j = 0
+            while j + 8 <= width {
+                let hv = (hr + j * 4).loadUnaligned(as: V.self)
+                var acc = V(repeating: 0)
+                for o in 0..<k {
+                    let go = V(repeating: g[o])
+                    acc += go * UnsafeRawPointer(weight + o * width + j).loadUnaligned(as: V.self)
+                    let dw = UnsafeMutableRawPointer(dWeight + o * width + j)
+                    dw.storeBytes(of: dw.loadUnaligned(as: V.self) + go * hv, as: V.self)
+                }
+                let b = unsafeBitCast(hv, to: I.self)
+                let keep = ~(((b &- one) | (inf &- b)) &>> 31)  // all ones where h > 0
+                (dr + j * 4).storeBytes(
+                    of: unsafeBitCast(unsafeBitCast(acc, to: I.self) & keep, to: V.self), as: V.self)
+                j += 8
+            }
+            while j < width {
+                var acc: Float = 0
+                for o in 0..<k {
+                    acc += g[o] * weight[o * width + j]
+                    dWeight[o * width + j] += g[o] * h[r * width + j]
+                }
+                dh[r * width + j] = h[r * width + j] > 0 ? acc : 0
+                j += 1
+            }
         }
     }
 

@@ -179,3 +179,44 @@ func windowAttentionBackwardMatchesFiniteDifferences(windows: Int, nq: Int, nk: 
     }
     #expect(results[0] == results[1])
 }
+
+/// The fused backward of a few-output linear layer after a ReLU against float64, and its ReLU
+/// test on the bits against h > 0 for ±0, negatives, +∞ and NaN.
+@Test(arguments: [(1, 19), (3, 24), (2, 720)])
+func narrowLinearReluBackwardMatchesReference(k: Int, width: Int) {
+    var r = RNG(state: UInt64(k * 1000 + width))
+    let rows = 37
+    var h = r.array(rows * width).map { max($0, 0) * 2 }
+    h[0] = -0.0
+    h[1] = .infinity
+    h[2] = .nan
+    h[3] = -1
+    h[4] = .leastNonzeroMagnitude
+    let w = r.array(k * width), dy = r.array(rows * k)
+    var dh = [Float](repeating: 0, count: rows * width), dW = r.array(k * width), dB = r.array(k)
+    let dW0 = dW, dB0 = dB
+    Kernels.narrowLinearReluBackward(
+        h: h, rows: rows, width: width, weight: w, outputs: k, dy: dy, dh: &dh, dWeight: &dW, dBias: &dB)
+    var worst = 0.0
+    for i in 0..<rows {
+        for j in 0..<width {
+            var ref = 0.0
+            for o in 0..<k { ref += Double(dy[i * k + o]) * Double(w[o * width + j]) }
+            if !(h[i * width + j] > 0) { ref = 0 }
+            worst = max(worst, abs(Double(dh[i * width + j]) - ref) / (1e-6 + 1e-5 * abs(ref)))
+        }
+    }
+    for o in 0..<k {
+        var db = Double(dB0[o])
+        for i in 0..<rows { db += Double(dy[i * k + o]) }
+        worst = max(worst, abs(Double(dB[o]) - db) / (1e-6 + 1e-5 * abs(db)))
+        for j in 5..<width {  // the first columns hold ∞ and NaN
+            var ref = Double(dW0[o * width + j])
+            for i in 0..<rows { ref += Double(dy[i * k + o]) * Double(h[i * width + j]) }
+            worst = max(worst, abs(Double(dW[o * width + j]) - ref) / (1e-6 + 1e-5 * abs(ref)))
+        }
+    }
+    print("narrowLinearReluBackward k=\(k) width=\(width): worst |d|/(1e-6+1e-5|ref|) \(worst)")
+    #expect(worst <= 1)
+    #expect(dh[0] == 0 && dh[2] == 0 && dh[3] == 0)  // -0, NaN, negative: no gradient
+}

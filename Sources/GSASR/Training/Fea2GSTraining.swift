@@ -270,11 +270,9 @@ extension Fea2GS {
                                 }
                             }
                             let t = 2 + 4 * hi
-                            Kernels.linearBackward(
-                                x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, n: k, dy: dO, ldy: k,
-                                dx: dh2, lddx: 4 * c, dWeight: g + offsets[t + 2], dBias: g + offsets[t + 3],
-                                parallel: false)
-                            Kernels.reluBackward(dh2, output: h2, rows * 4 * c)
+                            Kernels.narrowLinearReluBackward(
+                                h: h2, rows: rows, width: 4 * c, weight: head.l4.weight.ptr, outputs: k, dy: dO,
+                                dh: dh2, dWeight: g + offsets[t + 2], dBias: g + offsets[t + 3])
                             Kernels.linearBackward(
                                 x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, n: 4 * c,
                                 dy: dh2,
