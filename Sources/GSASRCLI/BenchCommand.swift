@@ -148,6 +148,7 @@ struct TrainBenchCommand: ParsableCommand {
 
     func run() throws {
         try setThreads(jobs)
+        Allocator.keepFreedMemoryForReuse()  // as `gsasr train` does
         guard (1...64).contains(batch), (1...20).contains(steps) else { throw CLIError("--batch must be 1...64 and --steps 1...20") }
         var settings: TrainingSettings
         if let s = TrainBench.settings(named: config) {

@@ -33,6 +33,8 @@ struct Train: ParsableCommand {
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)  // progress lines reach a log file as they are printed
         try setThreads(threads)
+        // A process-wide allocator setting, so the process (this command) makes it, not the library.
+        Allocator.keepFreedMemoryForReuse()
         let text: String
         do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {
             throw CLIError("cannot read config '\(config)'")

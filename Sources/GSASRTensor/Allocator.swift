@@ -14,7 +14,8 @@ public enum Allocator {
     /// `gsasr bench train --config paper --steps 2`). This raises the mmap threshold to glibc's
     /// largest (32 MiB) and the trim threshold to 2 GiB, so freed blocks are reused. The cost:
     /// the process keeps its peak heap until it exits, which a training process holds anyway.
-    /// Call once, before training; elsewhere (other C libraries) it does nothing.
+    /// Process-wide, so the program calls it (the `gsasr train` and `gsasr bench train` commands
+    /// do), not the library; once, before training. With other C libraries it does nothing.
     public static func keepFreedMemoryForReuse() {
         #if canImport(Glibc)
             // mallopt is not in Swift's Glibc module (malloc.h); its parameters from malloc.h.

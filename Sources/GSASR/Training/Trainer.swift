@@ -47,7 +47,6 @@ public final class Trainer: @unchecked Sendable {
             + decoderEntries.parameters.map { ("decoder." + $0.key, $0) }
         adam = Adam(beta1: settings.beta1, beta2: settings.beta2)
         ema = EMA(decay: settings.emaDecay, params: parameters.map(\.param))
-        Allocator.keepFreedMemoryForReuse()
     }
 
     /// A from-scratch model (``GSASRInitialization``) or the pretrained weights of the settings.
