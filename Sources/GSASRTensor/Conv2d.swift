@@ -37,7 +37,19 @@ extension Kernels {
         return y
     }
 
+    /// By Winograd F(2×2, 3×3) where ``usesWinograd(cin:cout:)`` says so, else im2col + GEMM.
     public static func conv3x3(
+        x: UnsafePointer<Float>, height h: Int, width w: Int, _ p: Conv3x3Weights, y: UnsafeMutablePointer<Float>
+    ) {
+        if usesWinograd(cin: p.cin, cout: p.cout) {
+            conv3x3Winograd(x: x, height: h, width: w, p, y: y)
+        } else {
+            conv3x3Im2col(x: x, height: h, width: w, p, y: y)
+        }
+    }
+
+    /// The im2col + GEMM form.
+    public static func conv3x3Im2col(
         x: UnsafePointer<Float>, height h: Int, width w: Int, _ p: Conv3x3Weights, y: UnsafeMutablePointer<Float>
     ) {
         let cin = p.cin, cout = p.cout
@@ -156,6 +168,19 @@ extension Kernels {
     /// Returns dX, or nil when `needDX` is false (the first layer of a network).
     @discardableResult
     public static func conv3x3Backward(
+        _ x: Tensor, height h: Int, width w: Int, _ p: Conv3x3Weights, dy: Tensor, dWeight: Tensor, dBias: Tensor,
+        needDX: Bool = true
+    ) -> Tensor? {
+        if usesWinograd(cin: p.cin, cout: p.cout) {
+            return conv3x3BackwardWinograd(
+                x, height: h, width: w, p, dy: dy, dWeight: dWeight, dBias: dBias, needDX: needDX)
+        }
+        return conv3x3BackwardIm2col(x, height: h, width: w, p, dy: dy, dWeight: dWeight, dBias: dBias, needDX: needDX)
+    }
+
+    /// The im2col form of ``conv3x3Backward(_:height:width:_:dy:dWeight:dBias:needDX:)``.
+    @discardableResult
+    public static func conv3x3BackwardIm2col(
         _ x: Tensor, height h: Int, width w: Int, _ p: Conv3x3Weights, dy: Tensor, dWeight: Tensor, dBias: Tensor,
         needDX: Bool = true
     ) -> Tensor? {

@@ -55,13 +55,31 @@ func dot(_ a: [Double], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + $1.
 /// Heights that give 1, 2, 3 and 4 row blocks of unequal sizes (`convBackwardBlocks` is 4).
 @Test(arguments: [(1, 6, 3, 5), (5, 4, 3, 5), (13, 9, 24, 40), (37, 23, 16, 8)])
 func conv3x3BackwardMatchesFiniteDifferences(h: Int, w: Int, cin: Int, cout: Int) {
+    checkConv3x3Backward(h: h, w: w, cin: cin, cout: cout, label: "im2col") {
+        Kernels.conv3x3BackwardIm2col($0, height: h, width: w, $1, dy: $2, dWeight: $3, dBias: $4)!
+    }
+}
+
+/// The Winograd form: odd sizes (partial tiles at the bottom and right), channel counts that
+/// are not multiples of the 8 SIMD lanes, 1 to 12 blocks of tile rows (more than the 4
+/// reduction groups), 1 × 1 images.
+@Test(arguments: [(1, 1, 3, 5), (1, 6, 3, 5), (5, 4, 3, 5), (13, 9, 12, 19), (37, 23, 16, 8), (48, 7, 9, 10)])
+func winogradBackwardMatchesFiniteDifferences(h: Int, w: Int, cin: Int, cout: Int) {
+    checkConv3x3Backward(h: h, w: w, cin: cin, cout: cout, label: "Winograd") {
+        Kernels.conv3x3BackwardWinograd($0, height: h, width: w, $1, dy: $2, dWeight: $3, dBias: $4)!
+    }
+}
+
+func checkConv3x3Backward(
+    h: Int, w: Int, cin: Int, cout: Int, label: String,
+    _ backward: (Tensor, Conv3x3Weights, Tensor, Tensor, Tensor) -> Tensor
+) {
     var r = RNG(state: UInt64(h * 977 + w * 31 + cin))
     let x = r.array(h * w * cin), wt = r.array(cout * cin * 9), bias = r.array(cout), dy = r.array(h * w * cout)
     let p = Conv3x3Weights(torchWeight: wt, bias: bias, cout: cout, cin: cin)
     let dW = Tensor(zeros: [cout, 9 * cin]), dB = Tensor(zeros: [cout])
-    let dx = Kernels.conv3x3Backward(
-        Tensor(shape: [h, w, cin], values: x), height: h, width: w, p, dy: Tensor(shape: [h, w, cout], values: dy),
-        dWeight: dW, dBias: dB)!
+    let dx = backward(
+        Tensor(shape: [h, w, cin], values: x), p, Tensor(shape: [h, w, cout], values: dy), dW, dB)
     var xd = x.map(Double.init), wd = wt.map(Double.init), bd = bias.map(Double.init)
     let xd0 = xd, wd0 = wd, bd0 = bd
     // L is linear in each argument, so a unit step is exact up to float64 rounding.
@@ -84,7 +102,7 @@ func conv3x3BackwardMatchesFiniteDifferences(h: Int, w: Int, cin: Int, cout: Int
     let ex = worstRelative(ourX, xi.map(fdX), atol: 1e-5, rtol: 1e-4)
     let ew = worstRelative(ourW, wi.map(fdW), atol: 1e-5, rtol: 1e-4)
     let eb = worstRelative(dB.array, (0..<cout).map(fdB), atol: 1e-5, rtol: 1e-4)
-    print("conv3x3 backward \(h)x\(w) \(cin)->\(cout): worst |d|/(1e-5+1e-4|fd|) dX \(ex) dW \(ew) db \(eb)")
+    print("conv3x3 backward (\(label)) \(h)x\(w) \(cin)->\(cout): worst |d|/(1e-5+1e-4|fd|) dX \(ex) dW \(ew) db \(eb)")
     #expect(ex <= 1 && ew <= 1 && eb <= 1)
 }
 

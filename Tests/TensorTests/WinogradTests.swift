@@ -1,0 +1,69 @@
+import Foundation
+import GSASRTensor
+import Testing
+
+// Winograd F(2×2, 3×3) convolution (Winograd.swift): forward against a float64 reference, and
+// the backward's independence of the thread count. The backward against float64 finite
+// differences is `winogradBackwardMatchesFiniteDifferences` (BackwardKernelTests.swift).
+
+/// Odd sizes (partial tiles), channel counts off the 8 SIMD lanes, 1 to 12 blocks of tile rows.
+@Test(arguments: [(1, 1, 3, 5), (5, 4, 3, 5), (7, 9, 13, 11), (37, 23, 16, 8), (48, 50, 9, 17)])
+func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
+    var r = RNG(state: UInt64(h * 31 + w * 7 + cin))
+    let x = r.array(h * w * cin), wt = r.array(cout * cin * 9), bias = r.array(cout)
+    let p = Conv3x3Weights(torchWeight: wt, bias: bias, cout: cout, cin: cin)
+    let xt = Tensor(shape: [h, w, cin], values: x)
+    let y = Tensor(uninitialized: [h, w, cout])
+    Kernels.conv3x3Winograd(x: xt.ptr, height: h, width: w, p, y: y.ptr)
+    let ref = conv3x3Double(
+        x.map(Double.init), wt.map(Double.init), bias.map(Double.init), h: h, wd: w, cin: cin, cout: cout)
+    // Σ|terms| of each output: the scale of its rounding error.
+    let absSum = conv3x3Double(
+        x.map { abs(Double($0)) }, wt.map { abs(Double($0)) }, bias.map { abs(Double($0)) }, h: h, wd: w, cin: cin,
+        cout: cout)
+    var worst = 0.0, maxAbs = 0.0
+    for i in ref.indices {
+        let d = abs(Double(y.ptr[i]) - ref[i])
+        maxAbs = max(maxAbs, d)
+        // The transforms add up to 16 terms of each sign on top of the sum over 9·cin taps.
+        worst = max(worst, d / (16 * Double(9 * cin).squareRoot() * 0x1p-24 * absSum[i] + 1e-7))
+    }
+    print("Winograd conv \(h)x\(w) \(cin)->\(cout): max|d| \(maxAbs), worst/bound \(worst)")
+    #expect(worst <= 1)
+    withExtendedLifetime(xt) {}
+}
+
+/// The forward and backward by Winograd give the same bits for 1, 2 and 3 workers (blocks and
+/// reduction groups come from the sizes only).
+@Test func winogradBackwardIsTheSameForAnyThreadCount() {
+    let h = 37, w = 29, cin = 12, cout = 20
+    var r = RNG(state: 11)
+    let x = Tensor(shape: [h, w, cin], values: r.array(h * w * cin))
+    let dy = Tensor(shape: [h, w, cout], values: r.array(h * w * cout))
+    let p = Conv3x3Weights(torchWeight: r.array(cout * cin * 9), bias: r.array(cout), cout: cout, cin: cin)
+    var results: [[Float]] = []
+    for threads in 1...3 {
+        let dW = Tensor(zeros: [cout, 9 * cin]), dB = Tensor(zeros: [cout])
+        let dx = Kernels.conv3x3BackwardWinograd(
+            x, height: h, width: w, p, dy: dy, dWeight: dW, dBias: dB, threads: threads)!
+        results.append(dx.array + dW.array + dB.array)
+    }
+    #expect(results[1] == results[0])
+    #expect(results[2] == results[0])
+}
+
+/// The dispatcher: the paper decoder's UPNet (180 → 720) runs Winograd, the encoder's 64-channel
+/// convolutions im2col, and either way `conv3x3` agrees with the form it picks, bit for bit.
+@Test func conv3x3PicksWinogradForWideConvolutions() {
+    #expect(Kernels.usesWinograd(cin: 180, cout: 720))
+    #expect(!Kernels.usesWinograd(cin: 64, cout: 64))
+    #expect(!Kernels.usesWinograd(cin: 3, cout: 180))
+    let h = 9, w = 8, cin = 128, cout = 128
+    var r = RNG(state: 4)
+    let x = Tensor(shape: [h, w, cin], values: r.array(h * w * cin))
+    let p = Conv3x3Weights(torchWeight: r.array(cout * cin * 9), bias: r.array(cout), cout: cout, cin: cin)
+    let y = Kernels.conv3x3(x, height: h, width: w, p)
+    let yw = Tensor(uninitialized: [h, w, cout])
+    Kernels.conv3x3Winograd(x: x.ptr, height: h, width: w, p, y: yw.ptr)
+    #expect(y.array == yw.array)
+}
