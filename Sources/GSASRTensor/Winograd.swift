@@ -26,11 +26,12 @@
 /// count): the results are the same bits for any number of threads.
 extension Kernels {
     /// Whether ``conv3x3(x:height:width:_:y:)`` and its backward use the Winograd form for these
-    /// channel counts: when both are at least 128. Narrower convolutions (the EDSR encoder's 64
-    /// channels) keep im2col + GEMM, whose single GEMM per row chunk is larger; the threshold
-    /// is from `gsasr bench train` (Benchmarks/README.md).
+    /// channel counts: when both are at least 64 (the paper EDSR encoder's body, img_feat_proj and
+    /// UPNet). Below that the 16 GEMMs per block get too thin to beat im2col's one; measured with
+    /// `gsasr bench train --config paper` (Benchmarks/README.md): encoder.body 0.41 → 0.30 s,
+    /// img_feat_proj 0.13 → 0.08 s, UPNet 1.74 → 0.97 s per step.
     @inline(__always)
-    public static func usesWinograd(cin: Int, cout: Int) -> Bool { cin >= 128 && cout >= 128 }
+    public static func usesWinograd(cin: Int, cout: Int) -> Bool { cin >= 64 && cout >= 64 }
 
     /// The tiling of an h × w map: 2×2 output tiles, cut into blocks of whole tile rows of at
     /// most ~256 tiles and at least 8 blocks (when there are 8 tile rows), from the sizes only.

@@ -59,7 +59,10 @@ func conv3x3MatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     var r = RNG(state: UInt64(h * 100 + w))
     let x = Tensor(shape: [h, w, cin], values: r.array(h * w * cin))
     let wt = r.array(cout * cin * 9), bias = r.array(cout)
-    let y = Kernels.conv3x3(x, height: h, width: w, Conv3x3Weights(torchWeight: wt, bias: bias, cout: cout, cin: cin))
+    // The im2col form (the Winograd form has its own test, WinogradTests.swift).
+    let y = Tensor(uninitialized: [h, w, cout])
+    Kernels.conv3x3Im2col(
+        x: x.ptr, height: h, width: w, Conv3x3Weights(torchWeight: wt, bias: bias, cout: cout, cin: cin), y: y.ptr)
     var ref = [Double](repeating: 0, count: h * w * cout), absSum = ref
     for yy in 0..<h {
         for xx in 0..<w {

@@ -52,12 +52,13 @@ func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     #expect(results[2] == results[0])
 }
 
-/// The dispatcher: the paper decoder's UPNet (180 → 720) runs Winograd, the encoder's 64-channel
-/// convolutions im2col, and either way `conv3x3` agrees with the form it picks, bit for bit.
+/// The dispatcher: the paper model's UPNet (180 → 720) and EDSR body (64 → 64) run Winograd, the
+/// first convolution (3 → 64) and narrow ones im2col; `conv3x3` agrees with the form it picks.
 @Test func conv3x3PicksWinogradForWideConvolutions() {
     #expect(Kernels.usesWinograd(cin: 180, cout: 720))
-    #expect(!Kernels.usesWinograd(cin: 64, cout: 64))
-    #expect(!Kernels.usesWinograd(cin: 3, cout: 180))
+    #expect(Kernels.usesWinograd(cin: 64, cout: 64))
+    #expect(!Kernels.usesWinograd(cin: 3, cout: 64))
+    #expect(!Kernels.usesWinograd(cin: 32, cout: 128))
     let h = 9, w = 8, cin = 128, cout = 128
     var r = RNG(state: 4)
     let x = Tensor(shape: [h, w, cin], values: r.array(h * w * cin))
