@@ -3,7 +3,7 @@
 //
 // Module graph (dependencies flow one way):
 //   gsasr (CLI) -> GSASRBench, GSASRServer (HTTP, Hummingbird) -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
-//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple), CKernels (AVX2 softmax)
+//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple), CKernels (AVX2 softmax, AVX2 + FMA optimiser updates)
 import Foundation
 import PackageDescription
 

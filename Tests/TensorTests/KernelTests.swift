@@ -242,3 +242,32 @@ func windowAttentionReference(
         #expect(same)
     }
 }
+
+/// The AVX2 + FMA Adam and EMA updates (CKernels, used where the CPU has them) give the same bits
+/// as the portable Swift loops: lengths below, at and above the 8 lanes, zero and tiny gradients,
+/// moments of very different sizes.
+@Test func adamFMAMatchesPortable() {
+    print("optimizer: AVX2 + FMA version in use: \(Kernels.optimizerUsesFMA)")
+    var r = RNG(state: 91)
+    for n in [1, 7, 8, 37, 1000] {
+        var g = r.array(n).map { $0 * 1e-2 }
+        g[0] = 0
+        if n > 2 { g[1] = 1e-30 }
+        let m0 = r.array(n).map { $0 * 1e-3 }, v0 = r.array(n).map { $0 * $0 * 1e-5 }, p0 = r.array(n)
+        var p1 = p0, m1 = m0, v1 = v0, p2 = p0, m2 = m0, v2 = v0
+        let args = (w1: Float(0.1), b2: Float(0.99), w2: Float(0.01), step: Float(-2e-4 / 0.19), bc2: Float(0.14106736))
+        Kernels.adamUpdate(
+            p: &p1, g: g, m: &m1, v: &v1, count: n, w1: args.w1, b2: args.b2, w2: args.w2, step: args.step,
+            bc2Sqrt: args.bc2, eps: 1e-8)
+        Kernels.adamUpdatePortable(
+            p: &p2, g: g, m: &m2, v: &v2, count: n, w1: args.w1, b2: args.b2, w2: args.w2, step: args.step,
+            bc2Sqrt: args.bc2, eps: 1e-8)
+        var e1 = m0, e2 = m0
+        Kernels.emaUpdate(e: &e1, p: p0, count: n, decay: 0.999, weight: 0.001)
+        Kernels.emaUpdatePortable(e: &e2, p: p0, count: n, decay: 0.999, weight: 0.001)
+        func same(_ a: [Float], _ b: [Float]) -> Bool { zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern } }
+        #expect(same(p1, p2) && same(m1, m2) && same(v1, v2), "Adam n=\(n)")
+        #expect(same(e1, e2), "EMA n=\(n)")
+        #expect(p1 != p0)
+    }
+}

@@ -43,14 +43,10 @@ public final class Adam: @unchecked Sendable {
             let g = grads.of(p.value), m = expAvg.of(p.value), v = expAvgSq.of(p.value)
             withExtendedLifetime((p, g, m, v)) {
                 let pp = p.value.ptr, gp = g.ptr, mp = m.ptr, vp = v.ptr
-                for i in 0..<p.value.count {
-                    let gi = gp[i]
-                    let mNew = mp[i].addingProduct(w1, gi - mp[i])
-                    let vNew = (vp[i] * b2).addingProduct(w2 * gi, gi)
-                    mp[i] = mNew
-                    vp[i] = vNew
-                    let den = vNew.squareRoot() / bc2Sqrt + epsF
-                    pp[i] = pp[i] + (stepSize * mNew) / den
+                Parallel.forChunks(p.value.count, minChunk: 1 << 16) { r in
+                    Kernels.adamUpdate(
+                        p: pp + r.lowerBound, g: gp + r.lowerBound, m: mp + r.lowerBound, v: vp + r.lowerBound,
+                        count: r.count, w1: w1, b2: b2, w2: w2, step: stepSize, bc2Sqrt: bc2Sqrt, eps: epsF)
                 }
             }
         }
@@ -79,7 +75,9 @@ public final class EMA: @unchecked Sendable {
             let e = values.of(p.value)
             withExtendedLifetime((p, e)) {
                 let pp = p.value.ptr, ep = e.ptr
-                for i in 0..<p.value.count { ep[i] = (ep[i] * d).addingProduct(pp[i], w) }
+                Parallel.forChunks(p.value.count, minChunk: 1 << 16) { r in
+                    Kernels.emaUpdate(e: ep + r.lowerBound, p: pp + r.lowerBound, count: r.count, decay: d, weight: w)
+                }
             }
         }
     }

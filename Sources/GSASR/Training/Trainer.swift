@@ -111,9 +111,21 @@ public final class Trainer: @unchecked Sendable {
         for (_, p) in parameters {
             let g = grads.of(p.value)
             withExtendedLifetime(g) {
-                let gp = g.ptr
-                var s: Float = 0
-                for i in 0..<g.count { s += gp[i] * gp[i] }
+                // Σ g² in 8 float lanes, then across them (a scalar float sum is a chain of
+                // dependent adds); the same order for any thread count.
+                let gp = g.ptr, n = g.count
+                var acc = SIMD8<Float>()
+                var i = 0
+                while i + 8 <= n {
+                    let v = UnsafeRawPointer(gp + i).loadUnaligned(as: SIMD8<Float>.self)
+                    acc += v * v  // not addingProduct: a libm fmaf call per lane on the baseline
+                    i += 8
+                }
+                var s = acc.sum()
+                while i < n {
+                    s += gp[i] * gp[i]
+                    i += 1
+                }
                 norm2 += Double(s)
             }
         }
