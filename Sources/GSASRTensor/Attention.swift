@@ -51,54 +51,77 @@ extension Kernels {
         let scale = 1 / Float(d).squareRoot()
         qRows.withUnsafeBufferPointer { qr in
             kRows.withUnsafeBufferPointer { kr in
+                // Windows whose rows are consecutive (the training layers' group scratch, or
+                // unshifted windows of one row of windows) are read and written in place: only
+                // the scaled queries are copied.
+                let qRun = rowsAreRuns(qr, windows: windows, perWindow: nq)
+                let kRun = rowsAreRuns(kr, windows: windows, perWindow: nk)
                 let each: ((Int) -> Void) -> Void = { body in
                     if parallel { Parallel.forEach(windows, body) } else { for w in 0..<windows { body(w) } }
                 }
                 each { w in
                     let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
-                    let ks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
-                    let vs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
-                    let os = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
+                    let kvScratch: UnsafeMutablePointer<Float>? = kRun ? nil : .allocate(capacity: 2 * nk * c)
+                    let osScratch: UnsafeMutablePointer<Float>? = qRun ? nil : .allocate(capacity: nq * c)
                     let own = probabilities == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
-                    defer {
-                        qs.deallocate(); ks.deallocate(); vs.deallocate(); os.deallocate(); own?.deallocate()
-                    }
+                    defer { qs.deallocate(); kvScratch?.deallocate(); osScratch?.deallocate(); own?.deallocate() }
                     for i in 0..<nq {
                         let src = q + Int(qr[w * nq + i]) * ldQ
                         let dst = qs + i * c
                         for j in 0..<c { dst[j] = src[j] * scale }
                     }
-                    for i in 0..<nk {
-                        let r = Int(kr[w * nk + i])
-                        (ks + i * c).update(from: k + r * ldKV, count: c)
-                        (vs + i * c).update(from: v + r * ldKV, count: c)
+                    // K and V rows: in place (leading dimension ldKV) or gathered (c).
+                    let ks: UnsafePointer<Float>, vs: UnsafePointer<Float>, ldK: Int
+                    if let kvScratch {
+                        for i in 0..<nk {
+                            let r = Int(kr[w * nk + i])
+                            (kvScratch + i * c).update(from: k + r * ldKV, count: c)
+                            (kvScratch + (nk + i) * c).update(from: v + r * ldKV, count: c)
+                        }
+                        (ks, vs, ldK) = (UnsafePointer(kvScratch), UnsafePointer(kvScratch + nk * c), c)
+                    } else {
+                        let r0 = Int(kr[w * nk])
+                        (ks, vs, ldK) = (k + r0 * ldKV, v + r0 * ldKV, ldKV)
                     }
+                    let os = osScratch ?? (out + Int(qr[w * nq]) * ldOut)
+                    let ldO = osScratch == nil ? ldOut : c
                     for h in 0..<heads {
                         let sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
                         attentionProbabilities(
-                            qs: qs + h * d, ks: ks + h * d, ld: c, headDim: d, nq: nq, nk: nk,
+                            qs: qs + h * d, ldQ: c, ks: ks + h * d, ldK: ldK, headDim: d, nq: nq, nk: nk,
                             bias: bias + h * nq * nk, into: sc)
                         BLAS.sgemm(
                             transA: false, transB: false, m: nq, n: d, k: nk, alpha: 1,
-                            a: sc, lda: nk, b: vs + h * d, ldb: c, beta: 0, c: os + h * d, ldc: c)
+                            a: sc, lda: nk, b: vs + h * d, ldb: ldK, beta: 0, c: os + h * d, ldc: ldO)
                     }
-                    for i in 0..<nq {
-                        (out + Int(qr[w * nq + i]) * ldOut).update(from: os + i * c, count: c)
+                    if let osScratch {
+                        for i in 0..<nq {
+                            (out + Int(qr[w * nq + i]) * ldOut).update(from: osScratch + i * c, count: c)
+                        }
                     }
                 }
             }
         }
     }
 
+    /// Whether each window's rows are consecutive (row i of window w is rows[w·n] + i).
+    static func rowsAreRuns(_ rows: UnsafeBufferPointer<Int32>, windows: Int, perWindow n: Int) -> Bool {
+        for w in 0..<windows {
+            let r0 = rows[w * n]
+            for i in 1..<max(1, n) where rows[w * n + i] != r0 + Int32(i) { return false }
+        }
+        return true
+    }
+
     /// One head's P = softmax(Qs·Kᵀ + B) (nq × nk) into `p`, from the scaled queries and the
-    /// keys (rows of `ld` floats, `headDim` columns each) and the head's bias (nq × nk).
+    /// keys (rows of `ldQ` and `ldK` floats, `headDim` columns each) and the head's bias (nq × nk).
     @inline(__always)
     static func attentionProbabilities(
-        qs: UnsafePointer<Float>, ks: UnsafePointer<Float>, ld: Int, headDim d: Int, nq: Int, nk: Int,
+        qs: UnsafePointer<Float>, ldQ: Int, ks: UnsafePointer<Float>, ldK: Int, headDim d: Int, nq: Int, nk: Int,
         bias: UnsafePointer<Float>, into p: UnsafeMutablePointer<Float>
     ) {
         BLAS.sgemm(
-            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1, a: qs, lda: ld, b: ks, ldb: ld, beta: 0, c: p,
+            transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1, a: qs, lda: ldQ, b: ks, ldb: ldK, beta: 0, c: p,
             ldc: nk)
         add(p, bias, nq * nk)
         softmaxRows(p, rows: nq, n: nk)
@@ -234,38 +257,57 @@ extension Kernels {
                 let each: ((Int) -> Void) -> Void = { body in
                     if parallel { Parallel.forEach(windows, body) } else { for w in 0..<windows { body(w) } }
                 }
+                // As the forward: windows of consecutive rows are read and written in place.
+                let qRun = rowsAreRuns(qr, windows: windows, perWindow: nq)
+                let kRun = rowsAreRuns(kr, windows: windows, perWindow: nk)
                 each { w in
                     let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
-                    let ks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
-                    let vs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
-                    let dos = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
-                    let dqs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
-                    let dks = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
-                    let dvs = UnsafeMutablePointer<Float>.allocate(capacity: nk * c)
+                    // Gathered rows where the window's rows are not consecutive: dO and dQ
+                    // (queries), K, V, dK and dV (keys).
+                    let qScratch: UnsafeMutablePointer<Float>? = qRun ? nil : .allocate(capacity: 2 * nq * c)
+                    let kScratch: UnsafeMutablePointer<Float>? = kRun ? nil : .allocate(capacity: 4 * nk * c)
                     let own = probabilities == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
                     let dp = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
                     defer {
-                        qs.deallocate(); ks.deallocate(); vs.deallocate(); dos.deallocate(); dqs.deallocate()
-                        dks.deallocate(); dvs.deallocate(); own?.deallocate(); dp.deallocate()
+                        qs.deallocate(); qScratch?.deallocate(); kScratch?.deallocate(); own?.deallocate()
+                        dp.deallocate()
                     }
                     for i in 0..<nq {
-                        let r = Int(qr[w * nq + i])
-                        let src = q + r * ldQ
+                        let src = q + Int(qr[w * nq + i]) * ldQ
                         let dst = qs + i * c
                         for j in 0..<c { dst[j] = src[j] * scale }
-                        (dos + i * c).update(from: dOut + r * ldDOut, count: c)
                     }
-                    for i in 0..<nk {
-                        let r = Int(kr[w * nk + i])
-                        (ks + i * c).update(from: k + r * ldKV, count: c)
-                        (vs + i * c).update(from: v + r * ldKV, count: c)
+                    let dos: UnsafePointer<Float>, ldO: Int, dqs: UnsafeMutablePointer<Float>, ldDq: Int
+                    if let qScratch {
+                        for i in 0..<nq {
+                            (qScratch + i * c).update(from: dOut + Int(qr[w * nq + i]) * ldDOut, count: c)
+                        }
+                        (dos, ldO, dqs, ldDq) = (UnsafePointer(qScratch), c, qScratch + nq * c, c)
+                    } else {
+                        let r0 = Int(qr[w * nq])
+                        (dos, ldO, dqs, ldDq) = (dOut + r0 * ldDOut, ldDOut, dQ + r0 * ldDQ, ldDQ)
+                    }
+                    let ks: UnsafePointer<Float>, vs: UnsafePointer<Float>, ldK: Int
+                    let dks: UnsafeMutablePointer<Float>, dvs: UnsafeMutablePointer<Float>, ldDk: Int
+                    if let kScratch {
+                        for i in 0..<nk {
+                            let r = Int(kr[w * nk + i])
+                            (kScratch + i * c).update(from: k + r * ldKV, count: c)
+                            (kScratch + (nk + i) * c).update(from: v + r * ldKV, count: c)
+                        }
+                        (ks, vs, ldK) = (UnsafePointer(kScratch), UnsafePointer(kScratch + nk * c), c)
+                        (dks, dvs, ldDk) = (kScratch + 2 * nk * c, kScratch + 3 * nk * c, c)
+                    } else {
+                        let r0 = Int(kr[w * nk])
+                        (ks, vs, ldK) = (k + r0 * ldKV, v + r0 * ldKV, ldKV)
+                        (dks, dvs, ldDk) = (dK + r0 * ldDKV, dV + r0 * ldDKV, ldDKV)
                     }
                     for h in 0..<heads {
                         // P: kept by the forward, or recomputed exactly as the forward does.
                         let sc: UnsafePointer<Float>
                         if let own {
                             attentionProbabilities(
-                                qs: qs + h * d, ks: ks + h * d, ld: c, headDim: d, nq: nq, nk: nk,
+                                qs: qs + h * d, ldQ: c, ks: ks + h * d, ldK: ldK, headDim: d, nq: nq, nk: nk,
                                 bias: bias + h * nq * nk, into: own)
                             sc = UnsafePointer(own)
                         } else {
@@ -274,37 +316,51 @@ extension Kernels {
                         // dV_h = Pᵀ dO_h
                         BLAS.sgemm(
                             transA: true, transB: false, m: nk, n: d, k: nq, alpha: 1,
-                            a: sc, lda: nk, b: dos + h * d, ldb: c, beta: 0, c: dvs + h * d, ldc: c)
+                            a: sc, lda: nk, b: dos + h * d, ldb: ldO, beta: 0, c: dvs + h * d, ldc: ldDk)
                         // dP = dO_h V_hᵀ
                         BLAS.sgemm(
                             transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1,
-                            a: dos + h * d, lda: c, b: vs + h * d, ldb: c, beta: 0, c: dp, ldc: nk)
-                        // dZ = P ⊙ (dP − rowsum(dP ⊙ P)), into dp
+                            a: dos + h * d, lda: ldO, b: vs + h * d, ldb: ldK, beta: 0, c: dp, ldc: nk)
+                        // dZ = P ⊙ (dP − rowsum(dP ⊙ P)), into dp, and dB: added directly (in
+                        // order on one thread) or kept per window (summed in window order below).
+                        let db = partial.map { $0 + w * biasSize + h * nq * nk } ?? (dBias + h * nq * nk)
+                        let accumulate = partial == nil
                         for i in 0..<nq {
-                            let pr = sc + i * nk, gr = dp + i * nk
+                            let pr = sc + i * nk, gr = dp + i * nk, br = db + i * nk
                             let s = rowDot(pr, gr, nk)
-                            for j in 0..<nk { gr[j] = pr[j] * (gr[j] - s) }
-                        }
-                        if let partial {
-                            (partial + w * biasSize + h * nq * nk).update(from: dp, count: nq * nk)
-                        } else {
-                            Kernels.add(dBias + h * nq * nk, dp, nq * nk)
+                            if accumulate {
+                                for j in 0..<nk {
+                                    let z = pr[j] * (gr[j] - s)
+                                    gr[j] = z
+                                    br[j] += z
+                                }
+                            } else {
+                                for j in 0..<nk {
+                                    let z = pr[j] * (gr[j] - s)
+                                    gr[j] = z
+                                    br[j] = z
+                                }
+                            }
                         }
                         // dQs_h = dZ K_h ; dK_h = dZᵀ Qs_h
                         BLAS.sgemm(
                             transA: false, transB: false, m: nq, n: d, k: nk, alpha: scale,
-                            a: dp, lda: nk, b: ks + h * d, ldb: c, beta: 0, c: dqs + h * d, ldc: c)
+                            a: dp, lda: nk, b: ks + h * d, ldb: ldK, beta: 0, c: dqs + h * d, ldc: ldDq)
                         BLAS.sgemm(
                             transA: true, transB: false, m: nk, n: d, k: nq, alpha: 1,
-                            a: dp, lda: nk, b: qs + h * d, ldb: c, beta: 0, c: dks + h * d, ldc: c)
+                            a: dp, lda: nk, b: qs + h * d, ldb: c, beta: 0, c: dks + h * d, ldc: ldDk)
                     }
-                    for i in 0..<nq {
-                        (dQ + Int(qr[w * nq + i]) * ldDQ).update(from: dqs + i * c, count: c)
+                    if qScratch != nil {
+                        for i in 0..<nq {
+                            (dQ + Int(qr[w * nq + i]) * ldDQ).update(from: dqs + i * c, count: c)
+                        }
                     }
-                    for i in 0..<nk {
-                        let r = Int(kr[w * nk + i])
-                        (dK + r * ldDKV).update(from: dks + i * c, count: c)
-                        (dV + r * ldDKV).update(from: dvs + i * c, count: c)
+                    if kScratch != nil {
+                        for i in 0..<nk {
+                            let r = Int(kr[w * nk + i])
+                            (dK + r * ldDKV).update(from: dks + i * c, count: c)
+                            (dV + r * ldDKV).update(from: dvs + i * c, count: c)
+                        }
                     }
                 }
             }

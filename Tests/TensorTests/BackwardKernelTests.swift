@@ -143,11 +143,17 @@ func checkConv3x3Backward(
     }
 }
 
-/// Cross form (separate q and kv), permuted rows; the in-order single-thread form
-/// (`parallel: false`, used by the training layers per window group) gives the same bits.
-/// nk = 19 runs the 8-lane row sums and their scalar tail.
-@Test(arguments: [(3, 4, 6, 2, 8), (2, 5, 19, 3, 12)])
-func windowAttentionBackwardMatchesFiniteDifferences(windows: Int, nq: Int, nk: Int, heads: Int, c: Int) {
+/// Cross form (separate q and kv); the in-order single-thread form (`parallel: false`, used by
+/// the training layers per window group) gives the same bits. nk = 19 runs the 8-lane row sums
+/// and their scalar tail. Rows: permuted (gathered per window), consecutive (read and written
+/// in place, as the training layers' group scratch), or consecutive queries with permuted keys.
+@Test(arguments: [
+    (3, 4, 6, 2, 8, "permuted"), (2, 5, 19, 3, 12, "permuted"), (3, 4, 6, 2, 8, "consecutive"),
+    (2, 5, 19, 3, 12, "consecutive queries"),
+])
+func windowAttentionBackwardMatchesFiniteDifferences(
+    windows: Int, nq: Int, nk: Int, heads: Int, c: Int, rows: String
+) {
     var r = RNG(state: UInt64(23 + nk))
     let nQ = windows * nq, nK = windows * nk
     let q = r.array(nQ * c).map { $0 * 3 }, kv = r.array(nK * 2 * c).map { $0 * 3 }
@@ -158,7 +164,9 @@ func windowAttentionBackwardMatchesFiniteDifferences(windows: Int, nq: Int, nk: 
         let m = [5, 7, 3, 11].first { gcd($0, n) == 1 }!
         return (0..<n).map { Int32($0 * m % n) }
     }
-    let qRows = permutation(nQ), kRows = permutation(nK)
+    let identity = { (n: Int) in (0..<Int32(n)).map { $0 } }
+    let qRows = rows == "permuted" ? permutation(nQ) : identity(nQ)
+    let kRows = rows == "consecutive" ? identity(nK) : permutation(nK)
     #expect(Set(qRows).count == nQ && Set(kRows).count == nK)
     func attentionLoss(_ q: [Double], _ kv: [Double], _ b: [Double]) -> Double {
         let out = windowAttentionReference(
@@ -190,7 +198,7 @@ func windowAttentionBackwardMatchesFiniteDifferences(windows: Int, nq: Int, nk: 
         let ekv = worstRelative(dKV, fdKV, atol: 1e-5, rtol: 1e-4)
         let eb = worstRelative(dB, fdB, atol: 1e-5, rtol: 1e-4)
         print(
-            "windowAttention backward \(windows)x\(nq)x\(nk) (parallel \(parallel)): worst |d|/(1e-5+1e-4|fd|) dQ \(eq) dK|dV \(ekv) dBias \(eb)"
+            "windowAttention backward \(windows)x\(nq)x\(nk), \(rows) rows (parallel \(parallel)): worst |d|/(1e-5+1e-4|fd|) dQ \(eq) dK|dV \(ekv) dBias \(eb)"
         )
         #expect(eq <= 1 && ekv <= 1 && eb <= 1)
         results.append(dQ + dKV + dB)

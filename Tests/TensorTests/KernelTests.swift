@@ -202,8 +202,10 @@ func windowAttentionReference(
     return out
 }
 
-/// Window attention with permuted rows (a rolled window) against a direct evaluation.
-@Test func windowAttentionMatchesReference() {
+/// Window attention with permuted rows (a rolled window: gathered per window) and with
+/// consecutive rows (read and written in place) against a direct evaluation.
+@Test(arguments: [true, false])
+func windowAttentionMatchesReference(permuted: Bool) {
     var r = RNG(state: 11)
     let windows = 3, nq = 4, nk = 6, heads = 2, c = 8
     let qRowsCount = windows * nq, kRowsCount = windows * nk
@@ -211,8 +213,8 @@ func windowAttentionReference(
     let kv = Tensor(shape: [kRowsCount, 2 * c], values: r.array(kRowsCount * 2 * c).map { $0 * 3 })
     let bias = Tensor(shape: [heads, nq, nk], values: r.array(heads * nq * nk))
     // A permutation of query rows and of key rows.
-    let qRows = (0..<Int32(qRowsCount)).map { ($0 * 5) % Int32(qRowsCount) }
-    let kRows = (0..<Int32(kRowsCount)).map { ($0 * 7) % Int32(kRowsCount) }
+    let qRows = (0..<Int32(qRowsCount)).map { permuted ? ($0 * 5) % Int32(qRowsCount) : $0 }
+    let kRows = (0..<Int32(kRowsCount)).map { permuted ? ($0 * 7) % Int32(kRowsCount) : $0 }
     let out = Tensor(zeros: [qRowsCount, c])
     Kernels.windowAttention(
         q: q, kv: kv, channels: c, qRows: qRows, kRows: kRows, windows: windows, nq: nq, nk: nk, heads: heads,
@@ -221,7 +223,7 @@ func windowAttentionReference(
         q: q.array.map(Double.init), kv: kv.array.map(Double.init), bias: bias.array.map(Double.init), channels: c,
         heads: heads, qRows: qRows, kRows: kRows, windows: windows, nq: nq, nk: nk)
     let diff = maxAbsDiff(out.array, ref)
-    print("windowAttention: max|d| \(diff)")
+    print("windowAttention (\(permuted ? "permuted" : "consecutive") rows): max|d| \(diff)")
     #expect(diff < 1e-5)
 }
 
