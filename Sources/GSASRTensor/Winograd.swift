@@ -13,13 +13,13 @@
 ///   Aᵀ = [1 1 1 0; 0 1 −1 −1].
 ///
 /// The sum over input channels, for each of the 16 positions ξ of the 4×4 transformed tile, is a
-/// GEMM M_ξ (tiles × cout) = V_ξ (tiles × cin) · U_ξ (cin × cout): 16 GEMMs of 2·cin·cout FLOPs
+/// GEMM M_ξ (tiles × cout) = V_ξ (tiles × cin) · U_ξᵀ (U_ξ is cout × cin): 16 GEMMs of 2·cin·cout FLOPs
 /// per tile instead of im2col's 36 per tile (2.25x fewer). The transforms use only additions and
 /// halvings, so the result differs from the direct sum by float rounding only (a few ulp of the
 /// largest terms; the parity tests hold it to the same tolerances as the im2col form).
 ///
 /// The backward is the chain rule through the same linear maps: dM = A dY Aᵀ (per tile),
-/// dU_ξ = V_ξᵀ dM_ξ and dV_ξ = dM_ξ U_ξᵀ (GEMMs), dW = Gᵀ dU G, and dX gathers B dV Bᵀ from
+/// dU_ξ = V_ξᵀ dM_ξ and dV_ξ = dM_ξ U_ξ (GEMMs), dW = Gᵀ dU G, and dX gathers B dV Bᵀ from
 /// the overlapping tiles.
 ///
 /// Work is cut into blocks of whole tile rows, from the image size only (never the thread
@@ -72,35 +72,42 @@ extension Kernels {
         for l in 0..<n { p[l] = v[l] }
     }
 
-    /// U_ξ = (G g Gᵀ)_ξ for every (ci, co), as 16 matrices (cin × cout), from the weight in its
-    /// im2col layout (cout × 9·cin, column (ky·3 + kx)·cin + ci). The caller deallocates.
+    /// U_ξ = (G g Gᵀ)_ξ for every (co, ci), as 16 matrices (cout × cin, the weight's own row
+    /// order, so the GEMMs read them transposed), from the weight in its im2col layout
+    /// (cout × 9·cin, column (ky·3 + kx)·cin + ci): 8 input channels per SIMD lane group, read
+    /// and written contiguously. The caller deallocates.
     static func winogradWeights(_ p: Conv3x3Weights) -> UnsafeMutablePointer<Float> {
         let cin = p.cin, cout = p.cout, plane = cin * cout
         let u = UnsafeMutablePointer<Float>.allocate(capacity: 16 * plane)
         withExtendedLifetime(p.weight) {
             let wp = p.weight.ptr
-            Parallel.forChunks(cin, minChunk: 8) { cis in
-                for ci in cis {
-                    for co in 0..<cout {
-                        let g = wp + co * 9 * cin + ci
+            Parallel.forChunks(cout, minChunk: 16) { cos in
+                let half = WV(repeating: 0.5)
+                for co in cos {
+                    let g = wp + co * 9 * cin
+                    var ci = 0
+                    while ci < cin {
+                        let n = min(8, cin - ci)
                         // Columns kx of G g (4 × 3): G applied down each column of g.
-                        func column(_ kx: Int) -> (Float, Float, Float, Float) {
-                            let g0 = g[kx * cin], g1 = g[(3 + kx) * cin], g2 = g[(6 + kx) * cin]
-                            return (g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2)
+                        @inline(__always) func column(_ kx: Int) -> (WV, WV, WV, WV) {
+                            let g0 = wload(g + kx * cin + ci, n), g1 = wload(g + (3 + kx) * cin + ci, n)
+                            let g2 = wload(g + (6 + kx) * cin + ci, n)
+                            return (g0, (g0 + g1 + g2) * half, (g0 - g1 + g2) * half, g2)
                         }
                         let c0 = column(0), c1 = column(1), c2 = column(2)
                         // Then G across each row i: (G g) Gᵀ.
-                        @inline(__always) func row(_ i: Int, _ a: Float, _ b: Float, _ c: Float) {
-                            let o = u + (i * 4) * plane + ci * cout + co
-                            o[0] = a
-                            o[plane] = (a + b + c) * 0.5
-                            o[2 * plane] = (a - b + c) * 0.5
-                            o[3 * plane] = c
+                        @inline(__always) func row(_ i: Int, _ a: WV, _ b: WV, _ c: WV) {
+                            let o = u + (i * 4) * plane + co * cin + ci
+                            wstore(o, a, n)
+                            wstore(o + plane, (a + b + c) * half, n)
+                            wstore(o + 2 * plane, (a - b + c) * half, n)
+                            wstore(o + 3 * plane, c, n)
                         }
                         row(0, c0.0, c1.0, c2.0)
                         row(1, c0.1, c1.1, c2.1)
                         row(2, c0.2, c1.2, c2.2)
                         row(3, c0.3, c1.3, c2.3)
+                        ci += 8
                     }
                 }
             }
@@ -229,8 +236,8 @@ extension Kernels {
                 winogradInput(x, plan: plan, cin: cin, rows: rows, into: v)
                 for xi in 0..<16 {
                     BLAS.sgemm(
-                        transA: false, transB: false, m: tiles, n: cout, k: cin, alpha: 1, a: v + xi * tiles * cin,
-                        lda: cin, b: u + xi * cin * cout, ldb: cout, beta: 0, c: m + xi * tiles * cout, ldc: cout)
+                        transA: false, transB: true, m: tiles, n: cout, k: cin, alpha: 1, a: v + xi * tiles * cin,
+                        lda: cin, b: u + xi * cin * cout, ldb: cin, beta: 0, c: m + xi * tiles * cout, ldc: cout)
                 }
                 winogradOutput(m, plan: plan, cout: cout, rows: rows, bias: bp, y: y)
             }
@@ -408,10 +415,10 @@ extension Kernels {
                                     a: v + xi * tiles * cin, lda: cin, b: dm + xi * tiles * cout, ldb: cout,
                                     beta: first ? 0 : 1, c: ga + xi * plane, ldc: cout)
                                 if let dv, let u {
-                                    // dV_ξ (tiles × cin) = dM_ξ · U_ξᵀ
+                                    // dV_ξ (tiles × cin) = dM_ξ · U_ξ (U_ξ stored cout × cin)
                                     BLAS.sgemm(
-                                        transA: false, transB: true, m: tiles, n: cin, k: cout, alpha: 1,
-                                        a: dm + xi * tiles * cout, lda: cout, b: u + xi * plane, ldb: cout, beta: 0,
+                                        transA: false, transB: false, m: tiles, n: cin, k: cout, alpha: 1,
+                                        a: dm + xi * tiles * cout, lda: cout, b: u + xi * plane, ldb: cin, beta: 0,
                                         c: dv + xi * tiles * cin, ldc: cin)
                                 }
                             }
