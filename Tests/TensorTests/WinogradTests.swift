@@ -68,3 +68,66 @@ func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     Kernels.conv3x3Winograd(x: x.ptr, height: h, width: w, p, y: yw.ptr)
     #expect(y.array == yw.array)
 }
+
+/// The backward at the paper UPNet's width (180 → 720; the gradient goldens' small config stays
+/// below the Winograd threshold) against float64 sums: dW[o, i, ky, kx] = Σ_p dY[p, o]·X[p + k, i],
+/// dX[p, i] = Σ_{o, k} dY[p − k, o]·W[o, i, k], db = Σ_p dY[p], each within a rounding bound of
+/// its Σ|terms|.
+@Test func winogradBackwardMatchesDirectSumsAtPaperWidth() {
+    let h = 5, w = 7, cin = 180, cout = 720
+    var r = RNG(state: 180)
+    let x = r.array(h * w * cin), wt = r.array(cout * cin * 9), dy = r.array(h * w * cout)
+    let p = Conv3x3Weights(torchWeight: wt, bias: r.array(cout), cout: cout, cin: cin)
+    let dW = Tensor(zeros: [cout, 9 * cin]), dB = Tensor(zeros: [cout])
+    let dx = Kernels.conv3x3BackwardWinograd(
+        Tensor(shape: [h, w, cin], values: x), height: h, width: w, p, dy: Tensor(shape: [h, w, cout], values: dy),
+        dWeight: dW, dBias: dB)!
+    func bound(_ absSum: Double, terms: Int) -> Double { 16 * Double(terms).squareRoot() * 0x1p-24 * absSum + 1e-7 }
+    var worstW = 0.0, worstX = 0.0, worstB = 0.0
+    for o in 0..<cout {
+        var sb = 0.0, ab = 0.0
+        for px in 0..<(h * w) {
+            sb += Double(dy[px * cout + o])
+            ab += abs(Double(dy[px * cout + o]))
+        }
+        worstB = max(worstB, abs(Double(dB.ptr[o]) - sb) / bound(ab, terms: h * w))
+        for tap in 0..<9 {
+            let ky = tap / 3, kx = tap % 3
+            for i in stride(from: 0, to: cin, by: 7) {
+                var s = 0.0, a = 0.0
+                for yy in 0..<h {
+                    for xx in 0..<w {
+                        let sy = yy + ky - 1, sx = xx + kx - 1
+                        if sy < 0 || sy >= h || sx < 0 || sx >= w { continue }
+                        let t = Double(dy[(yy * w + xx) * cout + o]) * Double(x[(sy * w + sx) * cin + i])
+                        s += t
+                        a += abs(t)
+                    }
+                }
+                let ours = Double(dW.ptr[o * 9 * cin + tap * cin + i])
+                worstW = max(worstW, abs(ours - s) / bound(a, terms: h * w))
+            }
+        }
+    }
+    for yy in 0..<h {
+        for xx in 0..<w {
+            for i in stride(from: 0, to: cin, by: 5) {
+                var s = 0.0, a = 0.0
+                for ky in 0..<3 {
+                    for kx in 0..<3 {
+                        let oy = yy - ky + 1, ox = xx - kx + 1
+                        if oy < 0 || oy >= h || ox < 0 || ox >= w { continue }
+                        for o in 0..<cout {
+                            let t = Double(dy[(oy * w + ox) * cout + o]) * Double(wt[((o * cin + i) * 3 + ky) * 3 + kx])
+                            s += t
+                            a += abs(t)
+                        }
+                    }
+                }
+                worstX = max(worstX, abs(Double(dx.ptr[(yy * w + xx) * cin + i]) - s) / bound(a, terms: 9 * cout))
+            }
+        }
+    }
+    print("Winograd backward 180->720 at \(h)x\(w): worst/bound dW \(worstW) dX \(worstX) db \(worstB)")
+    #expect(worstW <= 1 && worstX <= 1 && worstB <= 1)
+}
