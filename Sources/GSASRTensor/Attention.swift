@@ -70,19 +70,8 @@ extension Kernels {
                         let dst = qs + i * c
                         for j in 0..<c { dst[j] = src[j] * scale }
                     }
-                    // K and V rows: in place (leading dimension ldKV) or gathered (c).
-                    let ks: UnsafePointer<Float>, vs: UnsafePointer<Float>, ldK: Int
-                    if let kvScratch {
-                        for i in 0..<nk {
-                            let r = Int(kr[w * nk + i])
-                            (kvScratch + i * c).update(from: k + r * ldKV, count: c)
-                            (kvScratch + (nk + i) * c).update(from: v + r * ldKV, count: c)
-                        }
-                        (ks, vs, ldK) = (UnsafePointer(kvScratch), UnsafePointer(kvScratch + nk * c), c)
-                    } else {
-                        let r0 = Int(kr[w * nk])
-                        (ks, vs, ldK) = (k + r0 * ldKV, v + r0 * ldKV, ldKV)
-                    }
+                    let (ks, vs, ldK) = windowKeysValues(
+                        k: k, v: v, ldKV: ldKV, rows: kr, window: w, nk: nk, channels: c, scratch: kvScratch)
                     let os = osScratch ?? (out + Int(qr[w * nq]) * ldOut)
                     let ldO = osScratch == nil ? ldOut : c
                     for h in 0..<heads {
@@ -102,6 +91,25 @@ extension Kernels {
                 }
             }
         }
+    }
+
+    /// Window w's K and V rows and their leading dimension: in place (ldKV) when `scratch` is nil
+    /// (the window's rows are consecutive), else gathered into `scratch` (K then V, nk × c each).
+    @inline(__always)
+    static func windowKeysValues(
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldKV: Int, rows kr: UnsafeBufferPointer<Int32>, window w: Int,
+        nk: Int, channels c: Int, scratch: UnsafeMutablePointer<Float>?
+    ) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int) {
+        guard let scratch else {
+            let r0 = Int(kr[w * nk])
+            return (k + r0 * ldKV, v + r0 * ldKV, ldKV)
+        }
+        for i in 0..<nk {
+            let r = Int(kr[w * nk + i])
+            (scratch + i * c).update(from: k + r * ldKV, count: c)
+            (scratch + (nk + i) * c).update(from: v + r * ldKV, count: c)
+        }
+        return (UnsafePointer(scratch), UnsafePointer(scratch + nk * c), c)
     }
 
     /// Whether each window's rows are consecutive (row i of window w is rows[w·n] + i).
@@ -287,19 +295,13 @@ extension Kernels {
                         let r0 = Int(qr[w * nq])
                         (dos, ldO, dqs, ldDq) = (dOut + r0 * ldDOut, ldDOut, dQ + r0 * ldDQ, ldDQ)
                     }
-                    let ks: UnsafePointer<Float>, vs: UnsafePointer<Float>, ldK: Int
+                    let (ks, vs, ldK) = windowKeysValues(
+                        k: k, v: v, ldKV: ldKV, rows: kr, window: w, nk: nk, channels: c, scratch: kScratch)
                     let dks: UnsafeMutablePointer<Float>, dvs: UnsafeMutablePointer<Float>, ldDk: Int
                     if let kScratch {
-                        for i in 0..<nk {
-                            let r = Int(kr[w * nk + i])
-                            (kScratch + i * c).update(from: k + r * ldKV, count: c)
-                            (kScratch + (nk + i) * c).update(from: v + r * ldKV, count: c)
-                        }
-                        (ks, vs, ldK) = (UnsafePointer(kScratch), UnsafePointer(kScratch + nk * c), c)
                         (dks, dvs, ldDk) = (kScratch + 2 * nk * c, kScratch + 3 * nk * c, c)
                     } else {
                         let r0 = Int(kr[w * nk])
-                        (ks, vs, ldK) = (k + r0 * ldKV, v + r0 * ldKV, ldKV)
                         (dks, dvs, ldDk) = (dK + r0 * ldDKV, dV + r0 * ldDKV, ldDKV)
                     }
                     for h in 0..<heads {

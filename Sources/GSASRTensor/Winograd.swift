@@ -48,6 +48,14 @@ extension Kernels {
             blocks = (tilesH + tileRowsPerBlock - 1) / tileRowsPerBlock
         }
 
+        /// The image pixel (y·w + x) at position k (row-major 4 × 4) of tile (ty, tx)'s input
+        /// patch, rows 2ty − 1 … 2ty + 2 and columns 2tx − 1 … 2tx + 2; nil outside the image.
+        @inline(__always)
+        func patchPixel(ty: Int, tx: Int, _ k: Int) -> Int? {
+            let yy = 2 * ty - 1 + k / 4, xx = 2 * tx - 1 + k % 4
+            return yy >= 0 && yy < h && xx >= 0 && xx < w ? yy * w + xx : nil
+        }
+
         /// Tile rows of block b.
         func tileRows(_ b: Int) -> Range<Int> { (b * tileRowsPerBlock)..<min(tilesH, (b + 1) * tileRowsPerBlock) }
         var maxTiles: Int { tileRowsPerBlock * tilesW }
@@ -70,6 +78,20 @@ extension Kernels {
             return
         }
         for l in 0..<n { p[l] = v[l] }
+    }
+
+    /// The 16 positions ξ (row-major 4 × 4) of one tile's channels c ..< c + n, from a ξ-major
+    /// buffer whose positions are `stride` floats apart.
+    @inline(__always)
+    static func loadTile(_ q: UnsafePointer<Float>, stride: Int, _ n: Int) -> (
+        WV, WV, WV, WV, WV, WV, WV, WV, WV, WV, WV, WV, WV, WV, WV, WV
+    ) {
+        (
+            wload(q, n), wload(q + stride, n), wload(q + 2 * stride, n), wload(q + 3 * stride, n),
+            wload(q + 4 * stride, n), wload(q + 5 * stride, n), wload(q + 6 * stride, n), wload(q + 7 * stride, n),
+            wload(q + 8 * stride, n), wload(q + 9 * stride, n), wload(q + 10 * stride, n), wload(q + 11 * stride, n),
+            wload(q + 12 * stride, n), wload(q + 13 * stride, n), wload(q + 14 * stride, n), wload(q + 15 * stride, n)
+        )
     }
 
     /// U_ξ = (G g Gᵀ)_ξ for every (co, ci), as 16 matrices (cout × cin, the weight's own row
@@ -120,7 +142,7 @@ extension Kernels {
     static func winogradInput(
         _ x: UnsafePointer<Float>, plan: WinogradPlan, cin: Int, rows: Range<Int>, into v: UnsafeMutablePointer<Float>
     ) {
-        let h = plan.h, w = plan.w, tw = plan.tilesW
+        let tw = plan.tilesW
         let stride = (rows.count * tw) * cin
         let zeros = UnsafeMutablePointer<Float>.allocate(capacity: cin)
         zeros.initialize(repeating: 0, count: cin)
@@ -129,13 +151,8 @@ extension Kernels {
         src.withUnsafeMutableBufferPointer { s in
             for ty in rows {
                 for tx in 0..<tw {
-                    for i in 0..<4 {
-                        let yy = 2 * ty - 1 + i
-                        for j in 0..<4 {
-                            let xx = 2 * tx - 1 + j
-                            s[i * 4 + j] =
-                                yy >= 0 && yy < h && xx >= 0 && xx < w ? x + (yy * w + xx) * cin : UnsafePointer(zeros)
-                        }
+                    for k in 0..<16 {
+                        s[k] = plan.patchPixel(ty: ty, tx: tx, k).map { x + $0 * cin } ?? UnsafePointer(zeros)
                     }
                     let out = v + ((ty - rows.lowerBound) * tw + tx) * cin
                     var c = 0
@@ -152,23 +169,18 @@ extension Kernels {
                         let t10 = d10 + d20, t11 = d11 + d21, t12 = d12 + d22, t13 = d13 + d23
                         let t20 = d20 - d10, t21 = d21 - d11, t22 = d22 - d12, t23 = d23 - d13
                         let t30 = d10 - d30, t31 = d11 - d31, t32 = d12 - d32, t33 = d13 - d33
-                        let o = out + c
-                        wstore(o, t00 - t02, n)
-                        wstore(o + stride, t01 + t02, n)
-                        wstore(o + 2 * stride, t02 - t01, n)
-                        wstore(o + 3 * stride, t01 - t03, n)
-                        wstore(o + 4 * stride, t10 - t12, n)
-                        wstore(o + 5 * stride, t11 + t12, n)
-                        wstore(o + 6 * stride, t12 - t11, n)
-                        wstore(o + 7 * stride, t11 - t13, n)
-                        wstore(o + 8 * stride, t20 - t22, n)
-                        wstore(o + 9 * stride, t21 + t22, n)
-                        wstore(o + 10 * stride, t22 - t21, n)
-                        wstore(o + 11 * stride, t21 - t23, n)
-                        wstore(o + 12 * stride, t30 - t32, n)
-                        wstore(o + 13 * stride, t31 + t32, n)
-                        wstore(o + 14 * stride, t32 - t31, n)
-                        wstore(o + 15 * stride, t31 - t33, n)
+                        // V row i = t_i B: t0 − t2, t1 + t2, t2 − t1, t1 − t3.
+                        @inline(__always) func row(_ i: Int, _ t0: WV, _ t1: WV, _ t2: WV, _ t3: WV) {
+                            let o = out + c + 4 * i * stride
+                            wstore(o, t0 - t2, n)
+                            wstore(o + stride, t1 + t2, n)
+                            wstore(o + 2 * stride, t2 - t1, n)
+                            wstore(o + 3 * stride, t1 - t3, n)
+                        }
+                        row(0, t00, t01, t02, t03)
+                        row(1, t10, t11, t12, t13)
+                        row(2, t20, t21, t22, t23)
+                        row(3, t30, t31, t32, t33)
                         c += 8
                     }
                 }
@@ -193,14 +205,8 @@ extension Kernels {
                 var c = 0
                 while c < cout {
                     let n = min(8, cout - c)
-                    let q = src + c
-                    let m00 = wload(q, n), m01 = wload(q + stride, n), m02 = wload(q + 2 * stride, n)
-                    let m03 = wload(q + 3 * stride, n), m10 = wload(q + 4 * stride, n), m11 = wload(q + 5 * stride, n)
-                    let m12 = wload(q + 6 * stride, n), m13 = wload(q + 7 * stride, n)
-                    let m20 = wload(q + 8 * stride, n), m21 = wload(q + 9 * stride, n)
-                    let m22 = wload(q + 10 * stride, n), m23 = wload(q + 11 * stride, n)
-                    let m30 = wload(q + 12 * stride, n), m31 = wload(q + 13 * stride, n)
-                    let m32 = wload(q + 14 * stride, n), m33 = wload(q + 15 * stride, n)
+                    let (m00, m01, m02, m03, m10, m11, m12, m13, m20, m21, m22, m23, m30, m31, m32, m33) =
+                        loadTile(src + c, stride: stride, n)
                     // s = Aᵀ M (2 × 4), then Y = s A (2 × 2).
                     let s00 = m00 + m10 + m20, s01 = m01 + m11 + m21, s02 = m02 + m12 + m22, s03 = m03 + m13 + m23
                     let s10 = m10 - m20 - m30, s11 = m11 - m21 - m31, s12 = m12 - m22 - m32, s13 = m13 - m23 - m33
@@ -274,23 +280,17 @@ extension Kernels {
                     let r20 = a - cc, r21 = b - d
                     let r30 = -cc, r31 = -d
                     // dM = r Aᵀ: columns r0, r0 + r1, r0 − r1, −r1.
-                    let o = out + c
-                    wstore(o, r00, n)
-                    wstore(o + stride, r00 + r01, n)
-                    wstore(o + 2 * stride, r00 - r01, n)
-                    wstore(o + 3 * stride, -r01, n)
-                    wstore(o + 4 * stride, r10, n)
-                    wstore(o + 5 * stride, r10 + r11, n)
-                    wstore(o + 6 * stride, r10 - r11, n)
-                    wstore(o + 7 * stride, -r11, n)
-                    wstore(o + 8 * stride, r20, n)
-                    wstore(o + 9 * stride, r20 + r21, n)
-                    wstore(o + 10 * stride, r20 - r21, n)
-                    wstore(o + 11 * stride, -r21, n)
-                    wstore(o + 12 * stride, r30, n)
-                    wstore(o + 13 * stride, r30 + r31, n)
-                    wstore(o + 14 * stride, r30 - r31, n)
-                    wstore(o + 15 * stride, -r31, n)
+                    @inline(__always) func row(_ i: Int, _ r0: WV, _ r1: WV) {
+                        let o = out + c + 4 * i * stride
+                        wstore(o, r0, n)
+                        wstore(o + stride, r0 + r1, n)
+                        wstore(o + 2 * stride, r0 - r1, n)
+                        wstore(o + 3 * stride, -r1, n)
+                    }
+                    row(0, r00, r01)
+                    row(1, r10, r11)
+                    row(2, r20, r21)
+                    row(3, r30, r31)
                     c += 8
                 }
             }
@@ -304,33 +304,22 @@ extension Kernels {
         _ dv: UnsafePointer<Float>, plan: WinogradPlan, cin: Int, rows: Range<Int>,
         band: UnsafeMutablePointer<Float>
     ) {
-        let h = plan.h, w = plan.w, tw = plan.tilesW
+        let w = plan.w, tw = plan.tilesW
         let stride = (rows.count * tw) * cin
         let bandTop = 2 * rows.lowerBound - 1
         let dst = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: 16)
         defer { dst.deallocate() }
         for ty in rows {
             for tx in 0..<tw {
-                for i in 0..<4 {
-                    let yy = 2 * ty - 1 + i
-                    for j in 0..<4 {
-                        let xx = 2 * tx - 1 + j
-                        dst[i * 4 + j] =
-                            yy >= 0 && yy < h && xx >= 0 && xx < w ? band + ((yy - bandTop) * w + xx) * cin : nil
-                    }
+                for k in 0..<16 {
+                    dst[k] = plan.patchPixel(ty: ty, tx: tx, k).map { band + ($0 - bandTop * w) * cin }
                 }
                 let src = dv + ((ty - rows.lowerBound) * tw + tx) * cin
                 var c = 0
                 while c < cin {
                     let n = min(8, cin - c)
-                    let q = src + c
-                    let v00 = wload(q, n), v01 = wload(q + stride, n), v02 = wload(q + 2 * stride, n)
-                    let v03 = wload(q + 3 * stride, n), v10 = wload(q + 4 * stride, n), v11 = wload(q + 5 * stride, n)
-                    let v12 = wload(q + 6 * stride, n), v13 = wload(q + 7 * stride, n)
-                    let v20 = wload(q + 8 * stride, n), v21 = wload(q + 9 * stride, n)
-                    let v22 = wload(q + 10 * stride, n), v23 = wload(q + 11 * stride, n)
-                    let v30 = wload(q + 12 * stride, n), v31 = wload(q + 13 * stride, n)
-                    let v32 = wload(q + 14 * stride, n), v33 = wload(q + 15 * stride, n)
+                    let (v00, v01, v02, v03, v10, v11, v12, v13, v20, v21, v22, v23, v30, v31, v32, v33) =
+                        loadTile(src + c, stride: stride, n)
                     // X = B dV: rows dV0, dV1 − dV2 + dV3, −dV0 + dV1 + dV2, −dV3.
                     let x00 = v00, x01 = v01, x02 = v02, x03 = v03
                     let x10 = v10 - v20 + v30, x11 = v11 - v21 + v31, x12 = v12 - v22 + v32, x13 = v13 - v23 + v33
@@ -340,22 +329,16 @@ extension Kernels {
                     @inline(__always) func add(_ k: Int, _ v: WV) {
                         if let d = dst[k] { wstore(d + c, wload(d + c, n) + v, n) }
                     }
-                    add(0, x00)
-                    add(1, x01 - x02 + x03)
-                    add(2, x01 + x02 - x00)
-                    add(3, -x03)
-                    add(4, x10)
-                    add(5, x11 - x12 + x13)
-                    add(6, x11 + x12 - x10)
-                    add(7, -x13)
-                    add(8, x20)
-                    add(9, x21 - x22 + x23)
-                    add(10, x21 + x22 - x20)
-                    add(11, -x23)
-                    add(12, x30)
-                    add(13, x31 - x32 + x33)
-                    add(14, x31 + x32 - x30)
-                    add(15, -x33)
+                    @inline(__always) func row(_ i: Int, _ x0: WV, _ x1: WV, _ x2: WV, _ x3: WV) {
+                        add(4 * i, x0)
+                        add(4 * i + 1, x1 - x2 + x3)
+                        add(4 * i + 2, x1 + x2 - x0)
+                        add(4 * i + 3, -x3)
+                    }
+                    row(0, x00, x01, x02, x03)
+                    row(1, x10, x11, x12, x13)
+                    row(2, x20, x21, x22, x23)
+                    row(3, x30, x31, x32, x33)
                     c += 8
                 }
             }
