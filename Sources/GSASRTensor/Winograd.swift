@@ -34,16 +34,19 @@ extension Kernels {
     public static func usesWinograd(cin: Int, cout: Int) -> Bool { cin >= 64 && cout >= 64 }
 
     /// The tiling of an h × w map: 2×2 output tiles, cut into blocks of whole tile rows of at
-    /// most ~256 tiles and at least 8 blocks (when there are 8 tile rows), from the sizes only.
+    /// most ~256 tiles, at most ~2M floats of V and M scratch per block (the im2col form's bound:
+    /// 145 tiles for 180 → 720 channels), and at least 8 blocks (when there are 8 tile rows);
+    /// from the sizes only, never the thread count.
     struct WinogradPlan {
         let h: Int, w: Int, tilesH: Int, tilesW: Int, tileRowsPerBlock: Int, blocks: Int
 
-        init(height h: Int, width w: Int) {
+        init(height h: Int, width w: Int, cin: Int, cout: Int) {
             self.h = h
             self.w = w
             tilesH = (h + 1) / 2
             tilesW = (w + 1) / 2
-            let byTiles = max(1, 256 / max(1, tilesW))
+            let tiles = min(256, (1 << 21) / (16 * max(1, cin + cout)))
+            let byTiles = max(1, tiles / max(1, tilesW))
             tileRowsPerBlock = max(1, min(byTiles, (tilesH + 7) / 8))
             blocks = (tilesH + tileRowsPerBlock - 1) / tileRowsPerBlock
         }
@@ -229,7 +232,7 @@ extension Kernels {
     ) {
         let cin = p.cin, cout = p.cout
         if h == 0 || w == 0 { return }
-        let plan = WinogradPlan(height: h, width: w)
+        let plan = WinogradPlan(height: h, width: w, cin: cin, cout: cout)
         let u = winogradWeights(p)
         defer { u.deallocate() }
         withExtendedLifetime(p.bias) {
@@ -360,7 +363,7 @@ extension Kernels {
         precondition(x.count == h * w * cin && dy.count == h * w * cout)
         precondition(dWeight.count == cout * 9 * cin && dBias.count == cout)
         if h == 0 || w == 0 { return needDX ? Tensor(zeros: [h, w, cin]) : nil }
-        let plan = WinogradPlan(height: h, width: w)
+        let plan = WinogradPlan(height: h, width: w, cin: cin, cout: cout)
         let u: UnsafeMutablePointer<Float>? = needDX ? winogradWeights(p) : nil
         defer { u?.deallocate() }
         let groups = min(plan.blocks, winogradReductionGroups)
