@@ -17,7 +17,8 @@ extension Kernels {
         eps: Float
     ) {
         if gsasr_adam_fma(p, g, m, v, n, w1, b2, w2, step, bc2Sqrt, eps) != 0 { return }
-        adamUpdatePortable(p: p, g: g, m: m, v: v, count: n, w1: w1, b2: b2, w2: w2, step: step, bc2Sqrt: bc2Sqrt, eps: eps)
+        adamUpdatePortable(
+            p: p, g: g, m: m, v: v, count: n, w1: w1, b2: b2, w2: w2, step: step, bc2Sqrt: bc2Sqrt, eps: eps)
     }
 
     public static func adamUpdatePortable(
