@@ -9,11 +9,22 @@ public enum Kernels {
     public static func linear(
         x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int,
-        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, parallel: Bool = true
+        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false, parallel: Bool = true
     ) {
         if m == 0 { return }
         let body: (Range<Int>) -> Void = { rows in
             let yr = y + rows.lowerBound * ldy
+            if relu && !accumulate {
+                // Y = relu(X·Wᵀ + b): the GEMM writes X·Wᵀ, then one pass adds the bias and
+                // applies the ReLU (instead of a bias copy, a GEMM that reads it back, and a
+                // ReLU pass). The same rounding as bias-first + ``relu(_:_:)`` when the GEMM does
+                // not split k (the heads' and MLPs' k = 180): both round acc + b once.
+                BLAS.sgemm(
+                    transA: false, transB: true, m: rows.count, n: n, k: k, alpha: 1,
+                    a: x + rows.lowerBound * ldx, lda: ldx, b: weight, ldb: k, beta: 0, c: yr, ldc: ldy)
+                for r in 0..<rows.count { biasRelu(yr + r * ldy, bias, n) }
+                return
+            }
             if !accumulate {
                 if let bias {
                     for r in 0..<rows.count {
@@ -51,6 +62,25 @@ public enum Kernels {
         let y = Tensor(uninitialized: outShape)
         linear(x: x.ptr, ldx: k, m: m, k: k, weight: weight.ptr, bias: bias?.ptr, n: n, y: y.ptr, ldy: n)
         return y
+    }
+
+    /// p = relu(p + b) in place over n elements (b nil: relu(p)), the same per-element
+    /// operations as an add followed by ``relu(_:_:)``.
+    @inline(__always)
+    static func biasRelu(_ p: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>?, _ n: Int) {
+        var i = 0
+        let zero = SIMD8<Float>(repeating: 0)
+        while i + 8 <= n {
+            var v = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            if let b { v += UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self) }
+            UnsafeMutableRawPointer(p + i).storeBytes(
+                of: v.replacing(with: zero, where: .!(v .> zero)), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            p[i] = max(b.map { p[i] + $0[i] } ?? p[i], 0)  // as relu's tail
+            i += 1
+        }
     }
 
     /// In-place ReLU.

@@ -54,6 +54,43 @@ func linearMatchesReference(m: Int, k: Int, n: Int, bias: Bool) {
     #expect(ratio <= 1)
 }
 
+/// The fused form relu(X·Wᵀ + b) (one pass after a β = 0 GEMM) against float64, with and without
+/// a bias, n on and off the 8 lanes; and against the unfused bias-first GEMM + `relu`, which rounds
+/// the same (acc + b once) when the GEMM does not split k.
+@Test(arguments: [(37, 180, 720, true), (37, 180, 900, true), (5, 13, 19, true), (9, 180, 180, false)])
+func linearReluMatchesReference(m: Int, k: Int, n: Int, bias: Bool) {
+    var r = RNG(state: UInt64(m * 7 + n))
+    let x = r.array(m * k), w = r.array(n * k), b = r.array(n)
+    var fused = [Float](repeating: .nan, count: m * n), plain = fused
+    b.withUnsafeBufferPointer { bp in
+        let bias = bias ? bp.baseAddress : nil
+        Kernels.linear(x: x, ldx: k, m: m, k: k, weight: w, bias: bias, n: n, y: &fused, ldy: n, relu: true)
+        Kernels.linear(x: x, ldx: k, m: m, k: k, weight: w, bias: bias, n: n, y: &plain, ldy: n)
+    }
+    Kernels.relu(&plain, m * n)
+    var ref = [Double](repeating: 0, count: m * n), absSum = ref
+    for i in 0..<m {
+        for o in 0..<n {
+            var s = bias ? Double(b[o]) : 0
+            var a = abs(s)
+            for j in 0..<k {
+                let t = Double(x[i * k + j]) * Double(w[o * k + j])
+                s += t
+                a += abs(t)
+            }
+            ref[i * n + o] = max(s, 0)
+            absSum[i * n + o] = a
+        }
+    }
+    let ratio = worstRoundingRatio(fused, ref, absSum, k: k + 1)
+    let same = zip(fused, plain).filter { $0.bitPattern != $1.bitPattern }.count
+    print(
+        "linear+relu \(m)x\(k)->\(n) bias \(bias): worst/rounding bound \(ratio), \(same) of \(m * n) differ from bias-first + relu"
+    )
+    #expect(ratio <= 1)
+    #expect(same == 0)
+}
+
 @Test(arguments: [(5, 4, 3, 5), (37, 23, 16, 8), (12, 12, 64, 64)])
 func conv3x3MatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     var r = RNG(state: UInt64(h * 100 + w))

@@ -295,8 +295,7 @@ public struct Fea2GS: @unchecked Sendable {
         let c = config.channel
         Kernels.linear(
             x: x, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, bias: fusedHeadInput.bias!.ptr,
-            n: 5 * c, y: h1, ldy: 5 * c, parallel: false)
-        Kernels.relu(h1, rows * 5 * c)
+            n: 5 * c, y: h1, ldy: 5 * c, relu: true, parallel: false)
     }
 
     /// relu(second layer) of one head from its C columns of h1 (row stride 5C): rows × 4C.
@@ -306,8 +305,7 @@ public struct Fea2GS: @unchecked Sendable {
     ) {
         Kernels.linear(
             x: h1, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, bias: head.l2.bias!.ptr, n: 4 * c, y: h2,
-            ldy: 4 * c, parallel: false)
-        Kernels.relu(h2, rows * 4 * c)
+            ldy: 4 * c, relu: true, parallel: false)
     }
 
     /// The heads' hidden activations for the whole grid, kept by a training forward so that

@@ -232,18 +232,19 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
             parallel: false)
     }
 
-    static func linear(_ l: Linear, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+    static func linear(
+        _ l: Linear, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, relu: Bool = false
+    ) {
         Kernels.linear(
             x: x, ldx: l.inFeatures, m: rows, k: l.inFeatures, weight: l.weight.ptr, bias: l.bias?.ptr,
-            n: l.outFeatures, y: y, ldy: l.outFeatures, parallel: false)
+            n: l.outFeatures, y: y, ldy: l.outFeatures, relu: relu, parallel: false)
     }
 
     static func mlp(
         _ m: MLP, _ x: UnsafePointer<Float>, rows: Int, hidden: UnsafeMutablePointer<Float>,
         into y: UnsafeMutablePointer<Float>
     ) {
-        linear(m.fc1, x, rows: rows, into: hidden)
-        Kernels.relu(hidden, rows * m.fc1.outFeatures)
+        linear(m.fc1, x, rows: rows, into: hidden, relu: true)
         linear(m.fc2, hidden, rows: rows, into: y)
     }
 }

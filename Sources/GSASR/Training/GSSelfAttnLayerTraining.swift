@@ -78,8 +78,7 @@ extension GSSelfAttnLayer {
                         Kernels.addRow(x1, rows: r, mp.baseAddress!, c)
                         // x2 = x1 + mlp_crossattn(norm4(x1))
                         Self.norm(norm4, x1, rows: r, into: h, mean: st, rstd: st + t)
-                        Self.linear(mlpCrossattn.fc1, h, rows: r, into: hid1)
-                        Kernels.relu(hid1, r * hc1)
+                        Self.linear(mlpCrossattn.fc1, h, rows: r, into: hid1, relu: true)
                         Self.linear(mlpCrossattn.fc2, hid1, rows: r, into: a)
                         x2.update(from: x1, count: r * c)
                         Kernels.add(x2, a, r * c)
@@ -96,8 +95,7 @@ extension GSSelfAttnLayer {
                         Kernels.add(x3, a, r * c)
                         // x4 = x3 + mlp_selfattn(norm2(x3)), scattered back to token order.
                         Self.norm(norm2, x3, rows: r, into: h, mean: st + 4 * t, rstd: st + 5 * t)
-                        Self.linear(mlpSelfattn.fc1, h, rows: r, into: hid2)
-                        Kernels.relu(hid2, r * hc2)
+                        Self.linear(mlpSelfattn.fc1, h, rows: r, into: hid2, relu: true)
                         Self.linear(mlpSelfattn.fc2, hid2, rows: r, into: a)
                         Kernels.add(a, x3, r * c)
                         for i in 0..<r { (out.ptr + Int(rp[s0 + i]) * c).update(from: a + i * c, count: c) }
