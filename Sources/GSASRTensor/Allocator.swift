@@ -13,8 +13,9 @@ public enum Allocator {
     /// pages again (the paper config at batch 4: about 1.3 million minor page faults in
     /// `gsasr bench train --config paper --steps 2`). This raises the mmap threshold to glibc's
     /// largest (32 MiB), serves even larger blocks from the heap (M_MMAP_MAX 0: a block above
-    /// 32 MiB would otherwise get a fresh mapping every time, 0.84 → 0.61 million faults in that
-    /// command) and raises the trim threshold to 2 GiB, so freed blocks are reused. The cost:
+    /// 32 MiB, such as the heads backward's per-group gradient accumulators, would otherwise get a
+    /// fresh mapping every time; 0.66 → 0.60 million faults in that command) and raises the trim
+    /// threshold to 2 GiB, so freed blocks are reused. The cost:
     /// the process keeps its peak heap until it exits, which a training process holds anyway.
     /// Process-wide, so the program calls it (the `gsasr train` and `gsasr bench train` commands
     /// do), not the library; once, before training. With other C libraries it does nothing.
