@@ -32,11 +32,12 @@ public enum BLASBench {
     }
 
     /// The OpenBLAS kernel sets worth trying on a CPU with these flags: always the generic
-    /// one, plus Haswell with AVX2 + FMA and SkylakeX with AVX-512.
+    /// one, plus Haswell with AVX2 + FMA and SkylakeX with AVX-512 (whichever of the two
+    /// `CPUFeatures.openBLASCoreType` picks).
     public static func candidateCoreTypes(flags: Set<String>) -> [String] {
         var out = ["PRESCOTT"]
         if flags.contains("avx2") && flags.contains("fma") { out.append("HASWELL") }
-        if CPUFeatures.openBLASCoreType(for: flags) == "SKYLAKEX" { out.append("SKYLAKEX") }
+        if CPUFeatures.hasSkylakeXExtensions(flags) { out.append("SKYLAKEX") }
         return out
     }
 
@@ -92,7 +93,7 @@ public enum BLASBench {
         """
         BLAS        \(b.library): \(b.config)
         kernels     \(b.coreName) (OPENBLAS_CORETYPE=\(b.coreType ?? "unset"), chosen by \(b.coreTypeChosenBy))
-        CPU         \(b.cpuExtensions.isEmpty ? "(no x86/Arm vector flags read)" : b.cpuExtensions.joined(separator: " "))
+        CPU         \(b.cpu.map { $0 + ": " } ?? "")\(b.cpuExtensions.isEmpty ? "(no x86/Arm vector flags read)" : b.cpuExtensions.joined(separator: " "))
         threads     \(threads) (ours, Parallel) x \(b.blasThreads) (BLAS)
         """
     }

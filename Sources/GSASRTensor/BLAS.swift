@@ -11,10 +11,11 @@
 // 2-vCPU AVX-512 machine. OpenBLAS reads `OPENBLAS_CORETYPE` in its load-time constructor, so
 // the variable has to be set before the library is mapped. We therefore do not link OpenBLAS:
 // on first use this file reads the CPU's vector extensions (/proc/cpuinfo), sets
-// `OPENBLAS_CORETYPE` when the user has not (AVX-512 F/CD/BW/DQ/VL -> SKYLAKEX, else AVX2 + FMA
-// -> HASWELL, else left to OpenBLAS), and only then `dlopen`s libopenblas. SkylakeX and
-// Haswell are the kernel sets every DYNAMIC_ARCH OpenBLAS since 0.2.20 has for these
-// extensions; newer names (Cooperlake, Sapphire Rapids, Zen) use the same sgemm kernels.
+// `OPENBLAS_CORETYPE` when the user has not (see `CPUFeatures.openBLASCoreType`: AVX-512
+// F/CD/BW/DQ/VL -> SKYLAKEX, else AVX2 + FMA -> HASWELL, else left to OpenBLAS), and only then
+// `dlopen`s libopenblas. SkylakeX and Haswell are the kernel sets every DYNAMIC_ARCH OpenBLAS
+// since 0.2.20 has for these extensions; newer names (Cooperlake, Sapphire Rapids, Zen) use the
+// same sgemm kernels.
 #if canImport(Accelerate)
     import Accelerate
 #elseif canImport(Glibc)
@@ -37,6 +38,9 @@ public struct BLASInfo: Sendable, Equatable, Codable {
     public var coreTypeChosenBy: String
     /// The CPU's SIMD extensions relevant to GEMM kernels, from /proc/cpuinfo.
     public var cpuExtensions: [String]
+    /// The CPU's maker and family ("AuthenticAMD family 25"), from /proc/cpuinfo; nil where
+    /// it could not be read (Arm, Apple, or an older report).
+    public var cpu: String?
     /// Threads BLAS itself runs (always 1; see the threading policy).
     public var blasThreads: Int
 }
@@ -65,9 +69,54 @@ public enum CPUFeatures {
         return []
     }
 
-    /// The OpenBLAS kernel set to request for these flags, or nil to let OpenBLAS choose.
+    /// The maker and family of an x86 CPU ("vendor_id" and "cpu family" in /proc/cpuinfo).
+    public struct Identity: Sendable, Equatable, CustomStringConvertible {
+        public var vendor: String
+        public var family: Int
+        public init(vendor: String, family: Int) {
+            self.vendor = vendor
+            self.family = family
+        }
+        public var description: String { "\(vendor) family \(family)" }
+    }
+
+    /// The first processor's identity in /proc/cpuinfo, or nil when it has none (non-x86).
+    public static func identity(cpuinfo: String? = nil) -> Identity? {
+        guard let text = cpuinfo ?? readFile("/proc/cpuinfo") else { return nil }
+        var vendor: String?
+        var family: Int?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty, vendor != nil || family != nil { break }  // end of the first processor
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            switch parts[0].trimmingSpaces {
+            case "vendor_id": vendor = parts[1].trimmingSpaces
+            case "cpu family": family = Int(parts[1].trimmingSpaces)
+            default: continue
+            }
+        }
+        guard let vendor, let family else { return nil }
+        return Identity(vendor: vendor, family: family)
+    }
+
+    /// Whether the flags hold the AVX-512 subsets OpenBLAS's SkylakeX kernels use (F, CD, BW,
+    /// DQ, VL; AVX-512 F alone, as on Knights Landing, is not enough).
+    public static func hasSkylakeXExtensions(_ flags: Set<String>) -> Bool {
+        ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+    }
+
+    /// The OpenBLAS kernel set to request for a CPU with these flags, or nil to let OpenBLAS
+    /// choose: AVX-512 F/CD/BW/DQ/VL -> SKYLAKEX, else AVX2 + FMA -> HASWELL, else nil.
+    ///
+    /// The CPU's maker does not enter the choice. On AMD Zen 4, which runs each 512-bit
+    /// operation as two 256-bit halves, a square 2048³ sgemm is faster with Haswell's kernels
+    /// (177-207 against 159-174 GFLOP/s, 2 threads), but GSASR's own shapes are not: a paper
+    /// training step took 9.97-10.13 s with SkylakeX against 10.27-10.55 s with Haswell (the
+    /// self-attention backward's small GEMMs), and the inference decoder the same within noise
+    /// (Benchmarks/README.md, 2026-12-05, third session). `gsasr info --sgemm` therefore shows
+    /// "in use / best reachable" near 0.85 there, on purpose.
     public static func openBLASCoreType(for flags: Set<String>) -> String? {
-        if ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return "SKYLAKEX" }
+        if hasSkylakeXExtensions(flags) { return "SKYLAKEX" }
         if flags.contains("avx2") && flags.contains("fma") { return "HASWELL" }
         return nil
     }
@@ -116,6 +165,7 @@ public enum BLAS {
 
         static let openBLAS: OpenBLAS = {
             let flags = CPUFeatures.flags()
+            let identity = CPUFeatures.identity()
             let chosenBy: String
             if let user = getenv("OPENBLAS_CORETYPE"), !String(cString: user).isEmpty {
                 chosenBy = "user"
@@ -157,7 +207,8 @@ public enum BLAS {
             let info = BLASInfo(
                 library: opened, config: string("openblas_get_config"), coreName: string("openblas_get_corename"),
                 coreType: coreType, coreTypeChosenBy: chosenBy,
-                cpuExtensions: CPUFeatures.relevant.filter(flags.contains), blasThreads: 1)
+                cpuExtensions: CPUFeatures.relevant.filter(flags.contains), cpu: identity?.description,
+                blasThreads: 1)
             return OpenBLAS(sgemm: sgemm, info: info)
         }()
     #endif
@@ -175,7 +226,7 @@ public enum BLAS {
         #if canImport(Accelerate)
             return BLASInfo(
                 library: "Accelerate", config: "Accelerate", coreName: "Accelerate", coreType: nil,
-                coreTypeChosenBy: "Accelerate", cpuExtensions: [], blasThreads: 1)
+                coreTypeChosenBy: "Accelerate", cpuExtensions: [], cpu: nil, blasThreads: 1)
         #else
             return openBLAS.info
         #endif

@@ -29,6 +29,8 @@ import Testing
         if flags.contains("avx2") && flags.contains("fma") {
             #expect(info.coreTypeChosenBy == "gsasr")
             #expect(info.coreName != "Prescott")
+            // An x86 CPU: its maker and family are reported too.
+            #expect(info.cpu == CPUFeatures.identity()?.description && info.cpu != nil)
         }
         // A user's choice is kept.
         env["OPENBLAS_CORETYPE"] = "PRESCOTT"

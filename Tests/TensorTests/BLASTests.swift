@@ -18,6 +18,29 @@ import Testing
         #expect(CPUFeatures.flags(cpuinfo: text) == ["fpu", "sse2", "avx2", "fma", "avx512f"])
     }
 
+    /// The CPU's maker and family, which `gsasr info` prints next to the extensions (the
+    /// kernel choice rests on the extensions alone: see `openBLASCoreType`).
+    @Test func cpuIdentityIsReadFromTheFirstProcessor() {
+        let zen4 = CPUFeatures.Identity(vendor: "AuthenticAMD", family: 25)
+        let amd = """
+            processor\t: 0
+            vendor_id\t: AuthenticAMD
+            cpu family\t: 25
+            model\t\t: 17
+            flags\t\t: fpu avx2 fma avx512f
+
+            processor\t: 1
+            vendor_id\t: GenuineIntel
+            cpu family\t: 6
+
+            """
+        #expect(CPUFeatures.identity(cpuinfo: amd) == zen4)
+        #expect(CPUFeatures.identity(cpuinfo: amd)?.description == "AuthenticAMD family 25")
+        // Arm's /proc/cpuinfo has neither field.
+        #expect(CPUFeatures.identity(cpuinfo: "processor\t: 0\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n") == nil)
+        #expect(CPUFeatures.identity(cpuinfo: "vendor_id : AuthenticAMD\ncpu family : x\n") == nil)
+    }
+
     /// In this process (the test runner) the BLAS loaded with a kernel set that matches the CPU:
     /// never the generic one on a CPU with AVX2 + FMA, unless the user forced it.
     @Test func loadedKernelsAreNotGenericOnAVX2() {
