@@ -56,17 +56,27 @@ public enum CPUFeatures {
     /// The flags of the first processor in /proc/cpuinfo ("flags" on x86, "Features" on Arm).
     public static func flags(cpuinfo: String? = nil) -> Set<String> {
         guard let text = cpuinfo ?? readFile("/proc/cpuinfo") else { return [] }
-        for line in text.split(separator: "\n") {
+        let fields = firstProcessorFields(text)
+        guard let list = fields["flags"] ?? fields["Features"] else { return [] }
+        var set = Set(list.split(separator: " ").map(String.init))
+        if set.contains("pni") { set.insert("sse3") }  // Linux names SSE3 "pni"
+        return set
+    }
+
+    /// The "key : value" fields of the first processor in /proc/cpuinfo's text (up to the blank
+    /// line that ends its block), keys and values trimmed.
+    static func firstProcessorFields(_ text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) {
+                if fields.isEmpty { continue } else { break }
+            }
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2 else { continue }
             let key = parts[0].trimmingSpaces
-            if key == "flags" || key == "Features" {
-                var set = Set(parts[1].split(separator: " ").map(String.init))
-                if set.contains("pni") { set.insert("sse3") }  // Linux names SSE3 "pni"
-                return set
-            }
+            if fields[key] == nil { fields[key] = parts[1].trimmingSpaces }
         }
-        return []
+        return fields
     }
 
     /// The maker and family of an x86 CPU ("vendor_id" and "cpu family" in /proc/cpuinfo).
@@ -83,19 +93,10 @@ public enum CPUFeatures {
     /// The first processor's identity in /proc/cpuinfo, or nil when it has none (non-x86).
     public static func identity(cpuinfo: String? = nil) -> Identity? {
         guard let text = cpuinfo ?? readFile("/proc/cpuinfo") else { return nil }
-        var vendor: String?
-        var family: Int?
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.isEmpty, vendor != nil || family != nil { break }  // end of the first processor
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { continue }
-            switch parts[0].trimmingSpaces {
-            case "vendor_id": vendor = parts[1].trimmingSpaces
-            case "cpu family": family = Int(parts[1].trimmingSpaces)
-            default: continue
-            }
+        let fields = firstProcessorFields(text)
+        guard let vendor = fields["vendor_id"], let family = fields["cpu family"].flatMap({ Int($0) }) else {
+            return nil
         }
-        guard let vendor, let family else { return nil }
         return Identity(vendor: vendor, family: family)
     }
 
@@ -164,8 +165,9 @@ public enum BLAS {
         static let candidates = ["libopenblas.so.0", "libopenblas.so"]
 
         static let openBLAS: OpenBLAS = {
-            let flags = CPUFeatures.flags()
-            let identity = CPUFeatures.identity()
+            let cpuinfo = CPUFeatures.readFile("/proc/cpuinfo") ?? ""  // read once for both
+            let flags = CPUFeatures.flags(cpuinfo: cpuinfo)
+            let identity = CPUFeatures.identity(cpuinfo: cpuinfo)
             let chosenBy: String
             if let user = getenv("OPENBLAS_CORETYPE"), !String(cString: user).isEmpty {
                 chosenBy = "user"
