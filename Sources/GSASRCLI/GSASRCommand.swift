@@ -144,13 +144,26 @@ struct TargetOptions: ParsableArguments {
     @Option(help: "Output height; the width keeps the aspect.")
     var height: Int?
 
+    @Option(
+        help:
+            "Where the Gaussians land: 'exact' (at scale × their LR position; ours) or 'official' (on the floored canvas, as the official code: squeezed by up to a pixel at fractional scales)."
+    )
+    var geometry: String = GaussianGeometry.default.rawValue
+
     /// The parsed request (at most one of the four), resolved later per image.
     func target() throws -> Target {
         let scale = try self.scale.map(parseScale)
         let size = try self.size.map(ScaleRequest.parseSize)
         let given = [scale != nil, size != nil, width != nil, height != nil].filter { $0 }.count
         guard given <= 1 else { throw CLIError("give only one of -s/--scale, --size, --width and --height") }
-        return Target(scale: scale, size: size, width: width, height: height)
+        return Target(scale: scale, size: size, width: width, height: height, geometry: try parseGeometry(geometry))
+    }
+}
+
+/// Parses `--geometry`; the one-line error lists the accepted values.
+func parseGeometry(_ text: String) throws -> GaussianGeometry {
+    do { return try GaussianGeometry(parsing: text) } catch let e as GaussianGeometryError {
+        throw CLIError("--\(e.description)")
     }
 }
 
@@ -160,8 +173,10 @@ struct Target {
     var size: (width: Int, height: Int)?
     var width: Int?
     var height: Int?
+    var geometry: GaussianGeometry = .default
     func request(inputWidth w: Int, inputHeight h: Int) throws -> ScaleRequest {
-        try ScaleRequest.resolve(inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
+        try ScaleRequest.resolve(
+            inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height, geometry: geometry)
     }
 }
 

@@ -114,6 +114,17 @@ struct Eval: ParsableCommand {
     @Option(help: "dmax of the render (normalised units; the official inference uses 0.1).")
     var dmax: Float = 0.1
 
+    @Option(
+        help:
+            "Geometries to score, comma-separated: exact (ours), official, or exact,official (one network pass, two renders)."
+    )
+    var geometry: String = GaussianGeometry.default.rawValue
+
+    @Flag(
+        help:
+            "Also measure the best sub-pixel shift against the HR image of the top-left and bottom-right quarters (model and bicubic).")
+    var shifts = false
+
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
@@ -123,29 +134,39 @@ struct Eval: ParsableCommand {
         guard !list.isEmpty else { throw CLIError("no scales given") }
         for s in list where s < 1 { throw CLIError("scale \(s) is below 1") }
         guard crop >= 0 else { throw CLIError("--crop must be 0 or positive") }
+        let geometries = try geometry.split(separator: ",", omittingEmptySubsequences: false).map {
+            try parseGeometry(String($0))
+        }
+        guard Set(geometries).count == geometries.count else { throw CLIError("--geometry lists a geometry twice") }
         let (model, name) = try modelOptions.loadOrDefault()
         let images = try Evaluation.loadFolder(hr).map { Evaluation.centerCrop($0.image, side: crop) }
-        let results = try Evaluation.evaluate(images: images, scales: list, upscaler: Upscaler(model: model, dmax: try parseDmax(dmax)))
+        let results = try Evaluation.evaluate(
+            images: images, scales: list, upscaler: Upscaler(model: model, dmax: try parseDmax(dmax)),
+            geometries: geometries, shifts: shifts)
         print("model \(name) on \(images.count) images of \(hr)")
-        print("scale   PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic")
+        print("scale   geometry  PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic" + (shifts ? "   shift TL / BR (px)" : ""))
         for r in results {
-            let m = r.model!
-            print(
-                String(
-                    format: "x%-5g  %12.3f  %7.3f  %+6.3f  %12.4f  %7.4f", r.scale, m.psnrY, r.bicubic.psnrY,
-                    m.psnrY - r.bicubic.psnrY, m.ssimY, r.bicubic.ssimY))
+            for g in r.geometries {
+                var line = String(
+                    format: "x%-5g  %-8@  %12.3f  %7.3f  %+6.3f  %12.4f  %7.4f", r.scale, g.geometry.rawValue,
+                    g.score.psnrY, r.bicubic.psnrY, g.score.psnrY - r.bicubic.psnrY, g.score.ssimY, r.bicubic.ssimY)
+                if let q = g.shifts { line += String(format: "   %.3f / %.3f", q.topLeft, q.bottomRight) }
+                print(line)
+            }
+            if let q = r.bicubicShifts {
+                print(String(format: "x%-5g  bicubic shift TL / BR (px): %.3f / %.3f", r.scale, q.topLeft, q.bottomRight))
+            }
         }
         if let json {
-            let obj: [String: Any] = [
-                "model": name, "hr": hr, "images": images.count,
-                "scales": results.map {
-                    [
-                        "scale": $0.scale, "model": ["psnr_y": $0.model!.psnrY, "ssim_y": $0.model!.ssimY],
-                        "bicubic": ["psnr_y": $0.bicubic.psnrY, "ssim_y": $0.bicubic.ssimY],
-                    ] as [String: Any]
-                },
-            ]
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            struct Report: Encodable {
+                var model: String
+                var hr: String
+                var images: Int
+                var scales: [Evaluation.ScaleResult]
+            }
+            let data = try encoder.encode(Report(model: name, hr: hr, images: images.count, scales: results))
             try TrainingFiles.atomicWrite(data, to: URL(fileURLWithPath: json))
         }
     }
@@ -173,8 +194,12 @@ struct Compare: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
+    @Option(help: "Where the Gaussians land: exact (ours) or official.")
+    var geometry: String = GaussianGeometry.default.rawValue
+
     func run() throws {
         let s = try parseScale(scale)
+        let geometry = try parseGeometry(geometry)
         guard s >= 1 else { throw CLIError("scale \(s) is below 1") }
         let inURL = URL(fileURLWithPath: hr), outURL = URL(fileURLWithPath: output)
         guard inURL.standardizedFileURL.path != outURL.standardizedFileURL.path else {
@@ -183,7 +208,8 @@ struct Compare: ParsableCommand {
         let img = Evaluation.centerCrop(try ImageIO.load(inURL).rgb, side: crop)
         let (model, _) = try modelOptions.loadOrDefault()
         let p = try Evaluation.prepare(hr: img, scale: s)
-        let r = try Upscaler(model: model, dmax: try parseDmax(dmax)).upscale(rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height, scale: s)
+        let r = try Upscaler(model: model, dmax: try parseDmax(dmax)).upscale(
+            rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height, request: ScaleRequest(scale: s, geometry: geometry))
         let w = p.gtWidth, h = p.gtHeight, gap = 4
         var out = [Float](repeating: 1, count: (3 * w + 2 * gap) * h * 3)
         let panels: [[Float]] = [p.bicubic.map { Float($0) / 255 }, r.pixels, p.gt.map { Float($0) / 255 }]

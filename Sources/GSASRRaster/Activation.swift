@@ -11,7 +11,10 @@ import Foundation
 /// * kernel sigmas (note the swap): `sx = ((sigma_y/step)·2)/Float(W-1)`,
 ///   `sy = ((sigma_x/step)·2)/Float(H-1)`.
 /// * coordinates: `c = mean·2 - 1`, `x = ((c_x + 1) - 1/Float(W))·Float(W)/Float(W-1) - 1`,
-///   likewise y with H. W, H are the render size.
+///   likewise y with H. W, H are the render size. That is pixel position `mean·W − ½` (pixel
+///   centres at whole numbers); ours generalises the `Float(W)` that multiplies the mean to an
+///   extent `E` (``GaussianGeometry``): `x = ((c_x + 1) - 1/Float(E))·Float(E)/Float(W-1) - 1`,
+///   pixel position `mean·E − ½`, with `E = W` the official computation bit for bit.
 public enum GaussianActivation {
     @inline(__always)
     static func sigmoid(_ v: Float) -> Float { 1 / (1 + Foundation.exp(-v)) }
@@ -32,14 +35,20 @@ public enum GaussianActivation {
     /// kernel's x sigma uses `1.2/scaleX`, its y sigma `1.2/scaleY`; the correlation and the
     /// normalised means do not change under an axis stretch. With scaleX = scaleY this is the
     /// official computation, bit for bit.
+    ///
+    /// `extentX`/`extentY` are the output lengths that the means' unit interval spans
+    /// (``GaussianGeometry/meanExtent(paddedSide:scale:)``): a mean `m` lands at pixel position
+    /// `m·extent − ½` of the `width × height` render. Nil (the official geometry) is the render
+    /// size itself.
     public static func kernels(
-        fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scaleX: Float, scaleY: Float
+        fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scaleX: Float, scaleY: Float,
+        extentX: Double? = nil, extentY: Double? = nil
     ) -> GaussianKernels {
         precondition(raw.count % 9 == 0, "raw must be N×9")
         let n = raw.count / 9
         let stepX = stepSize(scale: scaleX), stepY = stepSize(scale: scaleY)
         let wm1 = Float(width - 1), hm1 = Float(height - 1)
-        let fw = Float(width), fh = Float(height)
+        let fw = Float(extentX ?? Double(width)), fh = Float(extentY ?? Double(height))
         let invW = 1 / fw, invH = 1 / fh
         var sig = [Float](repeating: 0, count: 3 * n)
         var co = [Float](repeating: 0, count: 2 * n)
@@ -81,17 +90,20 @@ public enum GaussianActivation {
     }
 
     /// Chains kernel-level gradients back to the raw decoder output (N×9). Derivatives are
-    /// evaluated in double from the float32 forward values.
+    /// evaluated in double from the float32 forward values. `extentX`/`extentY` as in
+    /// ``kernels(fromRaw:width:height:scaleX:scaleY:extentX:extentY:)`` (nil: the render size;
+    /// training crops have whole canvases, where both geometries agree).
     public static func rawGradients(
-        raw: UnsafeBufferPointer<Float>, kernelGrads g: KernelGradients, width: Int, height: Int, scale: Float
+        raw: UnsafeBufferPointer<Float>, kernelGrads g: KernelGradients, width: Int, height: Int, scale: Float,
+        extentX: Double? = nil, extentY: Double? = nil
     ) -> [Float] {
         precondition(raw.count % 9 == 0 && raw.count / 9 == g.count, "raw and gradients disagree on N")
         let n = raw.count / 9
         let step = Double(stepSize(scale: scale))
         let dsxk = 2 / (step * Double(width - 1))  // d sx_kernel / d sigma_y
         let dsyk = 2 / (step * Double(height - 1))  // d sy_kernel / d sigma_x
-        let dxm = 2 * Double(width) / Double(width - 1)
-        let dym = 2 * Double(height) / Double(height - 1)
+        let dxm = 2 * Double(Float(extentX ?? Double(width))) / Double(width - 1)
+        let dym = 2 * Double(Float(extentY ?? Double(height))) / Double(height - 1)
         var out = [Float](repeating: 0, count: 9 * n)
         for i in 0..<n {
             let p = raw.baseAddress! + 9 * i
@@ -125,7 +137,8 @@ public enum GaussianActivation {
     }
 
     /// Render size of the official inference: `floor(scale·paddedH) × floor(scale·paddedW)`
-    /// with the scale in double (e.g. floor(11.3·60) = 678).
+    /// with the scale in double (e.g. floor(11.3·60) = 678). Both geometries render on this
+    /// canvas; they differ in where the means land on it (``GaussianGeometry``).
     public static func renderSize(paddedHeight: Int, paddedWidth: Int, scale: Double) -> (height: Int, width: Int) {
         (Int((scale * Double(paddedHeight)).rounded(.down)), Int((scale * Double(paddedWidth)).rounded(.down)))
     }

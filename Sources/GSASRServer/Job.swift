@@ -148,6 +148,7 @@ final class Job: @unchecked Sendable {
         var outputHeight: Int
         var scaleX: Double
         var scaleY: Double
+        var geometry: GaussianGeometry
         var gaussians: Int
         var seconds: Double?
         var error: String?
@@ -159,7 +160,7 @@ final class Job: @unchecked Sendable {
                 id: id, state: _state, stage: stage, progress: progress, position: position, model: model,
                 inputWidth: plan.inputWidth, inputHeight: plan.inputHeight, outputWidth: plan.outputWidth,
                 outputHeight: plan.outputHeight, scaleX: request.scaleX, scaleY: request.scaleY,
-                gaussians: plan.gaussians,
+                geometry: request.geometry, gaussians: plan.gaussians,
                 seconds: started.map { (finished ?? Date()).timeIntervalSince($0) }, error: error)
         }
     }

@@ -8,8 +8,15 @@ struct UpscaleQuery {
     var size: (width: Int, height: Int)?
     var width: Int?
     var height: Int?
+    /// `geometry=exact|official` (default exact; ``GaussianGeometry``).
+    var geometry: GaussianGeometry = .default
 
     init(_ q: Parameters, limits: ServerLimits) throws {
+        if let text = q.get("geometry") {
+            do { geometry = try GaussianGeometry(parsing: text) } catch let e as GaussianGeometryError {
+                throw APIError.unprocessable(e.description)
+            }
+        }
         let given = ["scale", "size", "width", "height"].filter { q.get($0) != nil }
         guard !given.isEmpty else {
             throw APIError.unprocessable("give the output size: one of scale, size, width or height")
@@ -48,7 +55,8 @@ struct UpscaleQuery {
     }
 
     func resolve(width w: Int, height h: Int) throws -> ScaleRequest {
-        try ScaleRequest.resolve(inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height)
+        try ScaleRequest.resolve(
+            inputWidth: w, inputHeight: h, scale: scale, size: size, width: width, height: height, geometry: geometry)
     }
 }
 

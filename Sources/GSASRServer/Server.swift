@@ -6,7 +6,8 @@ import Hummingbird
 ///
 /// API (all errors are `{"error": "...", "status": N}`):
 /// - `GET /` the page; `GET /api/info` models and limits.
-/// - `POST /api/jobs?scale=S` (or `size=WxH`, `width=W`, `height=H`; optional `model=NAME`) with
+/// - `POST /api/jobs?scale=S` (or `size=WxH`, `width=W`, `height=H`; optional `model=NAME`,
+///   `geometry=exact|official`, default exact: where the Gaussians land, ``GaussianGeometry``) with
 ///   the image file as the body (PNG or JPEG): 202 and the job's status; 413 (body or pixels over
 ///   the limit), 415 (not PNG/JPEG), 422 (bad or missing parameter, corrupt image, output or
 ///   memory over the limits), 503 + Retry-After (queue full).

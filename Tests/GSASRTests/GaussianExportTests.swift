@@ -21,11 +21,15 @@ import Testing
     }
 
     /// astronaut 48x48 (no padding) and coffee 37x50 (padded to 48x60), isotropic and per-axis
-    /// scales, both raster modes.
+    /// scales, both raster modes, both geometries (x3.7 on 48x60 is a fractional canvas,
+    /// 177.6 x 222, where they differ).
     static let cases: [(input: String, request: ScaleRequest, mode: RasterMode, dmax: Float)] = [
         ("astronaut_48x48", ScaleRequest(scale: 4), .fast, 0.1),
         ("coffee_37x50", ScaleRequest(scale: 3.5), .exact, 0.1),
         ("coffee_37x50", ScaleRequest(scaleX: 2.5, scaleY: 3.1), .fast, 0.3),
+        ("coffee_37x50", ScaleRequest(scale: 3.7), .fast, 0.1),
+        ("coffee_37x50", ScaleRequest(scale: 3.7, geometry: .official), .fast, 0.1),
+        ("coffee_37x50", ScaleRequest(scaleX: 2.5, scaleY: 3.1, geometry: .official), .exact, 0.3),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -44,6 +48,7 @@ import Testing
         #expect(loaded.renderWidth == export.renderWidth && loaded.renderHeight == export.renderHeight)
         #expect(loaded.scaleX == c.request.scaleX && loaded.scaleY == c.request.scaleY)
         #expect(loaded.conditioning == c.request.conditioning)
+        #expect(loaded.geometry == c.request.geometry)
         #expect(loaded.dmax == c.dmax && loaded.mode == c.mode && loaded.model == "small")
         #expect(Self.differing(loaded.kernels.sigmas, export.kernels.sigmas) == 0)
         #expect(Self.differing(loaded.opacity, export.opacity) == 0)
@@ -103,8 +108,8 @@ import Testing
                 sigmas: [0.1, 0.2, 0, 0.05, 0.05, 0.5, 0.3, 0.1, -0.9, 0.2, 0.2, 0.1],
                 coords: [0, 0, -0.5, 0.5, 0.9, -0.9, 0.2, 0.1], colors: [Float](repeating: 0.25, count: 12)),
             opacity: [0.5, 0.5, 0.5, 0.5], renderWidth: 20, renderHeight: 10, outputWidth: 18, outputHeight: 9,
-            inputWidth: 5, inputHeight: 3, scaleX: 4, scaleY: 3.5, conditioning: (14.0).squareRoot(), dmax: 0.1,
-            mode: .fast, model: "tiny")
+            inputWidth: 5, inputHeight: 3, scaleX: 4, scaleY: 3.5, conditioning: (14.0).squareRoot(),
+            geometry: .exact, dmax: 0.1, mode: .fast, model: "tiny")
     }
 
     @Test func tinyExportRoundTrips() throws {
@@ -116,6 +121,24 @@ import Testing
         #expect(Self.differing(l.render(try RenderView(export: l)), e.render(try RenderView(export: e))) == 0)
     }
 
+    /// Files written before the exact geometry existed have no `geometry` metadata: their
+    /// centres were placed on the floored canvas, so they load as official.
+    @Test func filesWithoutGeometryAreOfficial() throws {
+        let e = Self.tinyExport()
+        var meta = e.metadata
+        meta["geometry"] = nil
+        var sd = StateDict()
+        sd.insert("centers", LoadedTensor(shape: [e.count, 2], dtype: .float32, floats: e.kernels.coords))
+        sd.insert("sigmas", LoadedTensor(shape: [e.count, 3], dtype: .float32, floats: e.kernels.sigmas))
+        sd.insert("colors", LoadedTensor(shape: [e.count, 3], dtype: .float32, floats: e.kernels.colors))
+        sd.insert("opacity", LoadedTensor(shape: [e.count], dtype: .float32, floats: e.opacity))
+        let url = try Self.tempURL("old.safetensors")
+        try Safetensors.save(sd, metadata: meta, to: url)
+        let l = try GaussianExport.load(url)
+        #expect(l.geometry == .official)
+        #expect(Self.differing(l.render(try RenderView(export: l)), e.render(try RenderView(export: e))) == 0)
+    }
+
     /// Each mutation of a valid file must be refused with a one-line message naming the problem.
     @Test(arguments: [
         ("no format", "not a Gaussian export"), ("version 2", "version"), ("missing sigmas", "'sigmas' is missing"),
@@ -124,7 +147,7 @@ import Testing
         ("inf centre", "centre"), ("opacity 2", "opacity"), ("output over render", "output_width"),
         ("render 1", "render_width"), ("bad dmax", "dmax"), ("bad mode", "raster_mode"),
         ("missing size", "'render_height' is missing"), ("huge count", "gaussians"), ("extra tensor", "unexpected"),
-        ("bad scale", "scale_x"),
+        ("bad scale", "scale_x"), ("bad geometry", "'geometry' = 'floored' is not one of exact, official"),
     ])
     func badFilesAreRefused(mutation: String, mentions: String) throws {
         let e = Self.tinyExport()
@@ -158,6 +181,7 @@ import Testing
         case "huge count": meta["gaussians"] = "99999999999999999999"
         case "extra tensor": t["raw"] = LoadedTensor(shape: [1], dtype: .float32, floats: [0])
         case "bad scale": meta["scale_x"] = "nan"
+        case "bad geometry": meta["geometry"] = "floored"
         default: Issue.record("unknown mutation \(mutation)")
         }
         var sd = StateDict()

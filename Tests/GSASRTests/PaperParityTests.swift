@@ -30,7 +30,9 @@ struct PaperParityTests {
         let lr = try Self.lr(image)
         let tag = "\(image)_x\(scaleTag(scale))"
         let up = Upscaler(model: Self.model, mode: .exact)
-        let plan = try up.plan(width: lr.width, height: lr.height, scale: scale)
+        // The official geometry: the goldens come from the official code (GaussianGeometry).
+        let plan = try up.plan(
+            width: lr.width, height: lr.height, request: ScaleRequest(scale: scale, geometry: .official))
         var t = Upscaler.Timings()
         let gs = up.gaussians(rgb: lr.pixels, plan: plan, timings: &t)
         if scale == 4 {
@@ -62,7 +64,7 @@ struct PaperParityTests {
     func encoderFeatures(image: String) throws {
         let lr = try Self.lr(image)
         let up = Upscaler(model: Self.model, mode: .exact)
-        let plan = try up.plan(width: lr.width, height: lr.height, scale: 4)
+        let plan = try up.plan(width: lr.width, height: lr.height, request: ScaleRequest(scale: 4, geometry: .official))
         let feat = up.encode(rgb: lr.pixels, plan: plan)
         let ref = try NPY.load(Self.dir.appendingPathComponent("\(image)_enc_feat_f32.npy"))
         let d = Diff(feat.array, nchwToHWC(ref.floats, c: ref.shape[1], h: ref.shape[2], w: ref.shape[3]))

@@ -15,22 +15,43 @@ import Testing
         let up = Upscaler(model: try GSASRModel.load(directory: Fixtures.url("small")))
         let p = try up.plan(width: 1000, height: 563, request: r)
         #expect(p.outputWidth == 1920 && p.outputHeight == 1080)
-        // Every size from 1x to 3x on an awkward input is met exactly.
-        for tw in stride(from: 37, through: 111, by: 1) {
-            for th in [50, 77, 100, 150] {
+        // Exact geometry: one scale, 1920/1000, that spans the width exactly.
+        #expect(r.scaleX == 1.92)
+        // Every size from 1x to 3x on an awkward input is met exactly, in both geometries; with
+        // the exact one, each axis's scale is the target over the input within a few ulps.
+        for geometry in GaussianGeometry.allCases {
+            for tw in stride(from: 37, through: 111, by: 1) {
+                for th in [50, 77, 100, 150] {
+                    let q = try ScaleRequest.resolve(
+                        inputWidth: 37, inputHeight: 50, scale: nil, size: (tw, th), width: nil, height: nil,
+                        geometry: geometry)
+                    let pq = try up.plan(width: 37, height: 50, request: q)
+                    #expect(pq.outputWidth == tw && pq.outputHeight == th, "\(tw)x\(th) \(geometry)")
+                    if geometry == .exact && !q.isIsotropic {
+                        #expect(abs(q.scaleX * 37 - Double(tw)) < 1e-12 && abs(q.scaleY * 50 - Double(th)) < 1e-12)
+                    }
+                }
+            }
+            for tw in stride(from: 37, through: 400, by: 7) {
                 let q = try ScaleRequest.resolve(
-                    inputWidth: 37, inputHeight: 50, scale: nil, size: (tw, th), width: nil, height: nil)
-                let pq = try up.plan(width: 37, height: 50, request: q)
-                #expect(pq.outputWidth == tw && pq.outputHeight == th, "\(tw)x\(th)")
+                    inputWidth: 37, inputHeight: 50, scale: nil, size: nil, width: tw, height: nil, geometry: geometry)
+                #expect(try up.plan(width: 37, height: 50, request: q).outputWidth == tw)
             }
         }
     }
 
     @Test func anisotropicUsesOneScalePerAxisAndTheGeometricMean() throws {
+        // Exact geometry: the exact ratios (the 100 input pixels span the 400 and 200 output ones).
         let r = try ScaleRequest.resolve(
             inputWidth: 100, inputHeight: 100, scale: nil, size: (400, 200), width: nil, height: nil)
-        #expect(!r.isIsotropic)
-        #expect(abs(r.scaleX - 4.005) < 1e-12 && abs(r.scaleY - 2.005) < 1e-12)
+        #expect(!r.isIsotropic && r.geometry == .exact)
+        #expect(r.scaleX == 4 && r.scaleY == 2)
+        // Official geometry: the middle of each interval, as before the exact geometry.
+        let o = try ScaleRequest.resolve(
+            inputWidth: 100, inputHeight: 100, scale: nil, size: (400, 200), width: nil, height: nil,
+            geometry: .official)
+        #expect(!o.isIsotropic && o.geometry == .official)
+        #expect(abs(o.scaleX - 4.005) < 1e-12 && abs(o.scaleY - 2.005) < 1e-12)
         #expect(abs(r.conditioning - (r.scaleX * r.scaleY).squareRoot()) < 1e-12)
         #expect(throws: UpscaleError.self) {
             _ = try ScaleRequest.resolve(inputWidth: 100, inputHeight: 100, scale: 2, size: (400, 200), width: nil, height: nil)

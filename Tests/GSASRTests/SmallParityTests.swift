@@ -24,7 +24,7 @@ import Testing
     func encoderFeatures(image: String) throws {
         let lr = try Fixtures.lr(image)
         let up = Upscaler(model: Self.model, mode: .exact)
-        let plan = try up.plan(width: lr.width, height: lr.height, scale: 4)
+        let plan = try up.plan(width: lr.width, height: lr.height, request: ScaleRequest(scale: 4, geometry: .official))
         let feat = up.encode(rgb: lr.pixels, plan: plan)
         let ref = try Fixtures.npy(Fixtures.url("small/\(image)_enc_feat_f32.npy"))
         let d = Diff(feat.array, nchwToHWC(ref.floats, c: ref.shape[1], h: ref.shape[2], w: ref.shape[3]))
@@ -38,7 +38,9 @@ import Testing
         let tag = "small/\(image)_x\(scaleTag(scale))"
         // gs_params
         let up = Upscaler(model: Self.model, mode: .exact)
-        let plan = try up.plan(width: lr.width, height: lr.height, scale: scale)
+        // The official geometry: the goldens come from the official code (GaussianGeometry).
+        let plan = try up.plan(
+            width: lr.width, height: lr.height, request: ScaleRequest(scale: scale, geometry: .official))
         var t = Upscaler.Timings()
         let gs = up.gaussians(rgb: lr.pixels, plan: plan, timings: &t)
         let gsRef = try Fixtures.npy(Fixtures.url("\(tag)_gs_params_f32.npy"))
@@ -51,7 +53,8 @@ import Testing
         var renders: [[Float]] = []
         for mode in [RasterMode.exact, RasterMode.fast] {
             let r = try Upscaler(model: Self.model, mode: mode).upscale(
-                rgb: lr.pixels, width: lr.width, height: lr.height, scale: scale)
+                rgb: lr.pixels, width: lr.width, height: lr.height,
+                request: ScaleRequest(scale: scale, geometry: .official))
             renders.append(r.pixels)
             #expect([r.height, r.width, 3] == srRef.shape)
             let ds = Diff(r.pixels, srRef.floats)

@@ -17,13 +17,13 @@ import Testing
     /// Runs the tiled pipeline and collects its rows, checking that they arrive in order.
     static func tiled(
         _ up: Upscaler, tile: Int, margin: Int, image: (pixels: [Float], width: Int, height: Int),
-        scale: Double
+        scale: Double, geometry: GaussianGeometry = .default
     ) throws -> (pixels: [Float], stats: TiledUpscaler.Stats) {
         let t = try TiledUpscaler(upscaler: up, tile: tile, margin: margin)
         var out: [Float] = []
         var next = 0
         let stats = try t.upscale(
-            rgb: image.pixels, width: image.width, height: image.height, request: ScaleRequest(scale: scale)
+            rgb: image.pixels, width: image.width, height: image.height, request: ScaleRequest(scale: scale, geometry: geometry)
         ) { rows, px in
             #expect(rows.lowerBound == next)
             next = rows.upperBound
@@ -42,19 +42,25 @@ import Testing
         return 10 * log10(1 / max(s / Double(ref.count), 1e-30))
     }
 
-    @Test(arguments: [2.0, 3.7, 4.0])
-    func defaultModelTiledMatchesUntiled(scale: Double) throws {
+    /// Both geometries (x3.7 on the padded 168 columns is a fractional canvas, 621.6).
+    @Test(arguments: [
+        (2.0, GaussianGeometry.exact), (3.7, .exact), (3.7, .official), (4.0, .exact),
+    ])
+    func defaultModelTiledMatchesUntiled(scale: Double, geometry: GaussianGeometry) throws {
         let image = try Self.photo()
         let up = Upscaler(model: Self.defaultModel)
-        let ref = try up.upscale(rgb: image.pixels, width: image.width, height: image.height, scale: scale)
+        let ref = try up.upscale(
+            rgb: image.pixels, width: image.width, height: image.height,
+            request: ScaleRequest(scale: scale, geometry: geometry))
         // Tiles of 48 LR pixels (4 windows) with a margin of 24: 3 rows x 4 columns of tiles on
         // the 160x120 photo (padded 168x120); neither side is a multiple of the tile.
-        let (out, stats) = try Self.tiled(up, tile: 48, margin: 24, image: image, scale: scale)
+        let (out, stats) = try Self.tiled(up, tile: 48, margin: 24, image: image, scale: scale, geometry: geometry)
         #expect(out.count == ref.pixels.count)
         guard out.count == ref.pixels.count else { return }
         let p = Self.psnr(out, ref.pixels)
         let d = Diff(out, ref.pixels)
-        print("tiled vs untiled, default model, x\(scale), tile 48 margin 24: PSNR \(p) dB, \(d), tiles \(stats.tiles)")
+        print(
+            "tiled vs untiled, default model, x\(scale) \(geometry), tile 48 margin 24: PSNR \(p) dB, \(d), tiles \(stats.tiles)")
         #expect(stats.tiles == 12)
         #expect(stats.lateGaussians == 0)
         #expect(stats.gaussians == ref.gaussianCount)

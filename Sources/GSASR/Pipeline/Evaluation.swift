@@ -36,11 +36,51 @@ public enum Evaluation {
         }
     }
 
+    /// The mean best shifts (``Alignment``) of the top-left and bottom-right quarters, over the
+    /// images: the mean magnitude and the mean signed components, in output pixels.
+    public struct QuarterShifts: Codable, Sendable, Equatable {
+        public var topLeft: Double
+        public var bottomRight: Double
+        public var topLeftDX, topLeftDY, bottomRightDX, bottomRightDY: Double
+        enum CodingKeys: String, CodingKey {
+            case topLeft = "top_left", bottomRight = "bottom_right"
+            case topLeftDX = "top_left_dx", topLeftDY = "top_left_dy"
+            case bottomRightDX = "bottom_right_dx", bottomRightDY = "bottom_right_dy"
+        }
+        static let zero = QuarterShifts(
+            topLeft: 0, bottomRight: 0, topLeftDX: 0, topLeftDY: 0, bottomRightDX: 0, bottomRightDY: 0)
+        mutating func add(_ q: (topLeft: Alignment.Shift, bottomRight: Alignment.Shift), weight w: Double) {
+            topLeft += w * q.topLeft.magnitude
+            bottomRight += w * q.bottomRight.magnitude
+            topLeftDX += w * q.topLeft.dx
+            topLeftDY += w * q.topLeft.dy
+            bottomRightDX += w * q.bottomRight.dx
+            bottomRightDY += w * q.bottomRight.dy
+        }
+    }
+
+    /// The model's scores with one geometry.
+    public struct GeometryResult: Codable, Sendable {
+        public var geometry: GaussianGeometry
+        public var score: Score
+        public var shifts: QuarterShifts?
+    }
+
     public struct ScaleResult: Codable, Sendable {
         public var scale: Double
+        /// The model's scores with the first geometry evaluated.
         public var model: Score?
         public var bicubic: Score
         public var images: Int
+        /// Every geometry evaluated, in the order asked (empty without a model).
+        public var geometries: [GeometryResult] = []
+        /// Bicubic's shifts, when shifts were measured (the measure's own floor: bicubic is
+        /// aligned with the ground truth by construction).
+        public var bicubicShifts: QuarterShifts?
+        enum CodingKeys: String, CodingKey {
+            case scale, model, bicubic, images, geometries
+            case bicubicShifts = "bicubic_shifts"
+        }
     }
 
     public static func cropBorder(scale: Double) -> Int { min(Int(scale.rounded(.up)), 8) }
@@ -93,13 +133,22 @@ public enum Evaluation {
 
     /// Mean scores over `images` at each scale, for the model (when given) and for bicubic.
     /// `ssim` false skips SSIM (reported as 0) to save time during training validation.
+    /// `geometries`: the model is scored with each (one network pass per image and scale, one
+    /// render per geometry). `shifts`: also measure the best sub-pixel shift of the top-left
+    /// and bottom-right quarters against the ground truth (``Alignment``), for the model and
+    /// bicubic.
     public static func evaluate(
         images: [Image], scales: [Double], upscaler: Upscaler?, ssim: Bool = true,
+        geometries: [GaussianGeometry] = [.default], shifts: Bool = false,
         progress: ((String) -> Void)? = nil
     ) throws -> [ScaleResult] {
+        precondition(!geometries.isEmpty, "at least one geometry")
         var results: [ScaleResult] = []
+        let n = Double(images.count)
         for s in scales {
-            var m = Score(psnrY: 0, ssimY: 0), bsum = Score(psnrY: 0, ssimY: 0)
+            var m = [Score](repeating: Score(psnrY: 0, ssimY: 0), count: geometries.count)
+            var mShift = [QuarterShifts](repeating: .zero, count: geometries.count)
+            var bsum = Score(psnrY: 0, ssimY: 0), bShift = QuarterShifts.zero
             for (k, hr) in images.enumerated() {
                 let p = try prepare(hr: hr, scale: s)
                 let b = cropBorder(scale: s)
@@ -107,22 +156,55 @@ public enum Evaluation {
                 if ssim {
                     bsum.ssimY += Metrics.ssimY(p.bicubic, p.gt, width: p.gtWidth, height: p.gtHeight, cropBorder: b)
                 }
+                if shifts {
+                    bShift.add(
+                        Alignment.quarterShifts(
+                            output: p.bicubic, gt: p.gt, width: p.gtWidth, height: p.gtHeight, border: b),
+                        weight: 1 / n)
+                }
                 if let upscaler {
-                    let r = try upscaler.upscale(rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height, scale: s)
-                    guard r.width == p.gtWidth, r.height == p.gtHeight else {
-                        throw UpscaleError("model output \(r.width)x\(r.height) differs from GT \(p.gtWidth)x\(p.gtHeight)")
+                    let lr = p.lr
+                    var plans = try geometries.map {
+                        try upscaler.plan(
+                            width: lr.width, height: lr.height, request: ScaleRequest(scale: s, geometry: $0))
                     }
-                    let out = r.pixels.map(ImageIO.quantize)
-                    m.psnrY += Metrics.psnrY(out, p.gt, width: p.gtWidth, height: p.gtHeight, cropBorder: b)
-                    if ssim { m.ssimY += Metrics.ssimY(out, p.gt, width: p.gtWidth, height: p.gtHeight, cropBorder: b) }
+                    var timings = Upscaler.Timings()
+                    let gs = upscaler.gaussians(rgb: lr.pixels, plan: plans[0], timings: &timings)
+                    for (gi, plan) in plans.enumerated() {
+                        guard plan.outputWidth == p.gtWidth, plan.outputHeight == p.gtHeight else {
+                            throw UpscaleError(
+                                "model output \(plan.outputWidth)x\(plan.outputHeight) differs from GT \(p.gtWidth)x\(p.gtHeight)"
+                            )
+                        }
+                        let out = upscaler.crop(upscaler.render(gs, plan: plan), plan: plan).map(ImageIO.quantize)
+                        m[gi].psnrY += Metrics.psnrY(out, p.gt, width: p.gtWidth, height: p.gtHeight, cropBorder: b)
+                        if ssim {
+                            m[gi].ssimY += Metrics.ssimY(out, p.gt, width: p.gtWidth, height: p.gtHeight, cropBorder: b)
+                        }
+                        if shifts {
+                            mShift[gi].add(
+                                Alignment.quarterShifts(
+                                    output: out, gt: p.gt, width: p.gtWidth, height: p.gtHeight, border: b),
+                                weight: 1 / n)
+                        }
+                    }
+                    plans.removeAll()
                 }
                 progress?("x\(s) image \(k + 1)/\(images.count)")
             }
-            let n = Double(images.count)
+            let byGeometry =
+                upscaler == nil
+                ? []
+                : geometries.indices.map {
+                    GeometryResult(
+                        geometry: geometries[$0], score: Score(psnrY: m[$0].psnrY / n, ssimY: m[$0].ssimY / n),
+                        shifts: shifts ? mShift[$0] : nil)
+                }
             results.append(
                 ScaleResult(
-                    scale: s, model: upscaler == nil ? nil : Score(psnrY: m.psnrY / n, ssimY: m.ssimY / n),
-                    bicubic: Score(psnrY: bsum.psnrY / n, ssimY: bsum.ssimY / n), images: images.count))
+                    scale: s, model: byGeometry.first?.score,
+                    bicubic: Score(psnrY: bsum.psnrY / n, ssimY: bsum.ssimY / n), images: images.count,
+                    geometries: byGeometry, bicubicShifts: shifts ? bShift : nil))
         }
         return results
     }

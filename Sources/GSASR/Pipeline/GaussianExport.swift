@@ -35,6 +35,10 @@ public struct GaussianExport: Sendable {
     public var scaleX: Double
     public var scaleY: Double
     public var conditioning: Double
+    /// Where the means were placed when the centres were computed (metadata `geometry`; files
+    /// without it predate the exact geometry and are `official`). The centres are stored
+    /// already placed, so rendering does not read it.
+    public var geometry: GaussianGeometry
     /// The rasterizer settings of the export (used again to render it).
     public var dmax: Float
     public var mode: RasterMode
@@ -50,7 +54,7 @@ public struct GaussianExport: Sendable {
     public init(
         kernels: GaussianKernels, opacity: [Float], renderWidth: Int, renderHeight: Int, outputWidth: Int,
         outputHeight: Int, inputWidth: Int, inputHeight: Int, scaleX: Double, scaleY: Double, conditioning: Double,
-        dmax: Float, mode: RasterMode, model: String
+        geometry: GaussianGeometry, dmax: Float, mode: RasterMode, model: String
     ) {
         precondition(opacity.count == kernels.count, "one opacity per Gaussian")
         self.kernels = kernels
@@ -64,6 +68,7 @@ public struct GaussianExport: Sendable {
         self.scaleX = scaleX
         self.scaleY = scaleY
         self.conditioning = conditioning
+        self.geometry = geometry
         self.dmax = dmax
         self.mode = mode
         self.model = model
@@ -92,7 +97,7 @@ public struct GaussianExport: Sendable {
             "output_width": "\(outputWidth)", "output_height": "\(outputHeight)",
             "input_width": "\(inputWidth)", "input_height": "\(inputHeight)",
             "scale_x": "\(scaleX)", "scale_y": "\(scaleY)", "conditioning_scale": "\(conditioning)",
-            "dmax": "\(dmax)", "model": model,
+            "dmax": "\(dmax)", "model": model, "geometry": geometry.rawValue,
             "units":
                 "centers [x,y], sigmas [sx,sy,rho]: normalised to render_width x render_height, pixel (row,col) at (2col/(render_width-1)-1, 2row/(render_height-1)-1); colors: RGB*opacity",
         ]
@@ -153,6 +158,16 @@ public struct GaussianExport: Sendable {
         guard let dmax = Float(dmaxText), dmax.isFinite, dmax > 0, dmax <= 2 else {
             throw fail("metadata 'dmax' = '\(dmaxText)' is not in (0, 2]")
         }
+        let geometry: GaussianGeometry
+        switch meta["geometry"] {
+        case nil: geometry = .official
+        case let g?:
+            guard let v = GaussianGeometry(rawValue: g) else {
+                throw fail(
+                    "metadata 'geometry' = '\(g)' is not one of \(GaussianGeometry.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            geometry = v
+        }
         let mode: RasterMode
         switch meta["raster_mode"] {
         case "exact": mode = .exact
@@ -192,7 +207,8 @@ public struct GaussianExport: Sendable {
         return GaussianExport(
             kernels: GaussianKernels(sigmas: sigmas, coords: centers, colors: colors), opacity: opacity,
             renderWidth: rw, renderHeight: rh, outputWidth: ow, outputHeight: oh, inputWidth: iw, inputHeight: ih,
-            scaleX: sx, scaleY: sy, conditioning: cond, dmax: dmax, mode: mode, model: meta["model"] ?? "")
+            scaleX: sx, scaleY: sy, conditioning: cond, geometry: geometry, dmax: dmax, mode: mode,
+            model: meta["model"] ?? "")
     }
 }
 
@@ -218,17 +234,12 @@ extension Upscaler {
         let gs = try gaussians(rgb: rgb, plan: p, timings: &timings, progress: progress)
         let (kernels, opacity) = withExtendedLifetime(gs) {
             let raw = UnsafeBufferPointer(start: gs.ptr, count: gs.count)
-            return (
-                GaussianActivation.kernels(
-                    fromRaw: raw, width: p.renderWidth, height: p.renderHeight, scaleX: Float(p.request.scaleX),
-                    scaleY: Float(p.request.scaleY)),
-                GaussianActivation.opacities(fromRaw: raw)
-            )
+            return (Self.kernels(raw: raw, plan: p), GaussianActivation.opacities(fromRaw: raw))
         }
         return GaussianExport(
             kernels: kernels, opacity: opacity, renderWidth: p.renderWidth, renderHeight: p.renderHeight,
             outputWidth: p.outputWidth, outputHeight: p.outputHeight, inputWidth: w, inputHeight: h,
             scaleX: p.request.scaleX, scaleY: p.request.scaleY, conditioning: p.request.conditioning,
-            dmax: rasterizer.dmax, mode: rasterizer.mode, model: modelName)
+            geometry: p.request.geometry, dmax: rasterizer.dmax, mode: rasterizer.mode, model: modelName)
     }
 }

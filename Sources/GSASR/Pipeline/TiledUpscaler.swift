@@ -21,8 +21,10 @@ import GSASRTensor
 /// - UPNet (two 3×3 convolutions) runs on the core's tokens plus a ring of two tokens (zero
 ///   padding where the core touches the image's edge, as untiled), then the heads place the
 ///   means in the whole grid with the untiled Float32 operations.
-/// - The Gaussians are converted with the whole render size and rendered with the whole image's
-///   pixel grid, so the dmax box, the sigma conversion and the size rounding are the untiled ones.
+/// - The Gaussians are converted with the whole render size and the whole image's mean extents
+///   (`Upscaler.kernels(raw:plan:)`, either geometry) and rendered with the whole image's pixel
+///   grid, so the dmax box, the sigma conversion, the centres and the size rounding are the
+///   untiled ones.
 /// The only difference left is the attention's view across a margin's outer edge (where the
 /// tile's own roll wraps), which reaches the core only through many layers; `margin` trades
 /// that against time (measured in Benchmarks/README.md, `gsasr bench tile`).
@@ -188,7 +190,6 @@ public struct TiledUpscaler: @unchecked Sendable {
         let globalGW = ax.windows * ss * up, globalGH = ay.windows * ss * up
         let semb = dec.scaleEmbedding(scale: Float(p.request.conditioning))
         let rasterizer = upscaler.rasterizer
-        let sx = Float(p.request.scaleX), sy = Float(p.request.scaleY)
 
         // How far (in LR pixels) a Gaussian may reach above its cell: its footprint (fast mode:
         // at most √T·(1/1.2) LR pixels since every sigma ≤ 1; the dmax box in exact mode) plus
@@ -215,9 +216,7 @@ public struct TiledUpscaler: @unchecked Sendable {
                 let t0 = Date()
                 for r in raw {
                     let k = withExtendedLifetime(r) {
-                        GaussianActivation.kernels(
-                            fromRaw: UnsafeBufferPointer(start: r.ptr, count: r.count), width: p.renderWidth,
-                            height: p.renderHeight, scaleX: sx, scaleY: sy)
+                        Upscaler.kernels(raw: UnsafeBufferPointer(start: r.ptr, count: r.count), plan: p)
                     }
                     stats.gaussians += k.count
                     if let e = rasterizer.rowExtent(

@@ -18,7 +18,10 @@ public enum UpscaleStage: String, Sendable {
 /// The pipeline of the official `inference_paper.py` (no tiling):
 /// 1. reflect-pad the LR image bottom/right to a multiple of `denominator`;
 /// 2. encode; decode with the scale (Float32);
-/// 3. render at floor(s·Hp) × floor(s·Wp) (sizes in Double, as Python does);
+/// 3. render at floor(s·Hp) × floor(s·Wp) (sizes in Double, as Python does), a Gaussian with
+///    normalised mean m at pixel position m·E − ½ per axis, where E is s·Wp (the exact
+///    geometry, ours and the default) or floor(s·Wp) (the official geometry; see
+///    ``GaussianGeometry``);
 /// 4. crop top-left to floor(s·H) × floor(s·W).
 /// The result is not clamped; `ImageIO.quantize` clamps and rounds half to even for 8 bits.
 public struct Upscaler: @unchecked Sendable {
@@ -55,6 +58,10 @@ public struct Upscaler: @unchecked Sendable {
         public let renderWidth, renderHeight, outputWidth, outputHeight: Int
         public let gaussians: Int
         public let estimatedBytes: Int
+        /// The output lengths that the means' unit interval spans on x and y, from the
+        /// request's geometry (``GaussianGeometry/meanExtent(paddedSide:scale:)``): where every
+        /// Gaussian centre is placed, in the untiled and the tiled pipeline and the export.
+        public let meanExtentX, meanExtentY: Double
         /// The scale per axis and the decoder's conditioning scale.
         public let request: ScaleRequest
     }
@@ -115,7 +122,9 @@ public struct Upscaler: @unchecked Sendable {
         }
         return Plan(
             inputWidth: w, inputHeight: h, paddedWidth: wp, paddedHeight: hp, renderWidth: rw, renderHeight: rh,
-            outputWidth: ow, outputHeight: oh, gaussians: n, estimatedBytes: est, request: request)
+            outputWidth: ow, outputHeight: oh, gaussians: n, estimatedBytes: est,
+            meanExtentX: request.geometry.meanExtent(paddedSide: wp, scale: sx),
+            meanExtentY: request.geometry.meanExtent(paddedSide: hp, scale: sy), request: request)
     }
 
     /// Encoder + decoder: the raw (N × 9) Gaussian parameters for an RGB HWC image in [0,1].
@@ -199,9 +208,18 @@ public struct Upscaler: @unchecked Sendable {
 
     /// Activations + coordinate transform + rasterizer at the padded render size.
     public func render(_ gs: Tensor, plan p: Plan, progress: ((Double) -> Void)? = nil) -> [Float] {
-        let kernels = GaussianActivation.kernels(
-            fromRaw: UnsafeBufferPointer(start: gs.ptr, count: gs.count), width: p.renderWidth, height: p.renderHeight,
-            scaleX: Float(p.request.scaleX), scaleY: Float(p.request.scaleY))
+        let kernels = withExtendedLifetime(gs) {
+            Self.kernels(raw: UnsafeBufferPointer(start: gs.ptr, count: gs.count), plan: p)
+        }
         return rasterizer.forward(kernels, width: p.renderWidth, height: p.renderHeight, progress: progress)
+    }
+
+    /// The kernel inputs of raw Gaussians (N × 9, means in whole-image units) for a plan: the
+    /// render size, the scale per axis and the geometry's extents. The untiled pipeline, the
+    /// tiled one and the export all convert through here.
+    public static func kernels(raw: UnsafeBufferPointer<Float>, plan p: Plan) -> GaussianKernels {
+        GaussianActivation.kernels(
+            fromRaw: raw, width: p.renderWidth, height: p.renderHeight, scaleX: Float(p.request.scaleX),
+            scaleY: Float(p.request.scaleY), extentX: p.meanExtentX, extentY: p.meanExtentY)
     }
 }
