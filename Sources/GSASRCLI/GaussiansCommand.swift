@@ -12,7 +12,8 @@ struct Gaussians: ParsableCommand {
             Tensors (F32): centers N×2 [x, y], sigmas N×3 [sx, sy, rho], colors N×3 (RGB × opacity), \
             opacity N; geometry in the normalised units of the render_width × render_height render \
             (pixel (row, col) at (2·col/(render_width−1)−1, 2·row/(render_height−1)−1)). Metadata: sizes, \
-            scales, dmax, raster mode, model. Untiled: the working-memory budget of the upscale command applies.
+            scales, geometry (exact or official: how the centres were placed; --geometry), dmax, raster mode, \
+            model. Untiled: the working-memory budget of the upscale command applies.
             """)
 
     @Option(name: .shortAndLong, help: "Input image (PNG or JPEG). Alpha is not exported; grey is exported as RGB.")

@@ -147,9 +147,9 @@ struct Eval: ParsableCommand {
         print("scale   geometry  PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic" + (shifts ? "   shift TL / BR (px)" : ""))
         for r in results {
             for g in r.geometries {
+                let name = g.geometry.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
                 var line = String(
-                    format: "x%-5g  %-8@  %12.3f  %7.3f  %+6.3f  %12.4f  %7.4f", r.scale, g.geometry.rawValue,
-                    g.score.psnrY, r.bicubic.psnrY, g.score.psnrY - r.bicubic.psnrY, g.score.ssimY, r.bicubic.ssimY)
+                    format: "x%-5g  %@  %12.3f  %7.3f  %+6.3f  %12.4f  %7.4f", r.scale, name, g.score.psnrY, r.bicubic.psnrY, g.score.psnrY - r.bicubic.psnrY, g.score.ssimY, r.bicubic.ssimY)
                 if let q = g.shifts { line += String(format: "   %.3f / %.3f", q.topLeft, q.bottomRight) }
                 print(line)
             }

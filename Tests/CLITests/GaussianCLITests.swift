@@ -18,8 +18,12 @@ import Testing
     static func load(_ url: URL) throws -> DecodedImage { try ImageIO.load(url) }
 
     /// The 16-bit render of the export equals the upscale command's 16-bit output, sample for
-    /// sample (seeding 160x120 is padded to 168x120, so the render is cropped).
-    @Test(arguments: [["-s", "3"], ["--size", "500x300"], ["-s", "2.7", "--raster-mode", "exact", "--dmax", "0.2"]])
+    /// sample (seeding 160x120 is padded to 168x120, so the render is cropped), in both
+    /// geometries (x3.7: a fractional canvas, 621.6 x 444).
+    @Test(arguments: [
+        ["-s", "3"], ["--size", "500x300"], ["-s", "2.7", "--raster-mode", "exact", "--dmax", "0.2"],
+        ["-s", "3.7"], ["-s", "3.7", "--geometry", "official"], ["--size", "500x300", "--geometry", "official"],
+    ])
     func renderAtZoomOneIsTheUpscaleOutput(options: [String]) throws {
         let (d, g) = try Self.export(options)
         let up = d.appendingPathComponent("up.png"), re = d.appendingPathComponent("re.png")
@@ -163,6 +167,9 @@ import Testing
         try expectRejected(base + ["-o", png.path], output: png, mentions: ".safetensors")
         try expectRejected(base + ["-o", g.path, "-s", "0.5"], output: g, mentions: "scale")
         try expectRejected(base + ["-o", g.path, "-s", "2", "--size", "400x300"], output: g, mentions: "only one")
+        try expectRejected(
+            base + ["-o", g.path, "-s", "2", "--geometry", "floored"], output: g,
+            mentions: "--geometry 'floored' is not one of exact, official")
         try expectRejected(base + ["-o", g.path, "--max-memory-gib", "0.001"], output: g, mentions: "working memory")
         try expectRejected(base + ["-o", g.path, "--raster-mode", "slow"], output: g, mentions: "raster mode")
         try expectRejected(base + ["-o", g.path, "--dmax", "3"], output: g, mentions: "dmax")

@@ -126,6 +126,7 @@ struct CLIError: Error, CustomStringConvertible {
             ("two sizes", "/api/jobs?scale=2&width=100", png, 422, "only one of"),
             ("no body", "/api/jobs?scale=2", nil, 422, "no image"),
             ("unknown model", "/api/jobs?scale=2&model=nope", png, 422, "not served"),
+            ("bad geometry", "/api/jobs?scale=2&geometry=floored", png, 422, "'floored' is not one of exact, official"),
             ("size too small", "/api/jobs?size=10x10", png, 422, "smaller than the input"),
             ("output too big", "/api/jobs?scale=3", png, 422, "exceeds the limit of 10000 pixels"),
             ("unknown job", "/api/jobs/0123", nil, 404, "unknown"),
@@ -144,6 +145,31 @@ struct CLIError: Error, CustomStringConvertible {
             #expect(good.status == 200 && good.headers["content-type"] == "image/png", "\(name): next request failed")
             #expect(try Self.decode(good.body).width == 96)
         }
+    }
+
+    /// `geometry=official|exact` gives the CLI's `--geometry` output, and the status says which.
+    @Test func geometryParameterMatchesTheCLI() throws {
+        let s = try ServerProcess(["-m", CLI.smallModel.path])
+        let d = try CLI.tempDir()
+        var results: [[Float]] = []
+        for geometry in ["exact", "official"] {
+            let r = try s.request(
+                "POST", "/api/jobs?scale=3.7&geometry=\(geometry)", body: try Data(contentsOf: Self.seeding))
+            #expect(r.status == 202, "\(r.error)")
+            let id = try #require(r.json["id"] as? String)
+            let st = try s.waitForJob(id)
+            #expect(st.json["geometry"] as? String == geometry, "\(st.json)")
+            let result = try Self.decode(try s.request("GET", "/api/jobs/\(id)/result.png").body)
+            let out = d.appendingPathComponent("\(geometry).png")
+            let c = try CLI.run([
+                "-i", Self.seeding.path, "-o", out.path, "-m", CLI.smallModel.path, "-s", "3.7", "--geometry", geometry,
+                "-q",
+            ])
+            #expect(c.status == 0, "\(c.stderr)")
+            #expect(result.pixels == (try ImageIO.load(out).rgb).pixels, "\(geometry): differs from gsasr's output")
+            results.append(result.pixels)
+        }
+        #expect(results.count == 2 && results[0] != results[1], "x3.7 renders the same in both geometries")
     }
 
     /// A job's result is the CLI's output; the zoom-1 re-render of the whole image is the

@@ -19,6 +19,10 @@ import Testing
         #expect(try outputSize(["--height", "77"]) == (77, 77))
         // A changed aspect: a scale per axis.
         #expect(try outputSize(["--size", "150x60"]) == (150, 60))
+        for geometry in ["exact", "official"] {
+            #expect(try outputSize(["--size", "150x60", "--geometry", geometry]) == (150, 60))
+            #expect(try outputSize(["--width", "131", "--geometry", geometry]) == (131, 131))
+        }
     }
 
     @Test(arguments: [
@@ -26,6 +30,7 @@ import Testing
         (["--size", "abc"], "WIDTHxHEIGHT"), (["-s", "2", "--size", "96x96"], "only one of"),
         (["--width", "96", "--height", "96"], "only one of"), (["--width", "0"], "positive"),
         (["--height=-3"], "positive"),
+        (["-s", "3.7", "--geometry", "floored"], "--geometry 'floored' is not one of exact, official"),
     ])
     func badRequests(args: [String], mentions: String) throws {
         let d = try CLI.tempDir()
