@@ -74,12 +74,14 @@ final class ServerProcess {
         return reply
     }
 
-    /// Polls a job until it is final.
-    func waitForJob(_ id: String) throws -> Reply {
+    /// Polls a job until it is final (at most `timeout` seconds, then an error).
+    func waitForJob(_ id: String, timeout: TimeInterval = 300) throws -> Reply {
+        let deadline = Date().addingTimeInterval(timeout)
         while true {
             let s = try request("GET", "/api/jobs/\(id)")
             let state = s.json["state"] as? String ?? ""
             if s.status != 200 || ["done", "failed", "cancelled"].contains(state) { return s }
+            guard Date() < deadline else { throw CLIError("job \(id) is still \(state) after \(Int(timeout)) s") }
             Thread.sleep(forTimeInterval: 0.1)
         }
     }
@@ -230,8 +232,10 @@ struct CLIError: Error, CustomStringConvertible {
         )
         #expect(second.status == 503)
         #expect(Int(second.headers["retry-after"] ?? "") ?? 0 >= 1)
-        // Not polled for over a second: cancelled at the next block.
-        Thread.sleep(forTimeInterval: 2)
+        // Not polled for over a second: cancelled at the next block. Wait for it on /api/info (a
+        // status request for the job itself would keep it alive), polling, up to 30 s.
+        let deadline = Date().addingTimeInterval(30)
+        while (try s.counts()["cancelled"] ?? 0) < 1 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         let id = try #require(first.json["id"] as? String)
         let st = try s.request("GET", "/api/jobs/\(id)")
         #expect(st.json["state"] as? String == "cancelled", "\(st.json)")

@@ -46,8 +46,8 @@ import Testing
         return (worst, Double(same) / Double(total))
     }
 
-    @Test func adamAndEMAStepOneFromGoldenGradients() throws {
-        guard TrainGolden.available else { return }
+    @Test(.enabled(if: TrainGolden.available, "needs ../shared/golden/train_step (present in CI)"))
+    func adamAndEMAStepOneFromGoldenGradients() throws {
         for (dir, lr) in [("step1", Self.lr), ("step1_official_warmup", LearningRateSchedule(warmupIterations: 2000).rate(at: 1))] {
             let model = try TrainGolden.model()
             let ps = Self.params(model)
@@ -69,8 +69,8 @@ import Testing
         #expect(LearningRateSchedule(warmupIterations: 2000).rate(at: 1) == 1.0000000000000001e-07)
     }
 
-    @Test func adamAndEMAStepTwoFromGoldenState() throws {
-        guard TrainGolden.available else { return }
+    @Test(.enabled(if: TrainGolden.available, "needs ../shared/golden/train_step (present in CI)"))
+    func adamAndEMAStepTwoFromGoldenState() throws {
         let model = try TrainGolden.model()
         let ps = Self.params(model)
         // Golden step-1 state: params, EMA, and the moments rebuilt from the step-1 gradients.
@@ -96,8 +96,8 @@ import Testing
     /// Our gradients, then our Adam: every element within 2·lr + 1e-7 of the official
     /// parameters, and ≥ 99.9 % within 1e-2·lr (README §4). Then step 2 from the golden step-1
     /// state with our own gradient.
-    @Test func endToEndStepsWithOurGradients() throws {
-        guard TrainGolden.available else { return }
+    @Test(.enabled(if: TrainGolden.available, "needs ../shared/golden/train_step (present in CI)"))
+    func endToEndStepsWithOurGradients() throws {
         let model = try TrainGolden.model()
         let ps = Self.params(model)
         let grads = Gradients()
