@@ -9,7 +9,11 @@ import PackageDescription
 
 // OpenBLAS (Linux) is not linked: GSASRTensor/BLAS.swift dlopens it after choosing its kernel
 // set (OPENBLAS_CORETYPE), which OpenBLAS reads when it loads. Runtime package: libopenblas0.
-let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+//
+// No unsafe build flags: release builds are SwiftPM's -O with whole-module optimisation, so the
+// parsers of untrusted files keep their bounds and overflow checks in the binary users run, and
+// other packages can depend on this one by version. The kernels' speed comes from pointer
+// loops; C code that must not contract a·b + c into an FMA says so with a pragma.
 
 let package = Package(
     name: "swift-gsasr",
@@ -45,23 +49,20 @@ let package = Package(
         .target(name: "CImageCodec", dependencies: ["CPNG", "CJPEGLib"]),
         // The softmax with AVX2 instructions, chosen at run time (the Swift code is built for
         // the x86-64 baseline); results identical to the portable Swift version.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
-        .target(name: "GSASRTensor", dependencies: ["CKernels"], swiftSettings: release),
+        .target(name: "CKernels"),
+        .target(name: "GSASRTensor", dependencies: ["CKernels"]),
         .target(
             name: "GSASRCheckpoint",
-            dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")],
-            swiftSettings: release),
+            dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(
-            name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG", "CImageCodec", "CWebP", "CImageZlib"],
-            swiftSettings: release),
-        .target(name: "GSASRRaster", dependencies: ["GSASRTensor"], swiftSettings: release),
+            name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG", "CImageCodec", "CWebP", "CImageZlib"]),
+        .target(name: "GSASRRaster", dependencies: ["GSASRTensor"]),
         .target(
             name: "GSASR",
             dependencies: [
                 "GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster", .product(name: "Yams", package: "Yams"),
-            ],
-            swiftSettings: release),
-        .target(name: "GSASRBench", dependencies: ["GSASR"], swiftSettings: release),
+            ]),
+        .target(name: "GSASRBench", dependencies: ["GSASR"]),
         .target(
             name: "GSASRServer",
             dependencies: ["GSASR", .product(name: "Hummingbird", package: "hummingbird")]),
@@ -69,8 +70,7 @@ let package = Package(
             name: "GSASRCLI",
             dependencies: [
                 "GSASR", "GSASRBench", "GSASRServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: release),
+            ]),
         .testTarget(
             name: "CheckpointTests",
             dependencies: ["GSASRCheckpoint", .product(name: "ZIPFoundation", package: "ZIPFoundation")],

@@ -5,6 +5,10 @@
 // Swift code (FastMath.exp), and the results are identical bit for bit.
 #include "ckernels.h"
 
+// Every multiply and add rounds on its own (no a·b + c contracted into an FMA), as in the
+// portable Swift code this file must match bit for bit (was -ffp-contract=off in Package.swift).
+#pragma STDC FP_CONTRACT OFF
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 

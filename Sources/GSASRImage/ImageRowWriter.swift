@@ -98,7 +98,7 @@ public final class ImageRowWriter {
 
     /// Quantises and encodes the next `rowCount` rows. `rows` holds `rowCount·width·channels`
     /// samples (unclamped; NaN becomes 0).
-    public func write(rows: UnsafeBufferPointer<Float>, rowCount: Int) throws {
+    package func write(rows: UnsafeBufferPointer<Float>, rowCount: Int) throws {
         guard state == .open else { throw spent() }
         guard rowCount >= 0, rowCount <= height - rowsWritten else {
             abandon()

@@ -12,7 +12,7 @@ public enum OutputLayout {
     /// replicated to three channels, as the official code does), and its three outputs for a
     /// grey input are close but not equal, so none of them alone is the answer; their mean is.
     /// Nothing is clamped here (the writer quantises). The rows may be a band of a larger image.
-    public static func outputRows(
+    package static func outputRows(
         rgb: UnsafeBufferPointer<Float>, alpha: UnsafeBufferPointer<Float>?, rowCount: Int, width: Int, grey: Bool
     ) -> [Float] {
         let n = rowCount * width

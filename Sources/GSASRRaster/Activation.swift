@@ -25,7 +25,7 @@ public enum GaussianActivation {
     }
 
     /// Kernel inputs from raw decoder output (N×9, row-major).
-    public static func kernels(fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scale: Float)
+    package static func kernels(fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scale: Float)
         -> GaussianKernels
     {
         kernels(fromRaw: raw, width: width, height: height, scaleX: scale, scaleY: scale)
@@ -40,7 +40,7 @@ public enum GaussianActivation {
     /// (``GaussianGeometry/meanExtent(paddedSide:scale:)``): a mean `m` lands at pixel position
     /// `m·extent − ½` of the `width × height` render. Nil (the official geometry) is the render
     /// size itself.
-    public static func kernels(
+    package static func kernels(
         fromRaw raw: UnsafeBufferPointer<Float>, width: Int, height: Int, scaleX: Float, scaleY: Float,
         extentX: Double? = nil, extentY: Double? = nil
     ) -> GaussianKernels {
@@ -75,7 +75,7 @@ public enum GaussianActivation {
 
     /// The opacities `alpha = sigmoid(alpha_raw)` (N), the same Float32 values that
     /// ``kernels(fromRaw:width:height:scaleX:scaleY:)`` multiplies the colours by.
-    public static func opacities(fromRaw raw: UnsafeBufferPointer<Float>) -> [Float] {
+    package static func opacities(fromRaw raw: UnsafeBufferPointer<Float>) -> [Float] {
         precondition(raw.count % 9 == 0, "raw must be N×9")
         let n = raw.count / 9
         return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
@@ -93,7 +93,7 @@ public enum GaussianActivation {
     /// evaluated in double from the float32 forward values. `extentX`/`extentY` as in
     /// ``kernels(fromRaw:width:height:scaleX:scaleY:extentX:extentY:)`` (nil: the render size;
     /// training crops have whole canvases, where both geometries agree).
-    public static func rawGradients(
+    package static func rawGradients(
         raw: UnsafeBufferPointer<Float>, kernelGrads g: KernelGradients, width: Int, height: Int, scale: Float,
         extentX: Double? = nil, extentY: Double? = nil
     ) -> [Float] {

@@ -101,7 +101,7 @@ public enum GaussianOverlay {
 
     /// Draws the selected Gaussians (from ``select(_:opacity:grid:cap:)`` on the same grid) into the sample rows `rows` of `grid`, held in `band`
     /// (`rows.count × grid.width × 3`, HWC RGB).
-    public static func draw(
+    package static func draw(
         _ k: GaussianKernels, opacity: [Float], selection: Selection, grid: SampleGrid, rows: Range<Int>,
         into band: UnsafeMutableBufferPointer<Float>
     ) {

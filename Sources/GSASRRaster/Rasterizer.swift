@@ -455,7 +455,7 @@ public struct Rasterizer: Sendable {
     }
 
     /// Gradient of `Σ img·G` w.r.t. the kernel inputs; `upstream` is G, H×W×3 (HWC).
-    public func backward(
+    package func backward(
         _ k: GaussianKernels, width: Int, height: Int, upstream: UnsafeBufferPointer<Float>
     ) -> KernelGradients {
         precondition(width >= 2 && height >= 2, "render size must be at least 2×2")

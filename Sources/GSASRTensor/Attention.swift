@@ -39,7 +39,7 @@ extension Kernels {
     /// Raw form. Row r of Q starts at `q + r·ldQ`, of K and V at `k + r·ldKV`, `v + r·ldKV`, of the
     /// output at `out + r·ldOut`; each row has `c` channels. `parallel: false` runs the windows
     /// in order on the calling thread (for callers that split the work themselves).
-    public static func windowAttention(
+    package static func windowAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, channels c: Int, ldQ: Int,
         ldKV: Int, ldOut: Int,
         qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
@@ -161,7 +161,7 @@ extension Kernels {
     /// every 144×144 score block. The max is exact in any order; the sum adds in 8 lanes, then
     /// the lanes (a different rounding order from a sequential sum, float noise); x − max, exp
     /// and the division are the same per element as the scalar forms.
-    public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+    package static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
         // AVX2 where the CPU has it (CKernels, chosen at run time): the same operations lane
         // for lane, so the same bits (`softmaxAVX2MatchesPortable` checks it).
         if gsasr_softmax_rows_avx2(p, rows, n) != 0 { return }
@@ -175,7 +175,7 @@ extension Kernels {
     }
 
     /// ``softmaxRows(_:rows:n:)`` in portable Swift SIMD8 (SSE2 on the x86-64 baseline).
-    public static func softmaxRowsPortable(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+    package static func softmaxRowsPortable(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
         typealias V = FastMath.V
         let raw = UnsafeMutableRawPointer(p)
         for r in 0..<rows {
@@ -245,7 +245,7 @@ extension Kernels {
     /// dQ, dK and dV rows are *written* at the rows the window reads (every query row and every
     /// key row belongs to exactly one window: the row maps are permutations). dB is summed over
     /// windows in window order after the parallel loop (deterministic for any thread count).
-    public static func windowAttentionBackward(
+    package static func windowAttentionBackward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, channels c: Int, ldQ: Int,
         ldKV: Int, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
         bias: UnsafePointer<Float>, dOut: UnsafePointer<Float>, ldDOut: Int,

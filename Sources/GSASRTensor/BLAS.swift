@@ -237,7 +237,7 @@ public enum BLAS {
     /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
     /// op(A) is m x k, op(B) is k x n, C is m x n with leading dimension ldc.
     @inline(__always)
-    public static func sgemm(
+    package static func sgemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

@@ -38,7 +38,7 @@ extension Kernels {
     }
 
     /// By Winograd F(2×2, 3×3) where ``usesWinograd(cin:cout:)`` says so, else im2col + GEMM.
-    public static func conv3x3(
+    package static func conv3x3(
         x: UnsafePointer<Float>, height h: Int, width w: Int, _ p: Conv3x3Weights, y: UnsafeMutablePointer<Float>
     ) {
         if usesWinograd(cin: p.cin, cout: p.cout) {
@@ -49,7 +49,7 @@ extension Kernels {
     }
 
     /// The im2col + GEMM form.
-    public static func conv3x3Im2col(
+    package static func conv3x3Im2col(
         x: UnsafePointer<Float>, height h: Int, width w: Int, _ p: Conv3x3Weights, y: UnsafeMutablePointer<Float>
     ) {
         let cin = p.cin, cout = p.cout

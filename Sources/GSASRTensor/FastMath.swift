@@ -43,7 +43,7 @@ public enum FastMath {
 
     /// In-place exp over a buffer.
     @inlinable
-    public static func expInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    package static func expInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
         while i + 8 <= n {
             let v = UnsafeMutableRawPointer(p + i).loadUnaligned(as: V.self)

@@ -3,7 +3,7 @@ extension Kernels {
     /// square root): y = (x − mean) / sqrt(var + eps) · γ + β. Rows are independent.
     /// When `mean` and `rstd` are given, each row's statistics are stored there (for the
     /// backward); the output is the same bit for bit either way.
-    public static func layerNorm(
+    package static func layerNorm(
         x: UnsafePointer<Float>, rows: Int, n: Int, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
         eps: Float = 1e-5, y: UnsafeMutablePointer<Float>,
         mean meanOut: UnsafeMutablePointer<Float>? = nil, rstd rstdOut: UnsafeMutablePointer<Float>? = nil,
@@ -57,7 +57,7 @@ extension Kernels {
     ///
     /// dx is written (rows in parallel unless `parallel` is false); dγ and dβ are summed over rows
     /// in order (deterministic).
-    public static func layerNormBackward(
+    package static func layerNormBackward(
         x: UnsafePointer<Float>, rows: Int, n: Int, gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>,
         rstd: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
         dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>, parallel: Bool = true

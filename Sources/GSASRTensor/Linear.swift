@@ -6,7 +6,7 @@
 /// the results are the same bits for any thread count.
 public enum Kernels {
     /// y (m × n, leading dim ldy) = x (m × k, leading dim ldx) · wᵀ (w: n × k) [+ bias] [+= y if accumulate].
-    public static func linear(
+    package static func linear(
         x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int,
         y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false, parallel: Bool = true
@@ -84,7 +84,7 @@ public enum Kernels {
     }
 
     /// In-place ReLU.
-    public static func relu(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    package static func relu(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
         // SIMD8 explicitly: the pointer loop does not vectorise on its own.
         var i = 0
         let zero = SIMD8<Float>(repeating: 0)
@@ -103,12 +103,12 @@ public enum Kernels {
     public static func relu(_ t: Tensor) { relu(t.ptr, t.count) }
 
     /// In-place y += x.
-    public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+    package static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
         for i in 0..<n { y[i] += x[i] }
     }
 
     /// In-place: every row of y (rows × n) += v (n).
-    public static func addRow(_ y: UnsafeMutablePointer<Float>, rows: Int, _ v: UnsafePointer<Float>, _ n: Int) {
+    package static func addRow(_ y: UnsafeMutablePointer<Float>, rows: Int, _ v: UnsafePointer<Float>, _ n: Int) {
         for r in 0..<rows {
             let row = y + r * n
             for j in 0..<n { row[j] += v[j] }
@@ -129,7 +129,7 @@ extension Kernels {
     /// Each GEMM is cut into blocks of rows of its *output* (dX by rows of m, dW and db by rows
     /// of n) whose size depends on the problem only, so every block is the same BLAS call
     /// whatever the thread count: results do not depend on the number of threads. Pass `dx: nil` to skip the input gradient (first layer).
-    public static func linearBackward(
+    package static func linearBackward(
         x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int, weight: UnsafePointer<Float>, n: Int,
         dy: UnsafePointer<Float>, ldy: Int,
         dx: UnsafeMutablePointer<Float>?, lddx: Int, accumulateDX: Bool = false,
@@ -188,7 +188,7 @@ extension Kernels {
         reluBackward(dy.ptr, output: y.ptr, dy.count)
     }
 
-    public static func reluBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, _ n: Int) {
+    package static func reluBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, _ n: Int) {
         // SIMD8 explicitly: the pointer loop does not vectorise on its own (possible aliasing).
         var i = 0
         let zero = SIMD8<Float>(repeating: 0)
@@ -215,7 +215,7 @@ extension Kernels {
     /// (deterministic); SIMD8 runs along the width. [h > 0] is tested on the bits: 0 < bits ≤
     /// bits(+∞) as Int32 holds exactly for h > 0 (not for ±0, negatives or NaN), without a
     /// SIMDMask (which compiles to a lane loop).
-    public static func narrowLinearReluBackward(
+    package static func narrowLinearReluBackward(
         h: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>, outputs k: Int,
         dy: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
         dBias: UnsafeMutablePointer<Float>
@@ -256,7 +256,7 @@ extension Kernels {
     }
 
     /// Column sums of x (rows × n) added into `out` (n), rows in order (deterministic).
-    public static func addColumnSums(_ x: Tensor, into out: UnsafeMutablePointer<Float>, n: Int) {
+    package static func addColumnSums(_ x: Tensor, into out: UnsafeMutablePointer<Float>, n: Int) {
         let rows = x.count / n
         let p = x.ptr
         for r in 0..<rows {

@@ -11,7 +11,7 @@ extension Kernels {
     /// With AVX2 + FMA where the CPU has them (CKernels); else ``adamUpdatePortable``, whose
     /// `addingProduct` is a libm fmaf call per element on the x86-64 baseline. fma, sqrt and
     /// division are correctly rounded, so both give the same bits (`adamFMAMatchesPortable`).
-    public static func adamUpdate(
+    package static func adamUpdate(
         p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
         v: UnsafeMutablePointer<Float>, count n: Int, w1: Float, b2: Float, w2: Float, step: Float, bc2Sqrt: Float,
         eps: Float
@@ -21,7 +21,7 @@ extension Kernels {
             p: p, g: g, m: m, v: v, count: n, w1: w1, b2: b2, w2: w2, step: step, bc2Sqrt: bc2Sqrt, eps: eps)
     }
 
-    public static func adamUpdatePortable(
+    package static func adamUpdatePortable(
         p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
         v: UnsafeMutablePointer<Float>, count n: Int, w1: Float, b2: Float, w2: Float, step: Float, bc2Sqrt: Float,
         eps: Float
@@ -39,14 +39,14 @@ extension Kernels {
 
     /// e = fma(p, w, e·d) on n elements (the EMA of the parameters), with FMA where the CPU has
     /// it, else ``emaUpdatePortable``: the same bits.
-    public static func emaUpdate(
+    package static func emaUpdate(
         e: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, count n: Int, decay d: Float, weight w: Float
     ) {
         if gsasr_ema_fma(e, p, n, d, w) != 0 { return }
         emaUpdatePortable(e: e, p: p, count: n, decay: d, weight: w)
     }
 
-    public static func emaUpdatePortable(
+    package static func emaUpdatePortable(
         e: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, count n: Int, decay d: Float, weight w: Float
     ) {
         for i in 0..<n { e[i] = (e[i] * d).addingProduct(p[i], w) }

@@ -7,7 +7,7 @@
 /// (see docs/ARCHITECTURE.md).
 public struct Tensor: @unchecked Sendable {
     public final class Storage: @unchecked Sendable {
-        public let base: UnsafeMutablePointer<Float>
+        package let base: UnsafeMutablePointer<Float>
         public let count: Int
         public init(count: Int) {
             self.count = count
@@ -54,8 +54,8 @@ public struct Tensor: @unchecked Sendable {
         }
     }
 
-    public var ptr: UnsafeMutablePointer<Float> { storage.base + offset }
-    public var buffer: UnsafeMutableBufferPointer<Float> {
+    package var ptr: UnsafeMutablePointer<Float> { storage.base + offset }
+    package var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: ptr, count: count)
     }
     public var array: [Float] { Array(UnsafeBufferPointer(start: ptr, count: count)) }

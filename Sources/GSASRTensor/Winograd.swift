@@ -227,7 +227,7 @@ extension Kernels {
     }
 
     /// Forward: y (h × w × cout) = conv3x3(x (h × w × cin)) by F(2×2, 3×3).
-    public static func conv3x3Winograd(
+    package static func conv3x3Winograd(
         x: UnsafePointer<Float>, height h: Int, width w: Int, _ p: Conv3x3Weights, y: UnsafeMutablePointer<Float>
     ) {
         let cin = p.cin, cout = p.cout

@@ -46,7 +46,7 @@ public struct Linear: @unchecked Sendable {
     }
 
     /// y (rows × out) = x (rows × in) · Wᵀ + b.
-    public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+    package func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         Kernels.linear(
             x: x, ldx: inFeatures, m: rows, k: inFeatures, weight: weight.ptr, bias: bias?.ptr, n: outFeatures,
             y: y, ldy: outFeatures)

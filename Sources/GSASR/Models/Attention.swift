@@ -46,7 +46,7 @@ public struct RelativePositionBias: @unchecked Sendable {
     }
 
     /// Backward of the gather: dTable[index[i], h] += dBias[h, i] (in order of i).
-    public func backward(dBias: UnsafePointer<Float>, dTable: Tensor) {
+    package func backward(dBias: UnsafePointer<Float>, dTable: Tensor) {
         let g = dTable.ptr
         for i in 0..<nq * nk {
             let r = Int(index[i])

@@ -52,7 +52,8 @@ public struct TiledUpscaler: @unchecked Sendable {
     public init(upscaler: Upscaler, tile: Int = defaultTile, margin: Int = defaultMargin) throws {
         let d = upscaler.model.denominator
         guard tile >= d else {
-            throw UpscaleError("tile \(tile) is smaller than the model's window grid (\(d) LR pixels); use --tile ≥ \(d)")
+            throw UpscaleError(
+                "tile \(tile) is smaller than the model's window grid (\(d) LR pixels); use --tile ≥ \(d)")
         }
         guard margin >= 1, margin <= 4096, tile <= 1 << 16 else {
             throw UpscaleError("tile margin \(margin) must be between 1 and 4096 LR pixels")
@@ -127,7 +128,9 @@ public struct TiledUpscaler: @unchecked Sendable {
         let upChunk =
             2 * perPixelGaussians * Double(min(Self.chunkWindows * cfg.windowSize, hp) + 4) * (coreW + 4) * c
         let heldGaussians = 1.3 * perPixelGaussians * coreH * Double(wp)
-        let band = 16 * heldGaussians * Double(Self.bandRows) / (coreH * p.request.scaleY) + 3 * Double(p.renderWidth * Self.bandRows)
+        let band =
+            16 * heldGaussians * Double(Self.bandRows) / (coreH * p.request.scaleY) + 3
+            * Double(p.renderWidth * Self.bandRows)
         let bytes = 4 * (encoder + strip + decoder + upChunk + 8 * heldGaussians + band)
         return Int(min(bytes, Double(Int.max / 2)))
     }
@@ -248,7 +251,9 @@ public struct TiledUpscaler: @unchecked Sendable {
                 let band = rasterizer.forward(groups, width: p.renderWidth, height: p.renderHeight, rows: a..<b)
                 stats.timings.rasterizer += Date().timeIntervalSince(t0)
                 if a < p.outputHeight {
-                    try emit(band, rows: a..<min(b, p.outputHeight), renderWidth: p.renderWidth, outputWidth: p.outputWidth, sink: sink)
+                    try emit(
+                        band, rows: a..<min(b, p.outputHeight), renderWidth: p.renderWidth, outputWidth: p.outputWidth,
+                        sink: sink)
                 }
                 a = b
             }
@@ -266,7 +271,9 @@ public struct TiledUpscaler: @unchecked Sendable {
         sink: (Range<Int>, UnsafeBufferPointer<Float>) throws -> Void
     ) throws {
         if rw == ow {
-            try band.withUnsafeBufferPointer { try sink(rows, UnsafeBufferPointer(rebasing: $0[0..<(rows.count * ow * 3)])) }
+            try band.withUnsafeBufferPointer {
+                try sink(rows, UnsafeBufferPointer(rebasing: $0[0..<(rows.count * ow * 3)]))
+            }
             return
         }
         var out = [Float](repeating: 0, count: rows.count * ow * 3)
@@ -295,9 +302,12 @@ public struct TiledUpscaler: @unchecked Sendable {
             for x0 in stride(from: 0, to: wp, by: chunk) {
                 let x1 = min(wp, x0 + chunk)
                 let piece = projected(rgb: rgb, width: w, height: h, plan: p, rows: y0..<y1, cols: x0..<x1)
-                for yy in 0..<(y1 - y0) {
-                    (strip.ptr + ((yp.offset * ws + yy) * wp + x0) * c).update(
-                        from: piece.ptr + yy * (x1 - x0) * c, count: (x1 - x0) * c)
+                // `.ptr` does not keep its tensor alive: the local must outlive the copies.
+                withExtendedLifetime(piece) {
+                    for yy in 0..<(y1 - y0) {
+                        (strip.ptr + ((yp.offset * ws + yy) * wp + x0) * c).update(
+                            from: piece.ptr + yy * (x1 - x0) * c, count: (x1 - x0) * c)
+                    }
                 }
             }
         }
@@ -324,6 +334,7 @@ public struct TiledUpscaler: @unchecked Sendable {
         // 1. The region's projected features: its torus columns of the strip.
         var t0 = Date()
         let feat = Tensor(uninitialized: [regionH * regionW, c])
+        // `feat` stays alive: `attend` reads it below; `strip` is the caller's.
         for xp in xr {
             let x0 = xp.start * ws, n = xp.count * ws
             for yy in 0..<regionH {
@@ -356,15 +367,20 @@ public struct TiledUpscaler: @unchecked Sendable {
             let sy1 = (b == cy1 && atBottom) ? b : b + 2
             let subH = sy1 - sy0
             let sub = Tensor(uninitialized: [subH, subW, c])
-            for yy in 0..<subH {
-                (sub.ptr + yy * subW * c).update(from: img.ptr + ((sy0 + yy) * gw + sx0) * c, count: subW * c)
+            // `.ptr` does not keep its tensor alive: each source outlives its copies.
+            withExtendedLifetime(img) {
+                for yy in 0..<subH {
+                    (sub.ptr + yy * subW * c).update(from: img.ptr + ((sy0 + yy) * gw + sx0) * c, count: subW * c)
+                }
             }
             let u = dec.upNet(sub, height: subH, width: subW)
             let rows = (b - a) * up, cols = (cx1 - cx0) * up
             let x = Tensor(uninitialized: [rows, cols, c])
             let r0 = (a - sy0) * up, c0 = (cx0 - sx0) * up
-            for r in 0..<rows {
-                (x.ptr + r * cols * c).update(from: u.up.ptr + ((r0 + r) * u.width + c0) * c, count: cols * c)
+            withExtendedLifetime(u.up) {
+                for r in 0..<rows {
+                    (x.ptr + r * cols * c).update(from: u.up.ptr + ((r0 + r) * u.width + c0) * c, count: cols * c)
+                }
             }
             let frame = GaussianFrame(
                 originX: (coreX.lowerBound * ss) * up, originY: (coreY.lowerBound * ss + (a - cy0)) * up,
@@ -407,9 +423,11 @@ public struct TiledUpscaler: @unchecked Sendable {
         let c = model.decoder.config.channel
         let oh = rows.count, ow = cols.count
         let out = Tensor(uninitialized: [oh * ow, c])
-        for yy in 0..<oh {
-            (out.ptr + yy * ow * c).update(
-                from: feat.ptr + ((rows.lowerBound - y0 + yy) * pw + (cols.lowerBound - x0)) * c, count: ow * c)
+        withExtendedLifetime(feat) {
+            for yy in 0..<oh {
+                (out.ptr + yy * ow * c).update(
+                    from: feat.ptr + ((rows.lowerBound - y0 + yy) * pw + (cols.lowerBound - x0)) * c, count: ow * c)
+            }
         }
         return out
     }

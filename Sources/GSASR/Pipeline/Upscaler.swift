@@ -217,7 +217,7 @@ public struct Upscaler: @unchecked Sendable {
     /// The kernel inputs of raw Gaussians (N × 9, means in whole-image units) for a plan: the
     /// render size, the scale per axis and the geometry's extents. The untiled pipeline, the
     /// tiled one and the export all convert through here.
-    public static func kernels(raw: UnsafeBufferPointer<Float>, plan p: Plan) -> GaussianKernels {
+    package static func kernels(raw: UnsafeBufferPointer<Float>, plan p: Plan) -> GaussianKernels {
         GaussianActivation.kernels(
             fromRaw: raw, width: p.renderWidth, height: p.renderHeight, scaleX: Float(p.request.scaleX),
             scaleY: Float(p.request.scaleY), extentX: p.meanExtentX, extentY: p.meanExtentY)
