@@ -2,7 +2,8 @@
 // swift-gsasr: GSASR (arXiv 2501.06838) arbitrary-scale super-resolution in Swift.
 //
 // Module graph (dependencies flow one way):
-//   gsasr (CLI) -> GSASRBench, GSASRServer (HTTP, Hummingbird) -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
+//   gsasr (CLI) -> GSASRBench, GSASRServer (HTTP, Hummingbird), GSASRTraining (trainer, data, YAML)
+//     -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
 //   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple), CKernels (AVX2 softmax, AVX2 + FMA optimiser updates)
 import Foundation
 import PackageDescription
@@ -60,16 +61,20 @@ let package = Package(
         .target(
             name: "GSASR",
             dependencies: [
-                "GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster", .product(name: "Yams", package: "Yams"),
+                "GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster",
             ]),
-        .target(name: "GSASRBench", dependencies: ["GSASR"]),
+        // Training apart from inference: the trainer, its data and the YAML reader (Yams), so
+        // that the server and library users of GSASR do not link them.
+        .target(name: "GSASRTraining", dependencies: ["GSASR", .product(name: "Yams", package: "Yams")]),
+        .target(name: "GSASRBench", dependencies: ["GSASR", "GSASRTraining"]),
         .target(
             name: "GSASRServer",
             dependencies: ["GSASR", .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(
             name: "GSASRCLI",
             dependencies: [
-                "GSASR", "GSASRBench", "GSASRServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "GSASR", "GSASRTraining", "GSASRBench", "GSASRServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(
             name: "CheckpointTests",
@@ -81,11 +86,11 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["GSASRTensor"]),
         .testTarget(
             name: "GSASRTests",
-            dependencies: ["GSASR", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            dependencies: ["GSASR", "GSASRTraining", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CLITests",
-            dependencies: ["GSASR", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+            dependencies: ["GSASR", "GSASRTraining", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import GSASR
+import GSASRTraining
 
 /// Training-step benchmark: the official timing setup (batch B, LR lr_size, scale 4 so GT is
 /// 4·lr_size, dmax from the settings, L1, Adam + EMA) on a deterministic synthetic photo.

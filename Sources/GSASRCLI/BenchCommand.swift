@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GSASR
+import GSASRTraining
 import GSASRBench
 
 struct Bench: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GSASR
+import GSASRTraining
 
 /// `gsasr train CONFIG.yml`: end-to-end training (official yml key names).
 struct Train: ParsableCommand {

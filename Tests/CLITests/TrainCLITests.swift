@@ -1,5 +1,6 @@
 import Foundation
 import GSASR
+import GSASRTraining
 import Testing
 
 /// `gsasr train` and `gsasr eval` through the built binary, on a tiny model and synthetic photos.

@@ -1,5 +1,6 @@
 import Foundation
 import GSASR
+import GSASRTraining
 import Testing
 
 /// A synthetic photo with texture everywhere (so the flat-crop test never rejects it).

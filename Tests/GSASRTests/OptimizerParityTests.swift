@@ -1,5 +1,6 @@
 import Foundation
 import GSASR
+import GSASRTraining
 import GSASRRaster
 import GSASRTensor
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import GSASR
+import GSASRTraining
 import Testing
 
 /// A tiny configuration so that training tests take a fraction of a second per iteration.

@@ -1,4 +1,5 @@
 import Foundation
+import GSASR
 import GSASRImage
 
 /// The high-resolution photos a training run samples from, decoded once and cached as 8-bit RGB.

@@ -1,4 +1,5 @@
 import Foundation
+import GSASR
 import Yams
 
 /// Everything a training run is configured by, read from an official-style YAML file

@@ -1,4 +1,5 @@
 import Foundation
+import GSASR
 import GSASRImage
 
 /// Training pairs as the official `ContinuousBicubicDownsampleDataset` makes them

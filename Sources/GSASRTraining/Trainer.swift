@@ -1,4 +1,5 @@
 import Foundation
+import GSASR
 import GSASRCheckpoint
 import GSASRImage
 import GSASRRaster

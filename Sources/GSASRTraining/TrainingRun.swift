@@ -1,4 +1,5 @@
 import Foundation
+import GSASR
 import GSASRImage
 
 /// A training run in a folder:

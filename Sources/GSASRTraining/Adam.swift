@@ -1,4 +1,5 @@
 import Foundation
+import GSASR
 import GSASRTensor
 
 /// Float32 state tensors keyed like ``Gradients`` (one storage per parameter storage), used for
