@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the untrusted-input parsers with libFuzzer (Swift's -sanitize=fuzzer,address), debug
-# build (Swift's own bounds and overflow traps stay on), for SECONDS each (default 600):
+# Fuzzes the untrusted-input parsers with libFuzzer (Swift's -sanitize=fuzzer,address), for
+# SECONDS each (default 600), on a debug build, or with GSASR_FUZZ_CONFIG=release on a release
+# build (SwiftPM's -O, the configuration users run: no unsafe flags, so Swift's bounds and
+# overflow traps stay on in both):
 #   image        PNG/JPEG decoders (ImageIO.decode)
 #   safetensors  safetensors reader (checkpoints, Gaussian exports)
 #   pth          .pth reader (zip + restricted pickle machine)
@@ -16,8 +18,10 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image safetensors pth)
 export GSASR_FUZZ=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+CONFIG=${GSASR_FUZZ_CONFIG:-debug}
+case "$CONFIG" in debug|release) ;; *) echo "GSASR_FUZZ_CONFIG must be debug or release" >&2; exit 2 ;; esac
 B=.build-fuzz
-swift build -c debug --build-path "$B" --product GSASRFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+swift build -c "$CONFIG" --build-path "$B" --product GSASRFuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 mkdir -p "$B/crashes"
 for t in "${TARGETS[@]}"; do
   corpus="$B/corpus/$t"
@@ -28,7 +32,7 @@ for t in "${TARGETS[@]}"; do
     pth) cp Tests/CheckpointTests/Fixtures/*.pth "$corpus"/ ;;
     *) echo "unknown target $t (image, safetensors, pth)" >&2; exit 2 ;;
   esac
-  echo "== $t for $SECONDS_EACH s"
-  GSASR_FUZZ_TARGET=$t "$B/debug/GSASRFuzz" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -max_len=65536 \
+  echo "== $t for $SECONDS_EACH s ($CONFIG build)"
+  GSASR_FUZZ_TARGET=$t "$B/$CONFIG/GSASRFuzz" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -max_len=65536 \
     -artifact_prefix="$B/crashes/$t-" -print_final_stats=1 "$corpus" 2>&1 | tail -n 15
 done

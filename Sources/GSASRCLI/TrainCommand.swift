@@ -36,10 +36,7 @@ struct Train: ParsableCommand {
         try setThreads(threads)
         // A process-wide allocator setting, so the process (this command) makes it, not the library.
         Allocator.keepFreedMemoryForReuse()
-        let text: String
-        do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {
-            throw CLIError("cannot read config '\(config)'")
-        }
+        let text = try Self.readConfig(config)
         var settings = try TrainingSettings.load(yaml: text, origin: config)
         try settings.apply(overrides: overrides)
         let folder = URL(fileURLWithPath: runFolder ?? "runs/\(settings.name)")
@@ -90,6 +87,33 @@ struct Train: ParsableCommand {
         print("model: \(n) parameters; batch \(settings.batchSize), lr_size \(settings.lrSize), to iteration \(settings.totalIter)")
         try runner.run(dataset: dataset, stopAfter: iterations)
         print("checkpoint: \(runner.checkpointURL.path)\nmodel: \(runner.modelURL.path)\ncurve: \(runner.curveURL.path)")
+    }
+}
+
+extension Train {
+    /// Largest YAML config accepted (real ones are 2-5 KB).
+    static let maxConfigBytes = 1 << 20
+
+    /// Reads a YAML config: a regular file of at most ``maxConfigBytes``, UTF-8.
+    static func readConfig(_ path: String) throws -> String {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
+            throw CLIError("cannot read config '\(path)'")
+        }
+        guard attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw CLIError("config '\(path)' is not a regular file")
+        }
+        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= maxConfigBytes else {
+            throw CLIError("config '\(path)' is \(size) bytes, over the limit of \(maxConfigBytes) bytes")
+        }
+        guard let handle = FileHandle(forReadingAtPath: path),
+            let data = try? handle.read(upToCount: maxConfigBytes + 1), data.count <= maxConfigBytes
+        else { throw CLIError("cannot read config '\(path)' (or it grew past \(maxConfigBytes) bytes)") }
+        try? handle.close()
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw CLIError("config '\(path)' is not UTF-8 text")
+        }
+        return text
     }
 }
 

@@ -125,6 +125,28 @@ enum CLI {
             mentions: "working memory")
     }
 
+    /// A 100 MB config.json in a model folder is refused from its size, before it is read.
+    @Test func hugeConfigIsRefusedFromItsSize() throws {
+        let d = try CLI.tempDir()
+        let model = d.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+        for f in ["encoder.pth", "decoder.pth"] {
+            try FileManager.default.copyItem(
+                at: CLI.smallModel.appendingPathComponent(f), to: model.appendingPathComponent(f))
+        }
+        let config = model.appendingPathComponent("config.json")
+        FileManager.default.createFile(atPath: config.path, contents: Data("[".utf8))
+        let h = try FileHandle(forWritingTo: config)
+        try h.truncate(atOffset: 100_000_000)  // sparse: 100 MB without writing them
+        try h.close()
+        let out = d.appendingPathComponent("out.png")
+        let t0 = Date()
+        try expectRejected(
+            ["-i", CLI.photo.path, "-o", out.path, "-m", model.path], output: out,
+            mentions: "config.json is 100000000 bytes, over the limit of 1048576 bytes")
+        print("100 MB config.json refused in \(Date().timeIntervalSince(t0)) s")
+    }
+
     @Test func missingInput() throws {
         let d = try CLI.tempDir()
         let out = d.appendingPathComponent("out.png")

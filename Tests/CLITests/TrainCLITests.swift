@@ -223,6 +223,17 @@ import Testing
         #expect(t.status != 0 && t.stderr.contains("unknown key 'logger2'"))
         let nofile = try CLI.run(["train", "/nonexistent.yml"])
         #expect(nofile.status != 0 && nofile.stderr.contains("cannot read config"))
+        // A config that is not a regular file, or is too big, is refused before it is read.
+        let dirConfig = try CLI.run(["train", CLI.tempDir().path])
+        #expect(dirConfig.status != 0 && dirConfig.stderr.contains("is not a regular file"), "\(dirConfig.stderr)")
+        let huge = try CLI.tempDir().appendingPathComponent("huge.yml")
+        FileManager.default.createFile(atPath: huge.path, contents: Data("name: x\n".utf8))
+        let h = try FileHandle(forWritingTo: huge)
+        try h.truncate(atOffset: 100_000_000)
+        try h.close()
+        let big = try CLI.run(["train", huge.path])
+        #expect(big.status != 0 && big.stderr.contains("over the limit of 1048576 bytes"), "\(big.stderr)")
+        #expect(big.stderr.split(separator: "\n").count == 1)
         // A corrupt checkpoint is reported, not overwritten.
         try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
         let ck = run.appendingPathComponent("checkpoint.safetensors")

@@ -100,34 +100,20 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
         shuffleScale2 = try isqrt(up2[0] / channel, "UPNet.2 factor²")
     }
 
-    /// Applies the `decoder` object of an official-style config.json (any subset of keys).
-    public mutating func override(withJSON data: Data) throws {
-        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ModelLoadError("config.json is not a JSON object")
-        }
-        let dec = (root["decoder"] as? [String: Any]) ?? root
-        func int(_ k: String) throws -> Int? {
-            guard let v = dec[k] else { return nil }
-            guard let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.intValue > 0 else {
-                throw ModelLoadError("config.json: '\(k)' must be a positive integer")
-            }
-            return n.intValue
-        }
-        if let v = try int("inchannel") { inchannel = v }
-        if let v = try int("channel") { channel = v }
-        if let v = try int("num_heads") { numHeads = v }
-        if let v = try int("num_crossattn_blocks") { numCrossattnBlocks = v }
-        if let v = try int("num_crossattn_layers") { numCrossattnLayers = v }
-        if let v = try int("num_selfattn_blocks") { numSelfattnBlocks = v }
-        if let v = try int("num_selfattn_layers") { numSelfattnLayers = v }
-        if let v = try int("num_gs_seed") { numGsSeed = v }
-        if let v = try int("window_size") { windowSize = v }
-        if let v = try int("shuffle_scale1") { shuffleScale1 = v }
-        if let v = try int("shuffle_scale2") { shuffleScale2 = v }
-        if let g = dec["gs_up_factor"] as? NSNumber, g.doubleValue != 1 {
-            throw ModelLoadError(
-                "config.json: gs_up_factor \(g) is not supported (only 1.0, as in every released model)")
-        }
+    /// Applies the `decoder` object of an official-style config.json (any subset of keys),
+    /// checked by ``ModelConfigFile/parse(_:)``.
+    public mutating func override(withJSON data: Data) throws { apply(try ModelConfigFile.parse(data)) }
+
+    /// Applies the decoder arguments a checked config file gives.
+    public mutating func apply(_ file: ModelConfigFile) {
+        let slots: [(String, WritableKeyPath<Fea2GSConfig, Int>)] = [
+            ("inchannel", \.inchannel), ("channel", \.channel), ("num_heads", \.numHeads),
+            ("num_crossattn_blocks", \.numCrossattnBlocks), ("num_crossattn_layers", \.numCrossattnLayers),
+            ("num_selfattn_blocks", \.numSelfattnBlocks), ("num_selfattn_layers", \.numSelfattnLayers),
+            ("num_gs_seed", \.numGsSeed), ("window_size", \.windowSize), ("shuffle_scale1", \.shuffleScale1),
+            ("shuffle_scale2", \.shuffleScale2),
+        ]
+        for (key, slot) in slots { if let v = file.decoderInts[key] { self[keyPath: slot] = v } }
     }
 
     /// Structural checks that the official constructor would imply.

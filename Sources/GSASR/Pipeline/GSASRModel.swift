@@ -38,13 +38,10 @@ public struct GSASRModel: @unchecked Sendable {
         var cfg = try Fea2GSConfig(inferringFrom: decSD)
         var denominator: Int? = nil
         if let configURL, FileManager.default.fileExists(atPath: configURL.path) {
-            let data = try Data(contentsOf: configURL)
-            try cfg.override(withJSON: data)
-            if let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                let d = root["denominator"] as? NSNumber
-            {
-                denominator = d.intValue
-            }
+            // Untrusted: size-capped and checked key by key (ModelConfigFile).
+            let file = try ModelConfigFile.read(configURL)
+            cfg.apply(file)
+            denominator = file.denominator
         }
         let enc = try EDSRNOUP(stateDict: ParameterLoader(encSD, label: encURL.lastPathComponent))
         let dec = try Fea2GS(stateDict: ParameterLoader(decSD, label: decURL.lastPathComponent), config: cfg)
