@@ -183,10 +183,9 @@ struct Target {
 
 /// Parses a scale given as text so that every bad value gets the same one-line error.
 func parseScale(_ s: String) throws -> Double {
-    guard let v = Double(s.trimmingCharacters(in: .whitespaces)) else {
-        throw CLIError("scale '\(s)' is not a number")
+    guard let v = DecimalNumber.double(s.trimmingCharacters(in: .whitespaces)) else {
+        throw CLIError("scale '\(s)' is not a decimal number (e.g. 4 or 3.7)")
     }
-    guard v.isFinite else { throw CLIError("scale \(s) is not a finite number") }
     guard v > 0 else { throw CLIError("scale \(s) must be positive") }
     return v
 }

@@ -2,6 +2,26 @@ import Foundation
 import GSASR
 import Hummingbird
 
+/// A parameter given more than once is an error, not "the first one wins".
+func refuseRepeated(_ q: Parameters) throws {
+    var seen = Set<String>()
+    for (key, _) in q {
+        let k = String(key)
+        guard seen.insert(k).inserted else {
+            throw APIError.unprocessable("parameter '\(printable(k))' is given more than once; give it once")
+        }
+    }
+}
+
+/// A query value as it can appear in a one-line message: control characters (a decoded `%00`,
+/// a newline) are shown escaped, and the text is cut at 40 characters.
+func printable(_ s: String) -> String {
+    String(
+        s.unicodeScalars.prefix(40).map {
+            $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0)
+        }.joined())
+}
+
 /// The size request of an upscale: exactly one of `scale`, `size=WxH`, `width`, `height`.
 struct UpscaleQuery {
     var scale: Double?
@@ -12,6 +32,7 @@ struct UpscaleQuery {
     var geometry: GaussianGeometry = .default
 
     init(_ q: Parameters, limits: ServerLimits) throws {
+        try refuseRepeated(q)
         if let text = q.get("geometry") {
             do { geometry = try GaussianGeometry(parsing: text) } catch let e as GaussianGeometryError {
                 throw APIError.unprocessable(e.description)
@@ -26,10 +47,9 @@ struct UpscaleQuery {
                 "give only one of scale, size, width and height (got \(given.joined(separator: ", ")))")
         }
         if let text = q.get("scale") {
-            guard let s = Double(text.trimmingCharacters(in: .whitespaces)) else {
-                throw APIError.unprocessable("scale '\(text)' is not a number")
+            guard let s = DecimalNumber.double(text) else {
+                throw APIError.unprocessable("scale '\(printable(text))' is not a decimal number (e.g. 4 or 3.7)")
             }
-            guard s.isFinite else { throw APIError.unprocessable("scale \(text) is not a finite number") }
             guard s >= 1 else {
                 throw APIError.unprocessable("scale \(text) is below 1; GSASR upscales (use a scale ≥ 1)")
             }
@@ -48,7 +68,9 @@ struct UpscaleQuery {
         }
         for (key, slot) in [("width", \UpscaleQuery.width), ("height", \UpscaleQuery.height)] {
             if let text = q.get(key) {
-                guard let v = Int(text) else { throw APIError.unprocessable("\(key) '\(text)' is not a whole number") }
+                guard let v = DecimalNumber.int(text) else {
+                    throw APIError.unprocessable("\(key) '\(printable(text))' is not a whole number")
+                }
                 self[keyPath: slot] = v
             }
         }
@@ -76,10 +98,11 @@ struct ZoomQuery {
         guard let region = try? RenderView.parseRegion(regionText) else {
             throw APIError.unprocessable("region '\(regionText)' is not x,y,w,h (e.g. 10,20,64,48)")
         }
+        try refuseRepeated(q)
         var zoom = 4.0
         if let z = q.get("zoom") {
-            guard let v = Double(z), v.isFinite, v > 0 else {
-                throw APIError.unprocessable("zoom '\(z)' is not a positive number")
+            guard let v = DecimalNumber.double(z), v > 0 else {
+                throw APIError.unprocessable("zoom '\(printable(z))' is not a positive decimal number")
             }
             guard v <= limits.maxZoom else {
                 throw APIError.unprocessable("zoom \(z) is over the limit of \(String(format: "%g", limits.maxZoom))")

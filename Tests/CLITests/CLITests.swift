@@ -107,7 +107,8 @@ enum CLI {
     @Test(arguments: [
         ("0", "scale"), ("-1", "scale"), ("nan", "scale"), ("inf", "scale"), ("1e9", "limit"), ("1e300", "limit"),
         ("abc", "scale"),
-        ("0.5", "scale"),
+        ("0.5", "scale"), ("0x10", "scale '0x10' is not a decimal number"), ("2abc", "not a decimal number"),
+        ("infinity", "not a decimal number"),
     ])
     func badScale(scale: String, mentions: String) throws {
         let d = try CLI.tempDir()

@@ -84,4 +84,18 @@ import Testing
         }
         #expect(ab.coords == a.coords && ab.colors == a.colors)
     }
+
+    /// Decimal only: hexadecimal floats, nan/inf and trailing bytes are refused.
+    @Test func decimalNumbersOnly() {
+        for (text, value) in [("4", 4.0), ("3.7", 3.7), (".5", 0.5), ("2.", 2), ("+1e1", 10), ("-2E-1", -0.2)] {
+            #expect(DecimalNumber.double(text) == value, "\(text)")
+        }
+        for text in ["", "0x10", "0x1p4", "nan", "inf", "infinity", "2\u{0}", "2 ", " 2", "1e", "e5", ".", "+", "1e400", "2,5"] {
+            #expect(DecimalNumber.double(text) == nil, "\(text) accepted")
+        }
+        #expect(DecimalNumber.int("96") == 96 && DecimalNumber.int("-3") == -3)
+        for text in ["", "0x60", "96.0", "9 6", "1e2", "99999999999999999999"] {
+            #expect(DecimalNumber.int(text) == nil, "\(text) accepted")
+        }
+    }
 }
