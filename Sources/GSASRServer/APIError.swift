@@ -7,6 +7,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
     public var status: HTTPResponse.Status
     public var message: String
     public var retryAfter: Int?
+    /// The `Allow` header of a 405.
+    public var allow: String?
 
     public init(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil) {
         self.status = status
@@ -19,6 +21,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"]
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
+        if let allow { headers[.allow] = allow }
         let body = JSONBody.encode(ErrorBody(error: message, status: Int(status.code)))
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }

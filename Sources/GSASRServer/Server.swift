@@ -53,6 +53,8 @@ public struct GSASRServer: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        // First, so that it wraps every route and the router's not-found answer.
+        router.add(middleware: JSONErrorMiddleware())
         router.get("/") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8"],

@@ -154,6 +154,28 @@ struct CLIError: Error, CustomStringConvertible {
         }
     }
 
+    /// The router's own refusals are JSON lines too: 404 for an unknown path, 405 with `Allow`
+    /// for a known path and another method.
+    @Test func unknownRoutesAndWrongMethodsAreJSON() throws {
+        let s = try ServerProcess(["-m", CLI.smallModel.path])
+        for (method, path, status, allow, mentions) in [
+            ("GET", "/nope", 404, nil, "no such page or API route: /nope"),
+            ("GET", "/api/jobs/abc/other.png", 404, nil, "no such page"),
+            ("POST", "/api/info", 405, "GET", "POST is not allowed on /api/info; use GET"),
+            ("GET", "/api/upscale", 405, "POST", "use POST"),
+            ("DELETE", "/api/jobs/abc", 405, "GET", "DELETE is not allowed"),
+            ("GET", "/api/jobs/abc/cancel", 405, "POST", "use POST"),
+        ] as [(String, String, Int, String?, String)] {
+            let r = try s.request(method, path)
+            print("serve: \(method) \(path) -> \(r.status) \(r.error) Allow: \(r.headers["allow"] ?? "-")")
+            #expect(r.status == status, "\(method) \(path)")
+            #expect(r.headers["content-type"]?.hasPrefix("application/json") == true, "\(method) \(path): not JSON")
+            #expect(r.json["status"] as? Int == status)
+            #expect(r.error.contains(mentions), "\(method) \(path): '\(r.error)'")
+            if let allow { #expect(r.headers["allow"] == allow) }
+        }
+    }
+
     /// `geometry=official|exact` gives the CLI's `--geometry` output, and the status says which.
     @Test func geometryParameterMatchesTheCLI() throws {
         let s = try ServerProcess(["-m", CLI.smallModel.path])
