@@ -33,8 +33,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest upload, MiB.")
     var maxUploadMib: Int = ServerLimits().maxUploadBytes >> 20
 
-    @Option(help: "Largest input image, pixels (checked from the header).")
-    var maxInputPixels: Int = ServerLimits().maxInputPixels
+    @Option(
+        help:
+            "Largest input image, pixels (checked from the header). Default: the largest square that --job-memory-gib allows at --max-output-pixels for every served model; a larger value is refused at start-up."
+    )
+    var maxInputPixels: Int?
 
     @Option(help: "Largest output image, pixels.")
     var maxOutputPixels: Int = ServerLimits().maxOutputPixels
@@ -67,7 +70,7 @@ struct Serve: ParsableCommand {
         guard queue >= 0 else { throw CLIError("--queue \(queue) must be ≥ 0") }
         l.queueLength = queue
         l.maxUploadBytes = try positive(maxUploadMib, "max-upload-mib") << 20
-        l.maxInputPixels = try positive(maxInputPixels, "max-input-pixels")
+        if let maxInputPixels { l.maxInputPixels = try positive(maxInputPixels, "max-input-pixels") }
         l.maxOutputPixels = try positive(maxOutputPixels, "max-output-pixels")
         guard maxScale.isFinite, maxScale >= 1 else { throw CLIError("--max-scale \(maxScale) must be ≥ 1") }
         l.maxScale = maxScale
@@ -84,7 +87,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         guard (0...65535).contains(port) else { throw CLIError("port \(port) is not in 0...65535") }
-        let limits = try limits()
+        var limits = try limits()
         let dmax = try parseDmax(dmax)
         let cores = ProcessInfo.processInfo.activeProcessorCount
         try setThreads(jobs ?? max(1, cores / limits.concurrentJobs))
@@ -108,7 +111,25 @@ struct Serve: ParsableCommand {
             }
             loaded.append((name, try GSASRModel.load(directory: dir)))
         }
+        // The input limit and the memory limit must agree: derive the first from the second,
+        // or refuse a given one that the memory cannot hold.
+        let fitting = limits.largestInputPixels(models: loaded.map(\.model))
+        let side = Int(Double(fitting).squareRoot())
+        guard fitting > 0 else {
+            throw CLIError(
+                "--job-memory-gib \(jobMemoryGib) cannot hold even a 12x12 input with these models; raise it")
+        }
+        if let given = maxInputPixels {
+            guard given <= fitting else {
+                throw CLIError(
+                    "--max-input-pixels \(given) conflicts with --job-memory-gib \(jobMemoryGib): at --max-output-pixels \(limits.maxOutputPixels) the memory holds inputs up to \(fitting) pixels (\(side)x\(side)); lower the first or raise the second"
+                )
+            }
+        } else {
+            limits.maxInputPixels = fitting
+        }
         let server = GSASRServer(models: loaded, limits: limits, dmax: dmax)
+        let inputLimit = limits.maxInputPixels
         let host = self.host
         let names = loaded.map(\.name).joined(separator: ", ")
         let done = DispatchSemaphore(value: 0)
@@ -116,7 +137,9 @@ struct Serve: ParsableCommand {
         Task.detached {
             do {
                 try await server.run(host: host, port: port) { bound in
-                    print("gsasr serve: listening on http://\(host):\(bound) (models: \(names))")
+                    print(
+                        "gsasr serve: listening on http://\(host):\(bound) (models: \(names); inputs up to \(inputLimit) pixels)"
+                    )
                     fflush(stdout)
                 }
             } catch {

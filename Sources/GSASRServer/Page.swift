@@ -58,6 +58,7 @@ enum Page {
               <input id="file" type="file" accept="image/png,image/jpeg" hidden>
               <img id="preview" alt="" hidden>
               <div id="fileInfo" class="muted"></div>
+              <div id="limitInfo" class="muted"></div>
             </div>
             <div class="row">
               <label for="scaleRange">Scale</label>
@@ -126,6 +127,8 @@ enum Page {
           for (const m of info.models) { const o = document.createElement("option"); o.textContent = m; sel.appendChild(o); }
           $("modelBox").hidden = info.models.length < 2;
           $("scaleRange").max = $("scale").max = info.limits.maxScale;
+          const side = Math.floor(Math.sqrt(info.limits.maxInputPixels));
+          $("limitInfo").textContent = `Up to ${info.limits.maxInputPixels.toLocaleString("en")} pixels (${side}x${side}); the gsasr command tiles larger photos.`;
         }
 
         function pick(f) {
@@ -134,7 +137,12 @@ enum Page {
           $("preview").src = URL.createObjectURL(f);
           $("preview").hidden = false;
           $("preview").onload = () => {
-            $("fileInfo").textContent = `${f.name}: ${$("preview").naturalWidth}x${$("preview").naturalHeight}`;
+            const w = $("preview").naturalWidth, h = $("preview").naturalHeight;
+            $("fileInfo").textContent = `${f.name}: ${w}x${h}`;
+            if (info && w * h > info.limits.maxInputPixels) {
+              $("go").disabled = true;
+              showError(`${f.name} has ${(w * h).toLocaleString("en")} pixels, over this server's ${info.limits.maxInputPixels.toLocaleString("en")}.`);
+            }
           };
           $("go").disabled = false;
           $("stage").textContent = "Ready.";

@@ -1,4 +1,5 @@
 import Foundation
+import GSASR
 
 /// What one `gsasr serve` process accepts and holds. Every limit is checked before the work it
 /// guards: the upload size while the body arrives, the pixel count from the image header, the
@@ -15,7 +16,11 @@ public struct ServerLimits: Sendable {
     /// its Content-Length, or while it arrives); Hummingbird reads and discards the rest, so that
     /// the connection stays usable and nothing past the limit is kept.
     public var maxUploadBytes = 20 << 20
-    /// Largest input image, in pixels, checked from the header before decoding (413).
+    /// Largest input image, in pixels, checked from the header before decoding (413). The
+    /// default is not a constant: `gsasr serve` derives it from the job-memory limit, the output
+    /// limit and the served models (``largestInputPixels(models:)``), and refuses to start when a
+    /// given value exceeds what the memory limit allows, so the page never promises what the
+    /// server refuses.
     public var maxInputPixels = 512 * 512
     /// Largest output image, in pixels (422).
     public var maxOutputPixels = 4096 * 4096
@@ -42,6 +47,36 @@ public struct ServerLimits: Sendable {
     public var renderQueueLength = 8
 
     public init() {}
+
+    /// The largest input, in pixels, that every model in `models` can upscale within
+    /// ``jobMemoryBytes`` at any scale the other limits allow: L² for the largest square side L
+    /// whose untiled estimate fits when rendered at the largest scale ≤ ``maxScale`` whose output
+    /// stays within ``maxOutputPixels`` (scale 1 at least). The estimate grows with the padded
+    /// size, so every square up to L fits too. 0 when not even 12x12 fits. An input of the same
+    /// pixel count but a very elongated shape pads proportionally more and can still be refused
+    /// by the per-request memory check (422, naming the memory).
+    public func largestInputPixels(models: [GSASRModel]) -> Int {
+        func fits(_ side: Int) -> Bool {
+            models.allSatisfy { model in
+                var up = Upscaler(model: model)
+                up.maxOutputPixels = Int.max / 4
+                let scale = min(maxScale, max(1, Double(maxOutputPixels).squareRoot() / Double(side)))
+                guard
+                    let p = try? up.plan(
+                        width: side, height: side, request: ScaleRequest(scale: scale), checkMemory: false)
+                else { return false }
+                return p.estimatedBytes <= jobMemoryBytes
+            }
+        }
+        var lo = 12, hi = 1 << 15
+        guard fits(lo) else { return 0 }
+        if fits(hi) { return hi * hi }
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if fits(mid) { lo = mid } else { hi = mid }
+        }
+        return lo * lo
+    }
 
     /// The bound of the type's summary, over the idle process: running jobs, waiting uploads and
     /// their decoded inputs, the cache, and the render lane's output and PNG.

@@ -297,6 +297,44 @@ struct CLIError: Error, CustomStringConvertible {
     }
 
     /// A 256x256 PNG (the bundled photo tiled), encoded in memory.
+    /// A side x side PNG tiled from the bundled photo.
+    static func photo(side: Int) throws -> Data {
+        let src = try ImageIO.load(seeding).rgb
+        var px = [Float](repeating: 0, count: side * side * 3)
+        for y in 0..<side {
+            for x in 0..<side {
+                for c in 0..<3 { px[(y * side + x) * 3 + c] = src.pixels[((y % 120) * 160 + x % 160) * 3 + c] }
+            }
+        }
+        return Data(try ImageIO.encodePNG(Image(width: side, height: side, pixels: px)))
+    }
+
+    /// The input limit agrees with the memory limit: by default it is derived from it, and the
+    /// stated maximum (in /api/info, shown by the page) is accepted and finishes at the largest
+    /// scale the output limit allows, while one more row and column is refused from the header;
+    /// a given limit that the memory cannot hold stops the server at start-up, naming both.
+    @Test func inputLimitAgreesWithTheMemoryLimit() throws {
+        let args = ["-m", CLI.smallModel.path, "--job-memory-gib", "0.05", "--max-output-pixels", "90000"]
+        let s = try ServerProcess(args)
+        let limits = try #require(try s.request("GET", "/api/info").json["limits"] as? [String: Any])
+        let maxIn = try #require(limits["maxInputPixels"] as? Int)
+        let side = Int(Double(maxIn).squareRoot())
+        print("serve: --job-memory-gib 0.05 --max-output-pixels 90000 -> inputs up to \(maxIn) pixels (\(side)x\(side))")
+        #expect(side * side == maxIn && side >= 12)
+        let scale = (300.0 / Double(side) * 1000).rounded(.down) / 1000
+        let r = try s.request("POST", "/api/jobs?scale=\(scale)", body: try Self.photo(side: side))
+        #expect(r.status == 202, "\(side)x\(side) at x\(scale): \(r.error)")
+        if let id = r.json["id"] as? String {
+            #expect(try s.waitForJob(id).json["state"] as? String == "done")
+        }
+        let over = try s.request("POST", "/api/jobs?scale=1", body: try Self.photo(side: side + 1))
+        #expect(over.status == 413, "\(over.error)")
+        let bad = try CLI.run(["serve", "--port", "0"] + args + ["--max-input-pixels", "\(maxIn + 1)"])
+        print("serve --max-input-pixels \(maxIn + 1) -> exit \(bad.status): \(bad.stderr)")
+        #expect(bad.status != 0 && bad.stderr.split(separator: "\n").count == 1)
+        #expect(bad.stderr.contains("--max-input-pixels \(maxIn + 1) conflicts with --job-memory-gib"))
+    }
+
     static func photo256() throws -> Data {
         let src = try ImageIO.load(seeding).rgb
         var px = [Float](repeating: 0, count: 256 * 256 * 3)
