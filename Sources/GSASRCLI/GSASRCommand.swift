@@ -323,6 +323,8 @@ struct Upscale: ParsableCommand {
     /// the input's name, for the note about a dropped grey profile).
     func outputSettings(for decoded: DecodedImage, format: OutputFormat, name: String) throws -> OutputSettings {
         let depth = self.depth ?? (format == .png && decoded.bitDepth == 16 ? 16 : 8)
+        // What the decode left out (an ICC profile that is not valid, an APNG's later frames).
+        for note in decoded.notes { warn("gsasr: note: \(name): \(note)\n") }
         var icc = decoded.iccProfile
         if let profile = icc, decoded.isGrey, !format.supportsGrey, profile.count >= 20,
             Array(profile[16..<20]) == Array("GRAY".utf8)

@@ -15,32 +15,80 @@ enum ContainerMetadata {
 
     // MARK: PNG
 
-    /// The profile of the PNG's `iCCP` chunk (before the first `IDAT`), inflated, or nil.
-    static func pngICCProfile(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
-        var offset = 8  // after the signature
+    /// An ICC profile found in a file, or why one found is not carried (a one-line note that
+    /// the command line prints: the user should know that the output lacks it).
+    struct ICCResult: Equatable {
+        var profile: [UInt8]?
+        var note: String?
+        static let none = ICCResult(profile: nil, note: nil)
+    }
+
+    /// `profile` if its header is an ICC header (ICC.1:2022 §7.2): at least the 128-byte header
+    /// and the tag count, the profile size field (bytes 0-3, big-endian) equal to the bytes
+    /// found, and the signature `acsp` at bytes 36-39. Otherwise a note, and no profile.
+    static func checkedICC(_ profile: [UInt8]) -> ICCResult {
+        let n = profile.count
+        guard n >= 132 else {
+            return ICCResult(profile: nil, note: "its ICC profile (\(n) bytes) is shorter than an ICC header: not carried")
+        }
+        let declared = profile[0..<4].reduce(0) { $0 << 8 | Int($1) }
+        guard Array(profile[36..<40]) == Array("acsp".utf8) else {
+            return ICCResult(profile: nil, note: "its ICC profile (\(n) bytes) has no 'acsp' signature: not carried")
+        }
+        guard declared == n else {
+            return ICCResult(
+                profile: nil, note: "its ICC profile declares \(declared) bytes but holds \(n): not carried")
+        }
+        return ICCResult(profile: profile, note: nil)
+    }
+
+    /// The number of frames an animated PNG declares (its `acTL` chunk before the first
+    /// `IDAT`), or nil for a still PNG. Decoders that do not know APNG show its first frame
+    /// (the default image), and so do we.
+    static func apngFrameCount(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var offset = 8
         while offset <= bytes.count - 12 {
             let length = Int(readBE32(bytes, offset))
             guard length <= bytes.count - offset - 12 else { return nil }
             let type = (bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7])
-            let body = offset + 8
             if type == (0x49, 0x44, 0x41, 0x54) || type == (0x49, 0x45, 0x4E, 0x44) { return nil }  // IDAT, IEND
+            if type == (0x61, 0x63, 0x54, 0x4C), length >= 8 {  // acTL: num_frames, num_plays
+                return Int(readBE32(bytes, offset + 8))
+            }
+            offset += 12 + length
+        }
+        return nil
+    }
+
+    /// The profile of the PNG's `iCCP` chunk (before the first `IDAT`), inflated and checked.
+    static func pngICC(_ bytes: UnsafeRawBufferPointer) -> ICCResult {
+        var offset = 8  // after the signature
+        while offset <= bytes.count - 12 {
+            let length = Int(readBE32(bytes, offset))
+            guard length <= bytes.count - offset - 12 else { return .none }
+            let type = (bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7])
+            let body = offset + 8
+            if type == (0x49, 0x44, 0x41, 0x54) || type == (0x49, 0x45, 0x4E, 0x44) { return .none }  // IDAT, IEND
             if type == (0x69, 0x43, 0x43, 0x50) {  // iCCP
-                let stored = readBE32(bytes, body + length)
-                let computed = Zlib.crc32(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(body + length)]))
-                guard stored == computed else { return nil }
-                // keyword (1-79 Latin-1 bytes), NUL, compression method 0, zlib stream
                 var nul = body
                 while nul < body + min(length, 80) && bytes[nul] != 0 { nul += 1 }
-                guard nul > body, nul < body + min(length, 80), nul + 2 < body + length, bytes[nul + 1] == 0 else {
-                    return nil
-                }
+                guard nul > body, nul < body + min(length, 80), nul + 2 < body + length, bytes[nul + 1] == 0,
+                    readBE32(bytes, body + length)
+                        == Zlib.crc32(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(body + length)]))
+                else { return ICCResult(profile: nil, note: "its iCCP chunk is malformed: no ICC profile carried") }
                 let stream = UnsafeRawBufferPointer(rebasing: bytes[(nul + 2)..<(body + length)])
-                guard let profile = Zlib.inflate(stream, limit: maxICCBytes), !profile.isEmpty else { return nil }
-                return profile
+                switch Zlib.inflateChecked(stream, limit: maxICCBytes) {
+                case .inflated(let profile): return checkedICC(profile)
+                case .overLimit:
+                    return ICCResult(
+                        profile: nil, note: "its ICC profile inflates to over \(maxICCBytes >> 20) MiB: not carried")
+                case .malformed:
+                    return ICCResult(profile: nil, note: "its iCCP chunk does not inflate: no ICC profile carried")
+                }
             }
             offset = body + length + 4
         }
-        return nil
+        return .none
     }
 
     /// The data of a PNG `iCCP` chunk carrying `profile` (keyword "ICC Profile", deflated).
@@ -54,6 +102,8 @@ enum ContainerMetadata {
     /// 1 when absent or malformed).
     struct JPEGInfo: Equatable {
         var iccProfile: [UInt8]?
+        /// Why a profile found is not carried (see ``ICCResult``).
+        var iccNote: String?
         var orientation: Int
     }
 
@@ -104,7 +154,11 @@ enum ContainerMetadata {
             for part in iccParts.sorted(by: { $0.sequence < $1.sequence }) {
                 profile.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[part.range]))
             }
-            if !profile.isEmpty { info.iccProfile = profile }
+            if !profile.isEmpty {
+                let checked = checkedICC(profile)
+                info.iccProfile = checked.profile
+                info.iccNote = checked.note
+            }
         }
         return info
     }

@@ -66,16 +66,21 @@ public struct DecodedImage: Sendable {
     public var isGrey: Bool
     /// The embedded ICC colour profile, byte for byte as stored (PNG `iCCP` after inflating,
     /// JPEG `APP2 ICC_PROFILE` segments joined in sequence order), or nil when there is none or
-    /// it is malformed (a malformed profile is ignored, like a malformed Exif block).
+    /// it is malformed or has no valid ICC header (then ``notes`` says so).
     public var iccProfile: [UInt8]?
     /// The Exif orientation (1-8) that was applied to a JPEG while decoding, 1 when there was
     /// none (always 1 for PNG).
     public var appliedOrientation: Int
+    /// What the file holds that the decode leaves out, one line each (an ICC profile that is not
+    /// valid or is over 16 MiB, the frames of an animated PNG after the first): notes for the
+    /// user, not errors.
+    public var notes: [String]
 
     public init(
         rgb: Image, alpha: [Float]?, sourceFormat: ImageFormat, bitDepth: Int, isGrey: Bool = false,
-        iccProfile: [UInt8]? = nil, appliedOrientation: Int = 1
+        iccProfile: [UInt8]? = nil, appliedOrientation: Int = 1, notes: [String] = []
     ) {
+        self.notes = notes
         self.rgb = rgb
         self.alpha = alpha
         self.sourceFormat = sourceFormat

@@ -61,7 +61,8 @@ enum JPEGCodec {
             return DecodedImage(
                 rgb: Image(width: upright.width, height: upright.height, channels: 3, pixels: pixels),
                 alpha: nil, sourceFormat: .jpeg, bitDepth: 8, isGrey: colorspace == Int32(TJCS_GRAY.rawValue),
-                iccProfile: info.iccProfile, appliedOrientation: info.orientation)
+                iccProfile: info.iccProfile, appliedOrientation: info.orientation,
+                notes: info.iccNote.map { [$0] } ?? [])
         }
     }
 }

@@ -18,7 +18,9 @@ import Foundation
 ///   such as our own 16-bit output, into linear values.)
 /// * Alpha: from an alpha channel or a `tRNS` chunk, as its own plane.
 /// * Grey files (colour types 0 and 4) are flagged `isGrey`; palettes count as colour.
-/// * An `iCCP` profile is returned as bytes (`ContainerMetadata.pngICCProfile`), not applied.
+/// * An `iCCP` profile is returned as bytes (`ContainerMetadata.pngICC`), not applied; one that
+///   is malformed, over 16 MiB or without a valid ICC header is dropped with a note.
+/// * An animated PNG (`acTL`) decodes to its first frame, with a note.
 /// * Files that declare a non-sRGB gamma (`gAMA`) are converted to sRGB by libpng; files with
 ///   no colour-space chunks, the usual case, are passed through unchanged.
 enum PNGCodec {
@@ -76,10 +78,15 @@ enum PNGCodec {
                     if hasAlpha { alpha![i] = Float(buffer[i * channels + channels - 1]) / 65535 }
                 }
             }
+            let icc = ContainerMetadata.pngICC(UnsafeRawBufferPointer(raw))
+            var notes = icc.note.map { [$0] } ?? []
+            if let frames = ContainerMetadata.apngFrameCount(UnsafeRawBufferPointer(raw)) {
+                notes.append("it is an animated PNG (\(frames) frames): only its first frame is upscaled")
+            }
             return DecodedImage(
                 rgb: Image(width: width, height: height, channels: 3, pixels: rgb),
                 alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8, isGrey: isGrey,
-                iccProfile: ContainerMetadata.pngICCProfile(UnsafeRawBufferPointer(raw)))
+                iccProfile: icc.profile, notes: notes)
         }
     }
 

@@ -8,9 +8,24 @@ enum Zlib {
     /// Inflates one complete zlib stream. Returns nil when the stream is malformed, truncated,
     /// or would inflate to more than `limit` bytes.
     static func inflate(_ input: UnsafeRawBufferPointer, limit: Int) -> [UInt8]? {
-        guard let base = input.baseAddress, input.count > 0, input.count <= Int(UInt32.max) else { return nil }
+        if case .inflated(let out) = inflateChecked(input, limit: limit) { return out }
+        return nil
+    }
+
+    /// What ``inflateChecked(_:limit:)`` found.
+    enum InflateResult: Equatable {
+        case inflated([UInt8])
+        /// The stream inflates to more than the limit (reading stopped there).
+        case overLimit
+        /// Not a zlib stream, corrupt, or truncated.
+        case malformed
+    }
+
+    /// Inflates a zlib stream, stopping as soon as the output would pass `limit` bytes.
+    static func inflateChecked(_ input: UnsafeRawBufferPointer, limit: Int) -> InflateResult {
+        guard let base = input.baseAddress, input.count > 0, input.count <= Int(UInt32.max) else { return .malformed }
         var stream = z_stream()
-        guard inflateInit_(&stream, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
+        guard inflateInit_(&stream, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return .malformed }
         defer { inflateEnd(&stream) }
         stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         stream.avail_in = UInt32(input.count)
@@ -23,12 +38,12 @@ enum Zlib {
                 let status = CImageZlib.inflate(&stream, Z_NO_FLUSH)
                 return (status, buf.count - Int(stream.avail_out))
             }
-            if status != Z_OK && status != Z_STREAM_END { return nil }
-            if out.count + produced > limit { return nil }
+            if status != Z_OK && status != Z_STREAM_END { return .malformed }
+            if out.count + produced > limit { return .overLimit }
             out.append(contentsOf: chunk[0..<produced])
-            if status == Z_STREAM_END { return out }
+            if status == Z_STREAM_END { return .inflated(out) }
             // Z_OK with no progress and no input left: the stream is truncated.
-            if produced == 0 && stream.avail_in == 0 { return nil }
+            if produced == 0 && stream.avail_in == 0 { return .malformed }
         }
     }
 

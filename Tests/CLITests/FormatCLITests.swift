@@ -195,6 +195,24 @@ enum Files {
         }
     }
 
+    /// 16 MB of zeros in an iCCP chunk (no ICC header) is not copied into the output: the run
+    /// succeeds, the JPEG has no profile and is small, and a note says why.
+    @Test func invalidProfileIsNotCarried() throws {
+        let d = try CLI.tempDir()
+        let input = d.appendingPathComponent("in.png")
+        try ImageIO.write(
+            try ImageIO.load(CLI.photo).rgb, alpha: nil, grey: false, to: input,
+            options: ImageWriteOptions(format: .png, icc: [UInt8](repeating: 0, count: 16 << 20)))
+        let out = d.appendingPathComponent("out.jpg")
+        let r = try CLI.run(["-i", input.path, "-o", out.path, "-m", CLI.smallModel.path, "-s", "2", "-q"])
+        print("invalid profile: exit \(r.status), \(r.stderr.trimmingCharacters(in: .newlines))")
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("gsasr: note: in.png: its ICC profile (16777216 bytes) has no 'acsp' signature: not carried"))
+        #expect(try ImageIO.load(out).iccProfile == nil)
+        let size = try FileManager.default.attributesOfItem(atPath: out.path)[.size] as? Int ?? .max
+        #expect(size < 100_000, "output is \(size) bytes")
+    }
+
     /// A grey source's grey profile stays with a grey PNG, but is not put into a WebP (RGB
     /// samples); a note says so and the run succeeds.
     @Test func greyProfileIsNotPutIntoRGB() throws {

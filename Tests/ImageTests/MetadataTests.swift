@@ -125,6 +125,60 @@ import Testing
         #expect(!Containers.webpChunks(try bytes(url)).contains { $0.fourcc == "ICCP" })
     }
 
+    /// A profile is carried only with a valid ICC header (size field = bytes held, 'acsp' at
+    /// 36) and at most 16 MiB; otherwise it is dropped with a note (issue 29: 16 MB of zeros in an
+    /// iCCP chunk used to be copied into the output).
+    @Test func invalidOrHugeProfilesAreDroppedWithANote() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var wrongSize = rgbProfile
+        wrongSize[3] ^= 0x01
+        var huge = [UInt8](repeating: 0, count: (16 << 20) + 1000)
+        huge.replaceSubrange(0..<132, with: Containers.iccProfile(size: 132))
+        for k in 0..<4 { huge[k] = UInt8(truncatingIfNeeded: huge.count >> (24 - 8 * k)) }
+        for (name, profile, format, mentions) in [
+            ("zeros", [UInt8](repeating: 0, count: 16 << 20), OutputFormat.png, "has no 'acsp' signature"),
+            ("size", wrongSize, .png, "declares 3145 bytes but holds 3144"),
+            ("short", Array(rgbProfile[0..<100]), .png, "shorter than an ICC header"),
+            ("huge", huge, .png, "over 16 MiB"),
+            ("jpeg size", wrongSize, .jpeg, "declares 3145 bytes but holds 3144"),
+        ] {
+            let url = dir.appendingPathComponent("\(name).\(format == .png ? "png" : "jpg")")
+            try writeImage(url, format: format, icc: profile)
+            let decoded = try ImageIO.load(url)
+            print("profile \(name): \(decoded.notes)")
+            #expect(decoded.iccProfile == nil, "\(name)")
+            #expect(decoded.notes.count == 1 && decoded.notes[0].contains(mentions), "\(name): \(decoded.notes)")
+        }
+        // A valid one has no note.
+        let url = dir.appendingPathComponent("good.png")
+        try writeImage(url, format: .png, icc: rgbProfile)
+        let good = try ImageIO.load(url)
+        #expect(good.iccProfile == rgbProfile && good.notes.isEmpty)
+    }
+
+    /// An animated PNG (an acTL chunk before the IDAT) decodes to its default image, the first
+    /// frame, with a note giving the frame count.
+    @Test func animatedPNGIsNoted() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("still.png")
+        try writeImage(url, format: .png, icc: nil)
+        let still = try bytes(url)
+        // Insert acTL (num_frames 3, num_plays 0) after IHDR (8 + 25 bytes).
+        let body: [UInt8] = Array("acTL".utf8) + [0, 0, 0, 3, 0, 0, 0, 0]
+        let crc = body.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, UInt32($0.count))) }
+        let chunk: [UInt8] = [0, 0, 0, 8] + body + (0..<4).map { UInt8(truncatingIfNeeded: crc >> (24 - 8 * $0)) }
+        let apng = Array(still[0..<33]) + chunk + Array(still[33...])
+        let animated = dir.appendingPathComponent("anim.png")
+        try Data(apng).write(to: animated)
+        let a = try ImageIO.load(animated), s = try ImageIO.load(url)
+        print("apng: \(a.notes)")
+        #expect(a.rgb.pixels == s.rgb.pixels)
+        #expect(a.notes == ["it is an animated PNG (3 frames): only its first frame is upscaled"])
+        #expect(s.notes.isEmpty)
+    }
+
     /// A PNG iCCP chunk with a wrong CRC or a broken zlib stream is ignored; the image decodes.
     @Test func malformedPNGProfileIsIgnored() throws {
         let dir = try makeTempDir()
