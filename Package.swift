@@ -99,6 +99,7 @@ let package = Package(
 // Built and run by tools/fuzz.sh (Benchmarks/README.md says how).
 if ProcessInfo.processInfo.environment["GSASR_FUZZ"] != nil {
     package.targets.append(
-        .executableTarget(name: "GSASRFuzz", dependencies: ["GSASRImage", "GSASRCheckpoint"], path: "Fuzz/GSASRFuzz"))
+        .executableTarget(
+            name: "GSASRFuzz", dependencies: ["GSASR", "GSASRImage", "GSASRCheckpoint"], path: "Fuzz/GSASRFuzz"))
     package.products.append(.executable(name: "GSASRFuzz", targets: ["GSASRFuzz"]))
 }

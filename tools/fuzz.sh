@@ -6,6 +6,7 @@
 #   image        PNG/JPEG decoders (ImageIO.decode)
 #   safetensors  safetensors reader (checkpoints, Gaussian exports)
 #   pth          .pth reader (zip + restricted pickle machine)
+#   config       a model folder's config.json (ModelConfigFile)
 # Seeds: the committed fixtures. Crashes are written to .build-fuzz/crashes/. Leak reports are
 # off (-detect_leaks=0 and ASAN_OPTIONS=detect_leaks=0): the only one seen was 4 KiB inside
 # Foundation's Data(contentsOf:) reading an empty file, reported at exit, not a crash. Usage:
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image safetensors pth)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(image safetensors pth config)
 export GSASR_FUZZ=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 CONFIG=${GSASR_FUZZ_CONFIG:-debug}
@@ -30,7 +31,8 @@ for t in "${TARGETS[@]}"; do
     image) cp Tests/ImageTests/Fixtures/*.png Tests/ImageTests/Fixtures/*.jpg Examples/*.png "$corpus"/ 2>/dev/null || true ;;
     safetensors) cp Models/default/*.safetensors "$corpus"/ ;;
     pth) cp Tests/CheckpointTests/Fixtures/*.pth "$corpus"/ ;;
-    *) echo "unknown target $t (image, safetensors, pth)" >&2; exit 2 ;;
+    config) cp Models/default/config.json "$corpus"/default.json; cp Tests/GSASRTests/Fixtures/small/config.json "$corpus"/small.json ;;
+    *) echo "unknown target $t (image, safetensors, pth, config)" >&2; exit 2 ;;
   esac
   echo "== $t for $SECONDS_EACH s ($CONFIG build)"
   GSASR_FUZZ_TARGET=$t "$B/$CONFIG/GSASRFuzz" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -max_len=65536 \

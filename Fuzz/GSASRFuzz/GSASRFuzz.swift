@@ -1,15 +1,17 @@
 import Foundation
+import GSASR
 import GSASRCheckpoint
 import GSASRImage
 
 /// libFuzzer harness for the parsers of untrusted input. `GSASR_FUZZ_TARGET` picks one:
 /// - `image`: PNG/JPEG bytes (uploads) through `ImageIO.decode` (headers checked before allocation);
 /// - `safetensors`: checkpoints and Gaussian exports through `Safetensors.loadWithMetadata`;
-/// - `pth`: torch.save zips through `PthReader.load` (the restricted pickle machine).
+/// - `pth`: torch.save zips through `PthReader.load` (the restricted pickle machine);
+/// - `config`: a model folder's `config.json` through `ModelConfigFile.parse`.
 /// The two checkpoint readers open files, so their input goes through a per-process file in
 /// /dev/shm. Any outcome but a crash, a sanitizer report or a hang is a pass: errors are expected.
 enum Harness: String {
-    case image, safetensors, pth
+    case image, safetensors, pth, config
     static let current = Harness(rawValue: ProcessInfo.processInfo.environment["GSASR_FUZZ_TARGET"] ?? "") ?? .image
     static let file = URL(fileURLWithPath: "/dev/shm/gsasr-fuzz-\(getpid())")
 }
@@ -27,6 +29,8 @@ public func testOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .pth:
         guard (try? bytes.write(to: Harness.file)) != nil else { return 0 }
         _ = try? PthReader.load(Harness.file)
+    case .config:
+        _ = try? ModelConfigFile.parse(bytes)
     }
     return 0
 }

@@ -284,14 +284,16 @@ struct Upscale: ParsableCommand {
         let dmax = try parseDmax(dmax)
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
         let folder = isDirectory(inURL)
-        let format = try outputFormat(for: outURL, folder: folder)
+        let destination = folder ? nil : try outputDestination(output)
+        let format = try resolveOutputFormat(
+            self.format, for: outURL, folder: folder, stream: destination?.isStream ?? false)
         // The options that do not depend on the image, checked before anything is read.
         try ImageWriteOptions(format: format, depth: depth ?? 8, quality: quality).validate(channels: 3)
         if folder {
             try runFolder(inURL, outURL, target: target, mode: mode, dmax: dmax, format: format)
             return
         }
-        try refuseOverwritingInput(inURL, outURL)
+        if destination != .standardOutput { try refuseOverwritingInput(inURL, outURL) }
         // Everything that can be rejected is checked before the first progress line.
         let decoded = try Self.loadInput(inURL)
         let output: OutputSettings
@@ -302,13 +304,10 @@ struct Upscale: ParsableCommand {
         }
         let (model, _) = try modelOptions.loadOrDefault()
         try upscale(
-            decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, output: output, to: outURL)
+            decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, output: output, to: outURL,
+            destination: destination)
     }
 
-    /// The format of `-f`, checked against the output file's extension (``resolveOutputFormat``).
-    func outputFormat(for outURL: URL, folder: Bool) throws -> OutputFormat {
-        try resolveOutputFormat(format, for: outURL, folder: folder)
-    }
 
     /// How one decoded image is written: the options, and whether the file stores grey.
     struct OutputSettings {
@@ -365,21 +364,25 @@ struct Upscale: ParsableCommand {
     static func loadInput(_ url: URL) throws -> DecodedImage { try ImageIO.load(url, maxPixels: 1 << 24) }
 
     /// Plans (validates), upscales, puts back a resized alpha channel and writes the file.
-    func upscale(_ decoded: DecodedImage, with up: Upscaler, target: Target, output: OutputSettings, to outURL: URL)
-        throws
-    {
+    /// `destination` nil: `outURL`'s (folder mode).
+    func upscale(
+        _ decoded: DecodedImage, with up: Upscaler, target: Target, output: OutputSettings, to outURL: URL,
+        destination: OutputDestination? = nil
+    ) throws {
+        let destination = try destination ?? OutputDestination.resolve(outURL.path)
         let img = decoded.rgb
         let request = try target.request(inputWidth: img.width, inputHeight: img.height)
         let plan = try up.plan(width: img.width, height: img.height, request: request, checkMemory: false)
         if let t = try tiler(up, plan: plan) {
-            try upscaleTiled(decoded, with: t, request: request, plan: plan, output: output, to: outURL)
+            try upscaleTiled(
+                decoded, with: t, request: request, plan: plan, output: output, to: outURL, destination: destination)
             return
         }
         _ = try up.plan(width: img.width, height: img.height, request: request)
         // Opened before the work, so that an unwritable destination fails early; if anything
         // below throws, the writer is released and its temporary file removed.
         let writer = try ImageRowWriter(
-            url: outURL, width: plan.outputWidth, height: plan.outputHeight, channels: output.channels,
+            destination: destination, width: plan.outputWidth, height: plan.outputHeight, channels: output.channels,
             options: output.options)
         var lastStage: UpscaleStage? = nil
         var lastPercent = -1
@@ -411,7 +414,7 @@ struct Upscale: ParsableCommand {
         note(
             String(
                 format: "wrote %@ (%dx%d) in %.2f s (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
-                outURL.path, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder,
+                destination.displayName, result.width, result.height, t.encoder + t.decoder + t.rasterizer, t.encoder,
                 t.decoder, t.rasterizer))
     }
 
@@ -432,7 +435,7 @@ struct Upscale: ParsableCommand {
     /// (one float plane of the output size: `imresize` is not banded).
     func upscaleTiled(
         _ decoded: DecodedImage, with t: TiledUpscaler, request: ScaleRequest, plan: Upscaler.Plan,
-        output: OutputSettings, to outURL: URL
+        output: OutputSettings, to outURL: URL, destination: OutputDestination
     ) throws {
         let img = decoded.rgb
         let est = t.estimatedBytes(plan: plan)
@@ -442,7 +445,7 @@ struct Upscale: ParsableCommand {
             )
         }
         let writer = try ImageRowWriter(
-            url: outURL, width: plan.outputWidth, height: plan.outputHeight, channels: output.channels,
+            destination: destination, width: plan.outputWidth, height: plan.outputHeight, channels: output.channels,
             options: output.options)
         var alpha: [Float]? = nil
         if let a = decoded.alpha {
@@ -483,7 +486,7 @@ struct Upscale: ParsableCommand {
         note(
             String(
                 format: "wrote %@ (%dx%d) in %.2f s, %d tiles (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
-                outURL.path, plan.outputWidth, plan.outputHeight, Date().timeIntervalSince(start), stats.tiles,
+                destination.displayName, plan.outputWidth, plan.outputHeight, Date().timeIntervalSince(start), stats.tiles,
                 tm.encoder, tm.decoder, tm.rasterizer))
     }
 

@@ -74,10 +74,11 @@ struct Render: ParsableCommand {
         if zoom != nil && size != nil { throw CLIError("give only one of --zoom and --size") }
         guard overlayMax >= 0 else { throw CLIError("--overlay-max \(overlayMax) must be ≥ 0") }
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
-        let format = try resolveOutputFormat(self.format, for: outURL, folder: false)
+        let destination = try outputDestination(output)
+        let format = try resolveOutputFormat(self.format, for: outURL, folder: false, stream: destination.isStream)
         let options = ImageWriteOptions(format: format, depth: depth ?? 8, quality: quality)
         try options.validate(channels: 3)
-        try refuseOverwritingInput(inURL, outURL)
+        if destination != .standardOutput { try refuseOverwritingInput(inURL, outURL) }
         guard FileManager.default.fileExists(atPath: inURL.path) else {
             throw CLIError("Gaussian export '\(inURL.path)' does not exist")
         }
@@ -93,7 +94,7 @@ struct Render: ParsableCommand {
                     + "\(s.transparent) with opacity < 1/255, \(s.overCap) over --overlay-max \(overlayMax)\n")
         }
         let writer = try ImageRowWriter(
-            url: outURL, width: view.outputWidth, height: view.outputHeight, channels: 3, options: options)
+            destination: destination, width: view.outputWidth, height: view.outputHeight, channels: 3, options: options)
         let start = Date()
         let rasterizer = export.rasterizer()
         let band = Self.bandRows(width: view.outputWidth, height: view.outputHeight)
@@ -116,7 +117,7 @@ struct Render: ParsableCommand {
         try writer.finish()
         note(
             String(
-                format: "wrote %@ (%dx%d: region %d,%d,%d,%d at zoom %.6gx%.6g) in %.2f s\n", outURL.path,
+                format: "wrote %@ (%dx%d: region %d,%d,%d,%d at zoom %.6gx%.6g) in %.2f s\n", destination.displayName,
                 view.outputWidth, view.outputHeight, view.x, view.y, view.width, view.height, view.zoomX, view.zoomY,
                 Date().timeIntervalSince(start)))
     }

@@ -43,6 +43,10 @@ struct TorchZip {
         var map: [String: Entry] = [:]
         var pickles: [String] = []
         for entry in archive {
+            // One entry per name: with two, which one a reader takes is up to the reader.
+            guard map[entry.path] == nil else {
+                throw CheckpointError("\(context): zip entry '\(entry.path.prefix(200))' appears twice")
+            }
             map[entry.path] = entry
             let parts = entry.path.split(separator: "/", omittingEmptySubsequences: false)
             if parts.count == 2, parts[1] == "data.pkl", !parts[0].isEmpty { pickles.append(entry.path) }
@@ -81,11 +85,17 @@ struct TorchZip {
         let path = prefix + name
         guard let entry = entries[path] else { throw CheckpointError("\(context): missing zip entry '\(path)'") }
         guard entry.type == .file else { throw CheckpointError("\(context): zip entry '\(path)' is not a file") }
+        // torch.save stores every entry uncompressed. A deflated one is refused before reading:
+        // it could inflate to far more than its storage (a zip bomb), and a truncated deflate
+        // stream makes ZIPFoundation 0.9 read zero-byte chunks forever (found by the fuzzer).
+        guard !entry.isCompressed else {
+            throw CheckpointError(
+                "\(context): zip entry '\(path)' is compressed; torch.save stores entries uncompressed")
+        }
         let declared = entry.uncompressedSize
         let compressed = entry.compressedSize
-        // A stored entry cannot be larger than the file; deflate expands at most ~1032x.
-        let (bound, overflow) = compressed.multipliedReportingOverflow(by: 1032)
-        guard compressed <= fileSize, overflow || declared <= bound else {
+        // A stored entry holds exactly its bytes, which must fit in the file.
+        guard compressed <= fileSize, declared == compressed else {
             throw CheckpointError(
                 "\(context): zip entry '\(path)' declares \(declared) bytes, more than the \(fileSize)-byte file can hold (truncated or corrupt)"
             )

@@ -23,13 +23,18 @@ import Foundation
 ///   height × 3 or 4 bytes) and encodes it in `finish()`. Grey rows (1 or 2 channels) are
 ///   expanded to RGB(A) with three equal channels, since WebP has no grey mode.
 ///
-/// The file is written to a temporary file in the destination folder (`.<name>.tmp-<pid>-<random>`)
-/// which `finish()` flushes, fsyncs and renames over `url`. If `finish()` is not reached (an
-/// error, an early exit), the temporary file is removed, at the latest when the writer is
-/// released: no partial file ever appears at `url`, and an existing file there stays untouched.
-/// After any error the writer is spent; later calls throw.
+/// Where the bytes go is an ``OutputDestination``. A regular file (or a new one) is written to a
+/// temporary file in the destination folder (`.<name>.tmp-<pid>-<random>`) which `finish()`
+/// flushes, fsyncs and renames over it. If `finish()` is not reached (an error, an early exit),
+/// the temporary file is removed, at the latest when the writer is released: no partial file
+/// ever appears there, and an existing file stays untouched. A FIFO, a character device or
+/// standard output is written directly (streamed; the node is never replaced). After any error
+/// the writer is spent; later calls throw.
 public final class ImageRowWriter {
+    /// The path asked for (standard output: `/dev/stdout`).
     public let url: URL
+    /// Where the bytes go (symlinks followed).
+    public let destination: OutputDestination
     public let width: Int
     public let height: Int
     /// 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA.
@@ -62,8 +67,24 @@ public final class ImageRowWriter {
     private let rowsPerChunk: Int
 
     /// Validates the options, creates the temporary file and writes the header (and profile).
-    public init(url: URL, width: Int, height: Int, channels: Int, options: ImageWriteOptions) throws {
-        self.url = url
+    /// `url` is resolved as an ``OutputDestination`` (a symlink followed, a FIFO or character
+    /// device streamed).
+    public convenience init(url: URL, width: Int, height: Int, channels: Int, options: ImageWriteOptions) throws {
+        try self.init(
+            destination: try OutputDestination.resolve(url.path), width: width, height: height, channels: channels,
+            options: options)
+    }
+
+    /// Validates the options, opens the destination (a temporary file for a regular file) and
+    /// writes the header (and profile).
+    public init(
+        destination: OutputDestination, width: Int, height: Int, channels: Int, options: ImageWriteOptions
+    ) throws {
+        self.destination = destination
+        switch destination {
+        case .file(let p), .stream(let p): url = URL(fileURLWithPath: p)
+        case .standardOutput: url = URL(fileURLWithPath: "/dev/stdout")
+        }
         self.width = width
         self.height = height
         self.channels = channels
@@ -71,7 +92,7 @@ public final class ImageRowWriter {
         bytesPerSample = options.depth == 16 ? 2 : 1
         let rowBytes = max(1, width) * max(1, channels) * bytesPerSample
         rowsPerChunk = max(1, min(max(1, height), (4 << 20) / rowBytes))
-        let name = url.lastPathComponent
+        let name = destination == .standardOutput ? "standard output" : url.lastPathComponent
         try options.validate(channels: channels)
         guard width > 0, height > 0 else { throw ImageIOError("cannot write \(name): empty size \(width)x\(height)") }
         let side = options.format.maxSide
@@ -83,7 +104,7 @@ public final class ImageRowWriter {
         let (bytes, overflow) = (width * channels * bytesPerSample).multipliedReportingOverflow(by: height)
         guard !overflow, bytes < 1 << 46 else { throw ImageIOError("cannot write \(name): image too large") }
         do {
-            try openTemporaryFile()
+            try openOutput()
             try startEncoder()
             state = .open
         } catch {
@@ -103,13 +124,13 @@ public final class ImageRowWriter {
         guard rowCount >= 0, rowCount <= height - rowsWritten else {
             abandon()
             throw ImageIOError(
-                "cannot write \(url.path): \(rowCount) more rows after \(rowsWritten) exceed the height \(height)")
+                "cannot write \(destination.displayName): \(rowCount) more rows after \(rowsWritten) exceed the height \(height)")
         }
         let perRow = width * channels
         guard rows.count == rowCount * perRow else {
             abandon()
             throw ImageIOError(
-                "cannot write \(url.path): \(rows.count) samples given for \(rowCount) rows of \(perRow)")
+                "cannot write \(destination.displayName): \(rows.count) samples given for \(rowCount) rows of \(perRow)")
         }
         do {
             var done = 0
@@ -132,7 +153,7 @@ public final class ImageRowWriter {
         guard state == .open else { throw spent() }
         do {
             guard rowsWritten == height else {
-                throw ImageIOError("cannot write \(url.path): only \(rowsWritten) of \(height) rows were written")
+                throw ImageIOError("cannot write \(destination.displayName): only \(rowsWritten) of \(height) rows were written")
             }
             switch encoder {
             case .png(let png): try check(cic_png_finish(png, &message, Self.messageSize))
@@ -141,21 +162,26 @@ public final class ImageRowWriter {
             case .none: break
             }
             releaseEncoder()
-            guard let file, let tempPath else { throw spent() }
+            guard let file else { throw spent() }
             self.file = nil
-            let flushed = fflush(file) == 0 && ferror(file) == 0 && fsync(fileno(file)) == 0
+            // A pipe or device cannot be fsynced (EINVAL): flush only.
+            let flushed =
+                fflush(file) == 0 && ferror(file) == 0 && (destination.isStream || fsync(fileno(file)) == 0)
             let flushError = errno
             let closed = fclose(file) == 0
             guard flushed, closed else { throw systemError(flushed ? errno : flushError) }
-            guard rename(tempPath, url.path) == 0 else { throw systemError(errno) }
-            self.tempPath = nil
+            if let tempPath, case .file(let path) = destination {
+                guard rename(tempPath, path) == 0 else { throw systemError(errno) }
+                self.tempPath = nil
+            }
             state = .finished
         } catch {
             abandon()
             throw error
         }
+        guard case .file(let path) = destination else { return }
         // The rename is durable once the folder is synced; failing that is not an error of the file.
-        let dir = open(url.deletingLastPathComponent().path, O_RDONLY)
+        let dir = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY)
         if dir >= 0 {
             _ = fsync(dir)
             close(dir)
@@ -164,12 +190,28 @@ public final class ImageRowWriter {
 
     // MARK: - Internals
 
-    private func openTemporaryFile() throws {
-        let temp = url.deletingLastPathComponent().appendingPathComponent(
-            ".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        let fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw systemError(errno) }
-        tempPath = temp.path
+    private func openOutput() throws {
+        let fd: Int32
+        switch destination {
+        case .file(let path):
+            let target = URL(fileURLWithPath: path)
+            let temp = target.deletingLastPathComponent().appendingPathComponent(
+                ".\(target.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+            fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                let e = errno
+                throw ImageIOError(
+                    "cannot write \(path): cannot create a temporary file in its folder \(target.deletingLastPathComponent().path) (\(String(cString: strerror(e))))"
+                )
+            }
+            tempPath = temp.path
+        case .stream(let path):
+            fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw systemError(errno) }
+        case .standardOutput:
+            fd = dup(STDOUT_FILENO)
+            guard fd >= 0 else { throw systemError(errno) }
+        }
         guard let f = fdopen(fd, "wb") else {
             let e = errno
             close(fd)
@@ -261,26 +303,26 @@ public final class ImageRowWriter {
             ? WebPEncodeRGBA(pixels, Int32(width), Int32(height), Int32(width * 4), quality, &output)
             : WebPEncodeRGB(pixels, Int32(width), Int32(height), Int32(width * 3), quality, &output)
         defer { WebPFree(output) }
-        guard size > 0, let output else { throw ImageIOError("cannot write \(url.path): the WebP encoder failed") }
+        guard size > 0, let output else { throw ImageIOError("cannot write \(destination.displayName): the WebP encoder failed") }
         guard let icc = options.icc else { return Array(UnsafeBufferPointer(start: output, count: size)) }
-        guard let mux = WebPMuxNew() else { throw ImageIOError("cannot write \(url.path): WebPMuxNew failed") }
+        guard let mux = WebPMuxNew() else { throw ImageIOError("cannot write \(destination.displayName): WebPMuxNew failed") }
         defer { WebPMuxDelete(mux) }
         var image = WebPData(bytes: output, size: size)
         guard WebPMuxSetImage(mux, &image, 1) == WEBP_MUX_OK else {
-            throw ImageIOError("cannot write \(url.path): cannot add the image to the WebP container")
+            throw ImageIOError("cannot write \(destination.displayName): cannot add the image to the WebP container")
         }
         let status = icc.withUnsafeBufferPointer { buf -> WebPMuxError in
             var profile = WebPData(bytes: buf.baseAddress, size: buf.count)
             return WebPMuxSetChunk(mux, "ICCP", &profile, 1)
         }
         guard status == WEBP_MUX_OK else {
-            throw ImageIOError("cannot write \(url.path): cannot add the ICC profile to the WebP container")
+            throw ImageIOError("cannot write \(destination.displayName): cannot add the ICC profile to the WebP container")
         }
         var assembled = WebPData()
         WebPDataInit(&assembled)
         defer { WebPDataClear(&assembled) }
         guard WebPMuxAssemble(mux, &assembled) == WEBP_MUX_OK, let bytes = assembled.bytes else {
-            throw ImageIOError("cannot write \(url.path): cannot assemble the WebP container")
+            throw ImageIOError("cannot write \(destination.displayName): cannot assemble the WebP container")
         }
         return Array(UnsafeBufferPointer(start: bytes, count: assembled.size))
     }
@@ -320,18 +362,25 @@ public final class ImageRowWriter {
     }
 
     private func failure() -> ImageIOError {
+        let code = errno
         let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let line = text.split(whereSeparator: \.isNewline).joined(separator: " ")
-        return ImageIOError("cannot write \(url.path): \(line.isEmpty ? "encoder error" : line)")
+        // libpng says only "Write Error" when fwrite fails: name the system's reason (a full
+        // disk, a closed pipe) when the stream has an error.
+        if let file, ferror(file) != 0, code != 0 {
+            return ImageIOError(
+                "cannot write \(destination.displayName): \(String(cString: strerror(code))) (\(line.isEmpty ? "encoder" : line))")
+        }
+        return ImageIOError("cannot write \(destination.displayName): \(line.isEmpty ? "encoder error" : line)")
     }
 
     private func systemError(_ code: Int32) -> ImageIOError {
-        ImageIOError("cannot write \(url.path): \(String(cString: strerror(code)))")
+        ImageIOError("cannot write \(destination.displayName): \(String(cString: strerror(code)))")
     }
 
     private func spent() -> ImageIOError {
         ImageIOError(
-            "cannot write \(url.path): the writer is \(state == .finished ? "already finished" : "spent after an error")"
+            "cannot write \(destination.displayName): the writer is \(state == .finished ? "already finished" : "spent after an error")"
         )
     }
 }

@@ -267,6 +267,6 @@ import Testing
         let bad = try CLI.run(["eval", "--hr", "/nonexistent-dir", "-m", CLI.smallModel.path])
         #expect(bad.status != 0 && bad.stderr.contains("does not exist"))
         let badScale = try CLI.run(["eval", "--hr", photos.path, "--scales", "2,x", "-m", CLI.smallModel.path])
-        #expect(badScale.status != 0 && badScale.stderr.contains("not a number"))
+        #expect(badScale.status != 0 && badScale.stderr.contains("not a decimal number"))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GSASRCheckpoint
 import Testing
+import ZIPFoundation
 
 /// Broken and hostile `.pth` inputs: each must throw a `CheckpointError` naming the problem.
 
@@ -201,4 +202,47 @@ func unsupportedOpcodeIsRejected(_ code: UInt8, _ name: String) throws {
 @Test func missingFileIsRejected() {
     let url = URL(fileURLWithPath: "/nonexistent/dir/none.pth")
     #expect(loadError(url)?.contains("none.pth") == true)
+}
+
+/// A deflated entry is refused before anything is read: torch.save stores entries uncompressed,
+/// and a deflated one could inflate far past its storage (here 64 MiB of zeros in ~64 KB).
+@Test func compressedEntryIsRejectedBeforeReading() throws {
+    let dir = try makeTempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let url = dir.appendingPathComponent("bomb.pth")
+    let archive = try Archive(url: url, accessMode: .create)
+    try archive.addEntry(with: "archive/data.pkl", type: .file, uncompressedSize: Int64(64 << 20), compressionMethod: .deflate) {
+        _, size in Data(count: size)
+    }
+    let size = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+    let t0 = Date()
+    let message = loadError(url)
+    print("deflated 64 MiB entry in a \(size)-byte file: \(message ?? "accepted") (\(Date().timeIntervalSince(t0)) s)")
+    #expect(message?.contains("is compressed; torch.save stores entries uncompressed") == true)
+}
+
+/// Two entries with one name: which one a reader would take is up to the reader, so the file is refused.
+@Test func duplicateEntryNamesAreRejected() throws {
+    let dir = try makeTempDir()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let url = dir.appendingPathComponent("dup.pth")
+    var p = PickleWriter()
+    p.op(0x7D)  // EMPTY_DICT
+    p.op(0x2E)  // STOP
+    try writeZip(
+        [("archive/data.pkl", p.bytes), ("archive/version", Array("3\n".utf8)), ("archive/data.pkl", p.bytes)], to: url)
+    let message = loadError(url)
+    print("duplicate entry: \(message ?? "accepted")")
+    #expect(message?.contains("zip entry 'archive/data.pkl' appears twice") == true)
+}
+
+/// The fuzzer's find (release build, 2026-12-06): a 788-byte checkpoint whose deflated entry is
+/// cut short made ZIPFoundation read empty chunks forever. Now refused at once.
+@Test func truncatedDeflateFromTheFuzzerIsRejectedAtOnce() throws {
+    let t0 = Date()
+    let message = loadError(fixture("fuzz_truncated_deflate.pth"))
+    let seconds = Date().timeIntervalSince(t0)
+    print("fuzz_truncated_deflate.pth: \(message ?? "accepted") in \(seconds) s")
+    #expect(message?.contains("is compressed") == true)
+    #expect(seconds < 5)
 }
