@@ -57,6 +57,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Cancel a job nobody polled for this many seconds.")
     var abandonAfter: Double = ServerLimits().abandonAfter
 
+    @Option(
+        help:
+            "Close a connection idle this many seconds: between requests, or before its headers are complete (slow or stalled clients)."
+    )
+    var idleTimeout: Double = ServerLimits().idleTimeout
+
     @Option(name: .short, help: "Threads per job (default: the cores divided by --concurrent-jobs).")
     var jobs: Int?
 
@@ -82,6 +88,10 @@ struct Serve: ParsableCommand {
         l.cacheBytes = try positive(cacheMib, "cache-mib") << 20
         guard abandonAfter.isFinite, abandonAfter > 0 else { throw CLIError("--abandon-after must be positive") }
         l.abandonAfter = abandonAfter
+        guard idleTimeout.isFinite, idleTimeout >= 0.1, idleTimeout <= 86400 else {
+            throw CLIError("--idle-timeout \(idleTimeout) must be between 0.1 and 86400 seconds")
+        }
+        l.idleTimeout = idleTimeout
         return l
     }
 

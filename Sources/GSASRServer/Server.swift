@@ -46,6 +46,7 @@ public struct GSASRServer: Sendable {
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
         let app = Application(
             router: router(),
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(limits.idleTimeout * 1000)))),
             configuration: .init(address: .hostname(host, port: port), serverName: "gsasr"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) })
         try await app.runService()

@@ -45,6 +45,11 @@ public struct ServerLimits: Sendable {
     public var maxZoomPixels = 2048 * 2048
     /// Re-renders waiting for the render lane beyond this get 503.
     public var renderQueueLength = 8
+    /// A connection is closed when it has been idle this long: between requests (keep-alive),
+    /// or before its request's headers are complete (a client that never finishes them). It does
+    /// not limit a request being read or answered: the longest legitimate gap, a browser between
+    /// two polls of a running job, is a fraction of a second.
+    public var idleTimeout: TimeInterval = 30
 
     public init() {}
 

@@ -2,6 +2,10 @@ import Foundation
 import GSASR
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 #if canImport(FoundationNetworking)
     import FoundationNetworking
 #endif
@@ -174,6 +178,50 @@ struct CLIError: Error, CustomStringConvertible {
             #expect(r.error.contains(mentions), "\(method) \(path): '\(r.error)'")
             if let allow { #expect(r.headers["allow"] == allow) }
         }
+    }
+
+    /// Seconds until the server closes a raw connection that sent `bytes` and then nothing
+    /// (nil: still open after `limit` seconds).
+    static func secondsUntilClosed(port: Int, sending bytes: [UInt8], limit: Double) -> Double? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var tv = timeval(tv_sec: Int(limit), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let t0 = Date()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                return Date().timeIntervalSince(t0)
+            }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return nil }
+        }
+    }
+
+    /// Idle and half-sent connections are closed after --idle-timeout (issue 29): unfinished
+    /// headers, a stalled body, keep-alive after a request; the server still answers afterwards.
+    @Test func idleAndHalfSentConnectionsAreClosed() throws {
+        let s = try ServerProcess(["-m", CLI.smallModel.path, "--idle-timeout", "1"])
+        for (label, text) in [
+            ("unfinished headers", "GET /api/info HTTP/1.1\r\nHost: x\r\n"),
+            ("nothing sent", ""),
+            ("keep-alive after a request", "GET /api/info HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ("stalled body", "POST /api/jobs?scale=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxxxxxxxxxx"),
+        ] {
+            let t = Self.secondsUntilClosed(port: s.port, sending: Array(text.utf8), limit: 10)
+            print("serve --idle-timeout 1: \(label) -> closed after \(t.map { String(format: "%.2f s", $0) } ?? "never (10 s)")")
+            #expect(t != nil && t! < 3, "\(label)")
+        }
+        #expect(try s.request("GET", "/api/info").status == 200)
     }
 
     /// `geometry=official|exact` gives the CLI's `--geometry` output, and the status says which.
