@@ -63,6 +63,12 @@ struct Serve: ParsableCommand {
     )
     var idleTimeout: Double = ServerLimits().idleTimeout
 
+    @Option(
+        help:
+            "Connections held at once; past it a new one gets an immediate 503 (default: the open-file limit minus 64, at most 1024)."
+    )
+    var maxConnections: Int?
+
     @Option(name: .short, help: "Threads per job (default: the cores divided by --concurrent-jobs).")
     var jobs: Int?
 
@@ -92,6 +98,17 @@ struct Serve: ParsableCommand {
             throw CLIError("--idle-timeout \(idleTimeout) must be between 0.1 and 86400 seconds")
         }
         l.idleTimeout = idleTimeout
+        if let maxConnections {
+            let fileLimit = ConnectionCap.defaultLimit()
+            guard maxConnections >= 1, maxConnections <= max(1, fileLimit) else {
+                throw CLIError(
+                    "--max-connections \(maxConnections) must be between 1 and \(fileLimit) (the open-file limit minus 64; see ulimit -n)")
+            }
+            l.maxConnections = maxConnections
+        }
+        guard l.maxConnections >= 8 || maxConnections != nil else {
+            throw CLIError("the open-file limit (ulimit -n) leaves fewer than 8 connections; raise it")
+        }
         return l
     }
 

@@ -22,6 +22,11 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible, Senda
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"]
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
         if let allow { headers[.allow] = allow }
+        // A refused request that came with a body may not have been read to its end: close the
+        // connection rather than read what is left (the client reconnects for its next request).
+        let hasBody =
+            (request.headers[.contentLength].flatMap { Int($0) } ?? 0) > 0 || request.headers[.transferEncoding] != nil
+        if hasBody || status == .contentTooLarge { headers[.connection] = "close" }
         let body = JSONBody.encode(ErrorBody(error: message, status: Int(status.code)))
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }

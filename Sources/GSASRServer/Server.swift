@@ -44,9 +44,13 @@ public struct GSASRServer: Sendable {
 
     /// Serves until SIGINT or SIGTERM. `onListening` gets the bound port (useful with port 0).
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void) async throws {
+        let cap = ConnectionCap(limit: limits.maxConnections)
         let app = Application(
             router: router(),
-            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(limits.idleTimeout * 1000)))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [ConnectionCapHandler(cap: cap)],
+                    idleTimeout: .milliseconds(Int64(limits.idleTimeout * 1000)))),
             configuration: .init(address: .hostname(host, port: port), serverName: "gsasr"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) })
         try await app.runService()

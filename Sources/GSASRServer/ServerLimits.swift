@@ -50,6 +50,9 @@ public struct ServerLimits: Sendable {
     /// not limit a request being read or answered: the longest legitimate gap, a browser between
     /// two polls of a running job, is a fraction of a second.
     public var idleTimeout: TimeInterval = 30
+    /// Connections held at once; past it a new one gets an immediate 503 and is closed
+    /// (`ConnectionCap`). Default: the open-file limit minus 64, at most 1024.
+    public var maxConnections = ConnectionCap.defaultLimit()
 
     public init() {}
 

@@ -151,6 +151,9 @@ struct CLIError: Error, CustomStringConvertible {
             #expect(r.headers["content-type"]?.hasPrefix("application/json") == true, "\(name): not JSON")
             #expect(r.error.contains(mentions), "\(name): '\(r.error)' does not mention '\(mentions)'")
             #expect(r.json["status"] as? Int == status)
+            if body != nil && !(body!.isEmpty) {
+                #expect(r.headers["connection"] == "close", "\(name): a refused request with a body keeps its connection")
+            }
             // The server keeps serving: a good upscale right after.
             let good = try s.request("POST", "/api/upscale?scale=2", body: png)
             #expect(good.status == 200 && good.headers["content-type"] == "image/png", "\(name): next request failed")
@@ -222,6 +225,47 @@ struct CLIError: Error, CustomStringConvertible {
             #expect(t != nil && t! < 3, "\(label)")
         }
         #expect(try s.request("GET", "/api/info").status == 200)
+    }
+
+    /// Past --max-connections a new connection gets an immediate 503 JSON line and is closed;
+    /// once the idle ones time out, requests are served again.
+    @Test func connectionsPastTheCapGetAnImmediate503() throws {
+        let s = try ServerProcess(["-m", CLI.smallModel.path, "--max-connections", "20", "--idle-timeout", "8"])
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
+        for _ in 0..<30 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(s.port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            _ = Array("GET /api/info HTTP/1.1\r\nHost: x\r\n".utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            fds.append(fd)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        var refused = 0
+        for fd in fds {
+            var tv = timeval(tv_sec: 0, tv_usec: 50_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).hasPrefix("HTTP/1.1 503") { refused += 1 }
+        }
+        let now = try s.request("GET", "/api/info")
+        print("serve --max-connections 20: 30 half-open -> \(refused) answered 503; next request \(now.status) \(now.error)")
+        #expect(refused == 10)
+        #expect(now.status == 503 && now.error.contains("limit of 20 connections") && now.headers["retry-after"] == "1")
+        let deadline = Date().addingTimeInterval(20)
+        var status = 0
+        while Date() < deadline {
+            status = try s.request("GET", "/api/info").status
+            if status == 200 { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(status == 200, "still refused 20 s later (idle timeout 8 s)")
     }
 
     /// `geometry=official|exact` gives the CLI's `--geometry` output, and the status says which.
