@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 /// The most connections the server holds at once. Past it, a new connection is answered at
@@ -37,7 +38,7 @@ public final class ConnectionCap: @unchecked Sendable {
 }
 
 /// One per connection (Hummingbird's additional channel handlers): admits it or answers 503
-/// and closes it.
+/// and closes it; and answers what the HTTP parser cannot take with a JSON 400.
 final class ConnectionCapHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -81,6 +82,30 @@ final class ConnectionCapHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if refused { return }  // a refused connection's request is never processed
         context.fireChannelRead(data)
+    }
+
+    /// A request the HTTP parser cannot take (an over-long query or header line, a malformed
+    /// request line) is answered as every refusal is: one JSON line, 400, and the connection
+    /// closed (Hummingbird's own answer is an empty 400).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, !refused else {
+            context.fireErrorCaught(error)
+            return
+        }
+        refused = true
+        let reason: String
+        switch parserError {
+        case .headerOverflow: reason = "the request line or headers are too long"
+        default: reason = "the request is not valid HTTP/1.1 (\(parserError))"
+        }
+        let body = JSONBody.encode(ErrorBody(error: reason, status: 400))
+        var head = HTTPResponse(status: .badRequest)
+        head.headerFields[.contentType] = "application/json; charset=utf-8"
+        head.headerFields[.contentLength] = "\(body.count)"
+        head.headerFields[.connection] = "close"
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

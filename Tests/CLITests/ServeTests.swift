@@ -210,6 +210,46 @@ struct CLIError: Error, CustomStringConvertible {
         }
     }
 
+    /// What one raw connection that sends `bytes` gets back, until the server closes it.
+    static func rawExchange(port: Int, _ bytes: [UInt8]) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            out += buffer[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// What the HTTP parser refuses is a JSON 400 line too, and the connection is closed.
+    @Test func unparsableRequestsAreJSON400() throws {
+        let s = try ServerProcess(["-m", CLI.smallModel.path])
+        for (label, request, mentions) in [
+            ("over-long query", "GET /api/info?x=\(String(repeating: "a", count: 200_000)) HTTP/1.1\r\nHost: x\r\n\r\n",
+             "the request line or headers are too long"),
+            ("not HTTP", "GARBAGE\r\n\r\n", "is not valid HTTP"),
+        ] {
+            let reply = Self.rawExchange(port: s.port, Array(request.utf8))
+            print("serve: \(label) -> \(reply.split(separator: "\r\n").first ?? "") \(reply.split(separator: "\r\n").last ?? "")")
+            #expect(reply.hasPrefix("HTTP/1.1 400"), "\(label)")
+            #expect(reply.contains("application/json") && reply.contains(mentions) && reply.contains("\"status\":400"), "\(label): \(reply)")
+        }
+        #expect(try s.request("GET", "/api/info").status == 200)
+    }
+
     /// Idle and half-sent connections are closed after --idle-timeout (issue 29): unfinished
     /// headers, a stalled body, keep-alive after a request; the server still answers afterwards.
     @Test func idleAndHalfSentConnectionsAreClosed() throws {
