@@ -92,10 +92,24 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
 
     // MARK: YAML
 
+    /// YAML 1.1's implicit types, but numbers in decimal only: `0x10`, `0o17`, `010` (octal),
+    /// `1_000`, `.inf` and `.nan` stay strings, so a typed key refuses them by name instead of
+    /// reading 16, 15, 8, 1000 or infinity.
+    static let strictResolver: Resolver = {
+        do {
+            return try Resolver.default
+                .replacing(.int, with: "^[-+]?(?:0|[1-9][0-9]*)$")
+                .replacing(.float, with: "^[-+]?(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
+                .removing(.timestamp)
+        } catch {
+            preconditionFailure("the resolver's patterns are constant and valid: \(error)")
+        }
+    }()
+
     /// Reads an official-style YAML config. Errors name the key and the problem in one line.
     public static func load(yaml text: String, origin: String = "config") throws -> TrainingSettings {
         let root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
+        do { root = try Yams.load(yaml: text, strictResolver) } catch {
             let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "syntax error"
             throw TrainingError("\(origin): not valid YAML (\(first))")
         }
@@ -113,7 +127,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         for o in overrides {
             guard let eq = o.firstIndex(of: "=") else { throw TrainingError("\(origin) '\(o)' is not KEY=VALUE") }
             let key = String(o[..<eq]), valueText = String(o[o.index(after: eq)...])
-            let value = (try? Yams.load(yaml: valueText)) ?? valueText
+            let value = (try? Yams.load(yaml: valueText, Self.strictResolver)) ?? valueText
             var nested: Any = value as Any
             for part in key.split(separator: ".").reversed() { nested = [String(part): nested] }
             guard let d = nested as? [String: Any] else { throw TrainingError("\(origin) '\(o)': empty key") }
@@ -390,7 +404,7 @@ struct YAMLNode {
         if v is Bool { throw TrainingError("\(origin): '\(name(k))' must be a number, not '\(v)'") }
         if let i = v as? Int { return Double(i) }
         if let d = v as? Double, d.isFinite { return d }
-        if let s = v as? String, let d = Double(s), d.isFinite { return d }
+        if let s = v as? String, let d = DecimalNumber.double(s) { return d }
         throw TrainingError("\(origin): '\(name(k))' must be a number, not '\(v)'")
     }
 

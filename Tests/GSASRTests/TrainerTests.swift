@@ -228,7 +228,7 @@ func tempFolder() throws -> URL {
         #expect(o.totalIter == 2000 && o.batchSize == 4)
     }
 
-    @Test func badConfigsGetOneLineErrors() {
+    @Test func badConfigsGetOneLineErrors() throws {
         let cases: [(String, String)] = [
             (Self.official + "\ntrain2: 1\n", "unknown key 'train2'"),
             (
@@ -243,6 +243,10 @@ func tempFolder() throws -> URL {
             (Self.official.replacingOccurrences(of: "use_hflip", with: "x") + "\n", ""),
             (Self.official.replacingOccurrences(of: "type: Adam", with: "type: SGD"), "only Adam"),
             ("- a\n- b\n", "top level must be a mapping"),
+            // Numbers are decimal only (YAML 1.1 would read 0x30 as 48).
+            (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 0x30"),
+             "'datasets.train.lr_size' must be an integer, not '0x30'"),
+
             ("a: [\n", "not valid YAML"),
         ]
         for (yaml, expected) in cases where !expected.isEmpty {
@@ -258,6 +262,14 @@ func tempFolder() throws -> URL {
         var s = TrainingSettings()
         #expect(throws: TrainingError.self) { try s.apply(overrides: ["train.total_iter"]) }
         #expect(throws: TrainingError.self) { try s.apply(overrides: ["train.bogus=1"]) }
+        #expect(throws: TrainingError.self) { try s.apply(overrides: ["datasets.train.lr_size=0x30"]) }
+        // The bundled config still loads with the strict resolver (floats like 4e-4, lists).
+        let bundled = try String(
+            contentsOf: Fixtures.packageRoot.appendingPathComponent("Configs/default.yml"), encoding: .utf8)
+        #expect(try TrainingSettings.load(yaml: bundled).lrSize == 24)
+        // A leading zero is decimal, not YAML 1.1's octal (060 would be 48).
+        let zero = try TrainingSettings.load(yaml: Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 060"))
+        #expect(zero.lrSize == 60)
     }
 }
 
