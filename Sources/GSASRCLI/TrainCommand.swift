@@ -96,20 +96,7 @@ extension Train {
 
     /// Reads a YAML config: a regular file of at most ``maxConfigBytes``, UTF-8.
     static func readConfig(_ path: String) throws -> String {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
-            throw CLIError("cannot read config '\(path)'")
-        }
-        guard attributes[.type] as? FileAttributeType == .typeRegular else {
-            throw CLIError("config '\(path)' is not a regular file")
-        }
-        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
-        guard size <= maxConfigBytes else {
-            throw CLIError("config '\(path)' is \(size) bytes, over the limit of \(maxConfigBytes) bytes")
-        }
-        guard let handle = FileHandle(forReadingAtPath: path),
-            let data = try? handle.read(upToCount: maxConfigBytes + 1), data.count <= maxConfigBytes
-        else { throw CLIError("cannot read config '\(path)' (or it grew past \(maxConfigBytes) bytes)") }
-        try? handle.close()
+        let data = try SmallFile.read(path, maxBytes: maxConfigBytes, label: "config '\(path)'")
         guard let text = String(data: data, encoding: .utf8) else {
             throw CLIError("config '\(path)' is not UTF-8 text")
         }

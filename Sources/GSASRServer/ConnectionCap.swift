@@ -67,12 +67,20 @@ final class ConnectionCapHandler: ChannelDuplexHandler, RemovableChannelHandler 
             return
         }
         refused = true
-        let body = JSONBody.encode(
-            ErrorBody(error: "the server holds its limit of \(cap.limit) connections; try again shortly", status: 503))
-        var head = HTTPResponse(status: .serviceUnavailable)
+        answerAndClose(
+            context, .serviceUnavailable,
+            "the server holds its limit of \(cap.limit) connections; try again shortly", retryAfter: true)
+    }
+
+    /// Writes one JSON refusal (`Connection: close`) and closes the connection.
+    private func answerAndClose(
+        _ context: ChannelHandlerContext, _ status: HTTPResponse.Status, _ message: String, retryAfter: Bool = false
+    ) {
+        let body = JSONBody.encode(ErrorBody(error: message, status: status.code))
+        var head = HTTPResponse(status: status)
         head.headerFields[.contentType] = "application/json; charset=utf-8"
         head.headerFields[.contentLength] = "\(body.count)"
-        head.headerFields[.retryAfter] = "1"
+        if retryAfter { head.headerFields[.retryAfter] = "1" }
         head.headerFields[.connection] = "close"
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
@@ -98,14 +106,7 @@ final class ConnectionCapHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .headerOverflow: reason = "the request line or headers are too long"
         default: reason = "the request is not valid HTTP/1.1 (\(parserError))"
         }
-        let body = JSONBody.encode(ErrorBody(error: reason, status: 400))
-        var head = HTTPResponse(status: .badRequest)
-        head.headerFields[.contentType] = "application/json; charset=utf-8"
-        head.headerFields[.contentLength] = "\(body.count)"
-        head.headerFields[.connection] = "close"
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        answerAndClose(context, .badRequest, reason)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -35,6 +35,12 @@ enum CLI {
     }
 
     static func run(_ args: [String]) throws -> Result {
+        let r = try runBytes(args)
+        return Result(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: r.stderr)
+    }
+
+    /// Runs gsasr with its standard output collected as bytes (an image written to `-o -`).
+    static func runBytes(_ args: [String]) throws -> (status: Int32, stdout: Data, stderr: String) {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
@@ -45,9 +51,7 @@ enum CLI {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(
-            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-            stderr: String(decoding: e, as: UTF8.self))
+        return (p.terminationStatus, o, String(decoding: e, as: UTF8.self))
     }
 
     static func tempDir() throws -> URL {
@@ -124,6 +128,17 @@ enum CLI {
         try expectRejected(
             ["-i", CLI.photo.path, "-o", out.path, "-m", CLI.smallModel.path, "--max-memory-gib", "0.01"], output: out,
             mentions: "working memory")
+    }
+
+    /// A checkpoint whose zip entry is deflated (here the fuzzer's truncated one, which once
+    /// hung the reader) is refused at once, naming the entry.
+    @Test func compressedCheckpointEntryIsRefused() throws {
+        let d = try CLI.tempDir()
+        let bad = CLI.packageRoot.appendingPathComponent("Tests/CheckpointTests/Fixtures/fuzz_truncated_deflate.pth")
+        let out = d.appendingPathComponent("out.png")
+        try expectRejected(
+            ["-i", CLI.photo.path, "-o", out.path, "--encoder", bad.path, "--decoder", bad.path], output: out,
+            mentions: "is compressed; torch.save stores entries uncompressed")
     }
 
     /// A 100 MB config.json in a model folder is refused from its size, before it is read.

@@ -18,21 +18,6 @@ import Testing
         return try Data(contentsOf: out)
     }
 
-    /// Runs gsasr with its standard output collected as bytes.
-    static func runBinary(_ args: [String]) throws -> (status: Int32, stdout: Data, stderr: String) {
-        let p = Process()
-        p.executableURL = CLI.binary
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, o, String(decoding: e, as: UTF8.self))
-    }
-
     /// Linux's `makedev` (a C macro, not imported): major and minor into a `dev_t`.
     static func dev(_ major: UInt64, _ minor: UInt64) -> dev_t {
         dev_t(((major & 0xFFFF_F000) << 32) | ((major & 0xFFF) << 8) | ((minor & 0xFFFF_FF00) << 12) | (minor & 0xFF))
@@ -41,12 +26,12 @@ import Testing
     @Test func dashIsStandardOutput() throws {
         let d = try CLI.tempDir()
         let ref = try Self.reference(d)
-        let r = try Self.runBinary(["-i", CLI.photo.path, "-o", "-", "-s", "2", "-m", CLI.smallModel.path, "-q"])
+        let r = try CLI.runBytes(["-i", CLI.photo.path, "-o", "-", "-s", "2", "-m", CLI.smallModel.path, "-q"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout == ref, "stdout has \(r.stdout.count) bytes, the file \(ref.count)")
         #expect(!FileManager.default.fileExists(atPath: d.appendingPathComponent("-").path))
         // -f picks the format (no extension to go by); JPEG bytes start with FF D8.
-        let j = try Self.runBinary(["-i", CLI.photo.path, "-o", "-", "-f", "jpg", "-s", "2", "-m", CLI.smallModel.path])
+        let j = try CLI.runBytes(["-i", CLI.photo.path, "-o", "-", "-f", "jpg", "-s", "2", "-m", CLI.smallModel.path])
         #expect(j.status == 0 && j.stdout.prefix(2) == Data([0xFF, 0xD8]))
     }
 

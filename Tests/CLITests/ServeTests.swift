@@ -183,11 +183,10 @@ struct CLIError: Error, CustomStringConvertible {
         }
     }
 
-    /// Seconds until the server closes a raw connection that sent `bytes` and then nothing
-    /// (nil: still open after `limit` seconds).
-    static func secondsUntilClosed(port: Int, sending bytes: [UInt8], limit: Double) -> Double? {
+    /// A raw TCP connection to the server on 127.0.0.1 that has sent `bytes` (nil when the
+    /// connection failed). The caller closes it.
+    static func rawConnection(port: Int, sending bytes: [UInt8]) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -195,8 +194,19 @@ struct CLIError: Error, CustomStringConvertible {
         let connected = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { return nil }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        return fd
+    }
+
+    /// Seconds until the server closes a raw connection that sent `bytes` and then nothing
+    /// (nil: still open after `limit` seconds).
+    static func secondsUntilClosed(port: Int, sending bytes: [UInt8], limit: Double) -> Double? {
+        guard let fd = rawConnection(port: port, sending: bytes) else { return nil }
+        defer { close(fd) }
         var tv = timeval(tv_sec: Int(limit), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let t0 = Date()
@@ -212,16 +222,8 @@ struct CLIError: Error, CustomStringConvertible {
 
     /// What one raw connection that sends `bytes` gets back, until the server closes it.
     static func rawExchange(port: Int, _ bytes: [UInt8]) -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = rawConnection(port: port, sending: bytes) else { return "" }
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var tv = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var out: [UInt8] = []
@@ -274,16 +276,9 @@ struct CLIError: Error, CustomStringConvertible {
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
         for _ in 0..<30 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(s.port).bigEndian)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            if let fd = Self.rawConnection(port: s.port, sending: Array("GET /api/info HTTP/1.1\r\nHost: x\r\n".utf8)) {
+                fds.append(fd)
             }
-            _ = Array("GET /api/info HTTP/1.1\r\nHost: x\r\n".utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            fds.append(fd)
         }
         Thread.sleep(forTimeInterval: 0.5)
         var refused = 0

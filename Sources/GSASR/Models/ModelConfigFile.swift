@@ -33,27 +33,7 @@ public struct ModelConfigFile: Sendable, Equatable {
 
     /// Reads `url` (a regular file of at most ``maxBytes``) and checks it.
     public static func read(_ url: URL) throws -> ModelConfigFile {
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
-            throw ModelLoadError("config.json: cannot read '\(url.path)' (\(error.localizedDescription))")
-        }
-        guard attributes[.type] as? FileAttributeType == .typeRegular else {
-            throw ModelLoadError("config.json: '\(url.path)' is not a regular file")
-        }
-        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
-        guard size <= maxBytes else {
-            throw ModelLoadError("config.json is \(size) bytes, over the limit of \(maxBytes) bytes")
-        }
-        guard let handle = FileHandle(forReadingAtPath: url.path) else {
-            throw ModelLoadError("config.json: cannot open '\(url.path)'")
-        }
-        defer { try? handle.close() }
-        // The file may have grown since the size was read: never read past the cap.
-        let data = (try? handle.read(upToCount: maxBytes + 1)) ?? Data()
-        guard data.count <= maxBytes else {
-            throw ModelLoadError("config.json is over the limit of \(maxBytes) bytes")
-        }
-        return try parse(data)
+        try parse(SmallFile.read(url.path, maxBytes: maxBytes, label: "config.json"))
     }
 
     /// Checks the bytes of a config file (see the type's documentation).
