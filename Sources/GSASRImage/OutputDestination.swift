@@ -71,7 +71,8 @@ public enum OutputDestination: Equatable, Sendable {
             case S_IFDIR: throw ImageIOError("cannot write \(path): it is a folder")
             case S_IFBLK:
                 throw ImageIOError(
-                    "cannot write \(path): it is a block device (outputs are regular files, FIFOs, character devices or -)")
+                    "cannot write \(path): it is a block device (outputs are regular files, FIFOs, character devices or -)"
+                )
             case S_IFSOCK:
                 throw ImageIOError(
                     "cannot write \(path): it is a socket (outputs are regular files, FIFOs, character devices or -)")

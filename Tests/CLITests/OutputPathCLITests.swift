@@ -73,7 +73,8 @@ import Testing
         #expect(b.stderr.split(separator: "\n").count == 1)
         for node in [null, full] {
             var st = stat()
-            #expect(lstat(node.path, &st) == 0 && st.st_mode & S_IFMT == S_IFCHR, "\(node.lastPathComponent) was replaced")
+            #expect(
+                lstat(node.path, &st) == 0 && st.st_mode & S_IFMT == S_IFCHR, "\(node.lastPathComponent) was replaced")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: d.path).allSatisfy { !$0.hasPrefix(".") })
     }
@@ -113,7 +114,9 @@ import Testing
             for (i, b) in sock.path.utf8.enumerated() where i < buf.count - 1 { buf[i] = b }
         }
         let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         defer { close(fd) }
         #expect(bound == 0)

@@ -58,7 +58,9 @@ public struct ModelConfigFile: Sendable, Equatable {
             prefix = "decoder."
             let known = Set(decoderIntKeys + decoderFixedKeys)
             if let unknown = obj.keys.sorted().first(where: { !known.contains($0) }) {
-                throw fail("unknown key 'decoder.\(unknown)' (Fea2GS takes \((decoderIntKeys + ["gs_up_factor", "img_range"]).joined(separator: ", ")))")
+                throw fail(
+                    "unknown key 'decoder.\(unknown)' (Fea2GS takes \((decoderIntKeys + ["gs_up_factor", "img_range"]).joined(separator: ", ")))"
+                )
             }
         } else {
             decoder = root
@@ -101,7 +103,8 @@ public struct ModelConfigFile: Sendable, Equatable {
             n <= Double(range.upperBound)
         else {
             throw ModelLoadError(
-                "config.json: '\(key)' is \(describe(v)), expected an integer in \(range.lowerBound)...\(range.upperBound)")
+                "config.json: '\(key)' is \(describe(v)), expected an integer in \(range.lowerBound)...\(range.upperBound)"
+            )
         }
         return Int(n)
     }
