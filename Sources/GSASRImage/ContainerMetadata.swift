@@ -46,15 +46,25 @@ enum ContainerMetadata {
     /// `IDAT`), or nil for a still PNG. Decoders that do not know APNG show its first frame
     /// (the default image), and so do we.
     static func apngFrameCount(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        var offset = 8
+        guard let (body, length) = pngChunkBeforeIDAT(bytes, type: (0x61, 0x63, 0x54, 0x4C)), length >= 8 else {
+            return nil  // acTL: num_frames, num_plays
+        }
+        return Int(readBE32(bytes, body))
+    }
+
+    /// The first chunk of `type` before the first `IDAT` (or `IEND`): the offset of its data
+    /// and its length, every length checked against the bytes; nil when there is none or the
+    /// chunk list is broken before it.
+    static func pngChunkBeforeIDAT(_ bytes: UnsafeRawBufferPointer, type wanted: (UInt8, UInt8, UInt8, UInt8))
+        -> (body: Int, length: Int)?
+    {
+        var offset = 8  // after the signature
         while offset <= bytes.count - 12 {
             let length = Int(readBE32(bytes, offset))
             guard length <= bytes.count - offset - 12 else { return nil }
             let type = (bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7])
             if type == (0x49, 0x44, 0x41, 0x54) || type == (0x49, 0x45, 0x4E, 0x44) { return nil }  // IDAT, IEND
-            if type == (0x61, 0x63, 0x54, 0x4C), length >= 8 {  // acTL: num_frames, num_plays
-                return Int(readBE32(bytes, offset + 8))
-            }
+            if type == wanted { return (offset + 8, length) }
             offset += 12 + length
         }
         return nil
@@ -62,33 +72,23 @@ enum ContainerMetadata {
 
     /// The profile of the PNG's `iCCP` chunk (before the first `IDAT`), inflated and checked.
     static func pngICC(_ bytes: UnsafeRawBufferPointer) -> ICCResult {
-        var offset = 8  // after the signature
-        while offset <= bytes.count - 12 {
-            let length = Int(readBE32(bytes, offset))
-            guard length <= bytes.count - offset - 12 else { return .none }
-            let type = (bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7])
-            let body = offset + 8
-            if type == (0x49, 0x44, 0x41, 0x54) || type == (0x49, 0x45, 0x4E, 0x44) { return .none }  // IDAT, IEND
-            if type == (0x69, 0x43, 0x43, 0x50) {  // iCCP
-                var nul = body
-                while nul < body + min(length, 80) && bytes[nul] != 0 { nul += 1 }
-                guard nul > body, nul < body + min(length, 80), nul + 2 < body + length, bytes[nul + 1] == 0,
-                    readBE32(bytes, body + length)
-                        == Zlib.crc32(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(body + length)]))
-                else { return ICCResult(profile: nil, note: "its iCCP chunk is malformed: no ICC profile carried") }
-                let stream = UnsafeRawBufferPointer(rebasing: bytes[(nul + 2)..<(body + length)])
-                switch Zlib.inflateChecked(stream, limit: maxICCBytes) {
-                case .inflated(let profile): return checkedICC(profile)
-                case .overLimit:
-                    return ICCResult(
-                        profile: nil, note: "its ICC profile inflates to over \(maxICCBytes >> 20) MiB: not carried")
-                case .malformed:
-                    return ICCResult(profile: nil, note: "its iCCP chunk does not inflate: no ICC profile carried")
-                }
-            }
-            offset = body + length + 4
+        guard let (body, length) = pngChunkBeforeIDAT(bytes, type: (0x69, 0x43, 0x43, 0x50)) else { return .none }
+        let offset = body - 8
+        // keyword (1-79 Latin-1 bytes), NUL, compression method 0, zlib stream; the chunk's CRC
+        var nul = body
+        while nul < body + min(length, 80) && bytes[nul] != 0 { nul += 1 }
+        guard nul > body, nul < body + min(length, 80), nul + 2 < body + length, bytes[nul + 1] == 0,
+            readBE32(bytes, body + length)
+                == Zlib.crc32(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(body + length)]))
+        else { return ICCResult(profile: nil, note: "its iCCP chunk is malformed: no ICC profile carried") }
+        let stream = UnsafeRawBufferPointer(rebasing: bytes[(nul + 2)..<(body + length)])
+        switch Zlib.inflateChecked(stream, limit: maxICCBytes) {
+        case .inflated(let profile): return checkedICC(profile)
+        case .overLimit:
+            return ICCResult(profile: nil, note: "its ICC profile inflates to over \(maxICCBytes >> 20) MiB: not carried")
+        case .malformed:
+            return ICCResult(profile: nil, note: "its iCCP chunk does not inflate: no ICC profile carried")
         }
-        return .none
     }
 
     /// The data of a PNG `iCCP` chunk carrying `profile` (keyword "ICC Profile", deflated).

@@ -56,12 +56,19 @@ public enum Alignment {
     public static func bestShift(
         output: [UInt8], gt: [UInt8], width w: Int, height h: Int, x: Range<Int>, y: Range<Int>
     ) -> Shift {
-        let pad = Int(range) + 2
         precondition(output.count == w * h * 3 && gt.count == w * h * 3, "images must be width × height × 3")
+        return bestShift(
+            luma: luma(output, count: w * h), gtLuma: luma(gt, count: w * h), width: w, height: h, x: x, y: y)
+    }
+
+    /// ``bestShift(output:gt:width:height:x:y:)`` on luma planes already computed.
+    static func bestShift(luma o: [Float], gtLuma g: [Float], width w: Int, height h: Int, x: Range<Int>, y: Range<Int>)
+        -> Shift
+    {
+        let pad = Int(range) + 2
         precondition(
             x.lowerBound >= pad && y.lowerBound >= pad && x.upperBound <= w - pad && y.upperBound <= h - pad,
             "the region must keep \(pad) pixels from the edges")
-        let o = luma(output, count: w * h), g = luma(gt, count: w * h)
         let rw = x.count, rh = y.count
         // Rows of the region plus the rows the vertical interpolation reads.
         let r0 = y.lowerBound - pad, r1 = y.upperBound + pad
@@ -125,8 +132,10 @@ public enum Alignment {
         -> (topLeft: Shift, bottomRight: Shift)
     {
         let b = max(border, Int(range) + 2)
-        let tl = bestShift(output: output, gt: gt, width: w, height: h, x: b..<(w / 2), y: b..<(h / 2))
-        let br = bestShift(output: output, gt: gt, width: w, height: h, x: (w / 2)..<(w - b), y: (h / 2)..<(h - b))
+        precondition(output.count == w * h * 3 && gt.count == w * h * 3, "images must be width × height × 3")
+        let o = luma(output, count: w * h), g = luma(gt, count: w * h)
+        let tl = bestShift(luma: o, gtLuma: g, width: w, height: h, x: b..<(w / 2), y: b..<(h / 2))
+        let br = bestShift(luma: o, gtLuma: g, width: w, height: h, x: (w / 2)..<(w - b), y: (h / 2)..<(h - b))
         return (tl, br)
     }
 }

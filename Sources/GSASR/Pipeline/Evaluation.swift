@@ -164,7 +164,7 @@ public enum Evaluation {
                 }
                 if let upscaler {
                     let lr = p.lr
-                    var plans = try geometries.map {
+                    let plans = try geometries.map {
                         try upscaler.plan(
                             width: lr.width, height: lr.height, request: ScaleRequest(scale: s, geometry: $0))
                     }
@@ -188,7 +188,6 @@ public enum Evaluation {
                                 weight: 1 / n)
                         }
                     }
-                    plans.removeAll()
                 }
                 progress?("x\(s) image \(k + 1)/\(images.count)")
             }
