@@ -11,6 +11,15 @@ public struct Conv3x3Weights: @unchecked Sendable {
     public let weight: Tensor
     public let bias: Tensor
 
+    /// From tensors already in our layout: weight (cout × 9·cin), bias (cout).
+    public init(weight: Tensor, bias: Tensor, cout: Int, cin: Int) {
+        precondition(weight.count == cout * 9 * cin && bias.count == cout)
+        self.cin = cin
+        self.cout = cout
+        self.weight = weight
+        self.bias = bias
+    }
+
     /// From PyTorch layout (cout, cin, 3, 3).
     public init(torchWeight w: [Float], bias b: [Float], cout: Int, cin: Int) {
         precondition(w.count == cout * cin * 9 && b.count == cout)

@@ -59,8 +59,7 @@ public final class Trainer: @unchecked Sendable {
             }
             let m = try GSASRModel.load(
                 encoder: URL(fileURLWithPath: e), decoder: URL(fileURLWithPath: d), paramKey: s.paramKey)
-            guard m.encoder.numFeat == s.encoder.numFeat, m.encoder.body.count == s.encoder.numBlock,
-                m.decoder.config == s.decoder
+            guard (m.encoder as? EDSRNOUP)?.config == s.encoder, m.decoder.config == s.decoder
             else {
                 throw TrainingError("the pretrained networks do not match network_g / network_fea2gs of the config")
             }
@@ -153,9 +152,10 @@ public final class Trainer: @unchecked Sendable {
     public func emaModel() throws -> GSASRModel {
         let e = encoderEntries.stateDict { self.ema.value(of: $0) }
         let d = decoderEntries.stateDict { self.ema.value(of: $0) }
-        return try GSASRModel(
-            encoder: EDSRNOUP(stateDict: ParameterLoader(e, label: "encoder (EMA)")),
-            decoder: Fea2GS(stateDict: ParameterLoader(d, label: "decoder (EMA)"), config: model.decoder.config))
+        return try GSASRModel.load(
+            encoder: e, encoderLabel: "encoder (EMA)", decoder: d, decoderLabel: "decoder (EMA)",
+            config: model.decoder.config, encoderType: type(of: model.encoder).officialName,
+            denominator: model.denominator)
     }
 
     /// Writes a model directory `encoder.safetensors`, `decoder.safetensors` (official key
@@ -180,10 +180,9 @@ public final class Trainer: @unchecked Sendable {
             archiveName: "decoder")
         let cfg = settings.decoder
         let json: [String: Any] = [
-            "encoder": [
-                "type": "EDSRNOUP", "num_in_ch": 3, "num_out_ch": 3, "num_feat": settings.encoder.numFeat,
-                "num_block": settings.encoder.numBlock, "upscale": 4, "res_scale": 1,
-            ],
+            "encoder": model.encoder.configArguments.reduce(into: ["type": type(of: model.encoder).officialName] as [String: Any]) {
+                $0[$1.key] = $1.value
+            },
             "decoder": [
                 "type": "Fea2GS", "inchannel": cfg.inchannel, "channel": cfg.channel, "num_heads": cfg.numHeads,
                 "num_crossattn_blocks": cfg.numCrossattnBlocks, "num_crossattn_layers": cfg.numCrossattnLayers,

@@ -1,30 +1,33 @@
 import GSASRTensor
 
-/// Gathers a relative-position bias table through a loaded index buffer into a dense
-/// (heads × nq × nk) tensor, once at load time (the bias does not depend on the input).
-/// Index values are validated against the table (checkpoints are untrusted).
-/// A relative-position bias: the learned table (the parameter), the loaded index buffer and the
-/// dense (heads × nq × nk) bias gathered from them.
+/// A relative-position bias: the learned table (the parameter `relative_position_bias_table`),
+/// the index buffer (`relative_position_index`) and the dense (heads × nq × nk) bias gathered
+/// from them once (the bias does not depend on the input). Index values are validated against
+/// the table (checkpoints are untrusted).
 public struct RelativePositionBias: @unchecked Sendable {
     /// (tableRows × heads), the parameter `relative_position_bias_table`.
     public let table: Tensor
     /// (nq·nk) row indices into the table, the buffer `relative_position_index` (validated).
     public let index: [Int32]
     /// (heads × nq × nk), gathered from the table. Refreshed by ``refresh()`` after the table
-    /// changes (the trainer does so at the start of every training forward).
+    /// changes (a saving forward does so first: the optimiser updates the tables).
     public let bias: Tensor
     public let heads: Int, nq: Int, nk: Int
 
-    init(_ p: ParameterLoader, prefix: String, tableRows: Int, heads: Int, nq: Int, nk: Int) throws {
-        table = Tensor(
-            shape: [tableRows, heads], values: try p.floats(prefix + "relative_position_bias_table", [tableRows, heads]))
-        let idx = try p.ints(prefix + "relative_position_index", [nq, nk])
+    /// Declares the table (`trunc_normal_(std=0.02)`, as the official constructors end with)
+    /// and the index buffer (`official`: the values the official constructor computes).
+    init(
+        _ s: ParameterSource, tableRows: Int, heads: Int, nq: Int, nk: Int, official: () throws -> [Int64]
+    ) throws {
+        table = try s.parameter(
+            "relative_position_bias_table", [tableRows, heads], .truncatedNormal(std: 0.02, bound: 2))
+        let idx = try s.buffer("relative_position_index", [nq, nk], official: official)
         var index = [Int32](repeating: 0, count: nq * nk)
         for i in 0..<nq * nk {
             let r = idx[i]
             guard r >= 0, r < tableRows else {
                 throw ModelLoadError(
-                    "\(p.fileLabel): '\(prefix)relative_position_index' holds \(r), outside the table's \(tableRows) rows")
+                    "\(s.label): '\(s.prefix)relative_position_index' holds \(r), outside the table's \(tableRows) rows")
             }
             index[i] = Int32(r)
         }
@@ -72,20 +75,32 @@ public struct WindowCrossAttn: @unchecked Sendable {
     /// `khead` and `vhead` are row views of it (one copy of the weights).
     let kvhead: Linear
 
-    init(_ p: ParameterLoader, _ prefix: String, _ cfg: Fea2GSConfig) throws {
+    init(_ s: ParameterSource, _ cfg: Fea2GSConfig) throws {
         let c = cfg.channel
         let m = 2 * max(cfg.numGsSeedSqrt, cfg.windowSize) - 1
         heads = cfg.numHeads
         relativePosition = try RelativePositionBias(
-            p, prefix: prefix, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.windowSize * cfg.windowSize)
-        qhead = try Linear(p, prefix + "qhead.", in: c, out: c)
-        let k = try Linear(p, prefix + "khead.", in: c, out: c)
-        let v = try Linear(p, prefix + "vhead.", in: c, out: c)
-        kvhead = Linear(stacking: [k, v])
-        let views = kvhead.split([c, c])
-        khead = views[0]
-        vhead = views[1]
-        proj = try Linear(p, prefix + "proj.", in: c, out: c)
+            s, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.windowSize * cfg.windowSize,
+            official: { try WindowCrossAttn.officialIndex(cfg) })
+        qhead = try Linear(s("qhead"), in: c, out: c)
+        let (kv, views) = Linear.stacked(in: c, outs: [c, c])
+        khead = try Linear(s("khead"), in: c, out: c, into: views[0])
+        vhead = try Linear(s("vhead"), in: c, out: c, into: views[1])
+        kvhead = kv
+        proj = try Linear(s("proj"), in: c, out: c)
+    }
+
+    /// The official index buffer (``GSASRInitialization/crossAttentionIndex(seedSide:windowSize:)``),
+    /// refused when it would address rows past the table.
+    static func officialIndex(_ cfg: Fea2GSConfig) throws -> [Int64] {
+        let s = cfg.numGsSeedSqrt, ws = cfg.windowSize, m = 2 * max(s, ws) - 1
+        let index = try GSASRInitialization.crossAttentionIndex(seedSide: s, windowSize: ws)
+        guard let top = index.max(), top < Int64(m * m) else {
+            throw ModelLoadError(
+                "decoder: the official relative-position index for num_gs_seed \(cfg.numGsSeed) and window \(ws) exceeds its table (\(m * m) rows)"
+            )
+        }
+        return index
     }
 }
 
@@ -100,20 +115,18 @@ public struct GSSelfAttn: @unchecked Sendable {
     /// official projections are row views of it.
     let qkvhead: Linear
 
-    init(_ p: ParameterLoader, _ prefix: String, _ cfg: Fea2GSConfig) throws {
+    init(_ s: ParameterSource, _ cfg: Fea2GSConfig) throws {
         let c = cfg.channel
-        proj = try Linear(p, prefix + "proj.", in: c, out: c)
         let m = 2 * cfg.numGsSeedSqrt - 1
         heads = cfg.numHeads
         relativePosition = try RelativePositionBias(
-            p, prefix: prefix, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.numGsSeed)
-        let q = try Linear(p, prefix + "qhead.", in: c, out: c)
-        let k = try Linear(p, prefix + "khead.", in: c, out: c)
-        let v = try Linear(p, prefix + "vhead.", in: c, out: c)
-        qkvhead = Linear(stacking: [q, k, v])
-        let views = qkvhead.split([c, c, c])
-        qhead = views[0]
-        khead = views[1]
-        vhead = views[2]
+            s, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.numGsSeed,
+            official: { GSASRInitialization.selfAttentionIndex(seedSide: cfg.numGsSeedSqrt) })
+        proj = try Linear(s("proj"), in: c, out: c)
+        let (qkv, views) = Linear.stacked(in: c, outs: [c, c, c])
+        qhead = try Linear(s("qhead"), in: c, out: c, into: views[0])
+        khead = try Linear(s("khead"), in: c, out: c, into: views[1])
+        vhead = try Linear(s("vhead"), in: c, out: c, into: views[2])
+        qkvhead = qkv
     }
 }

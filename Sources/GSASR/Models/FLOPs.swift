@@ -26,11 +26,3 @@ extension Fea2GS {
         return f
     }
 }
-
-extension EDSRNOUP {
-    /// Convolution FLOPs (2 per multiply-add) for an h × w input.
-    public func flops(height h: Int, width w: Int) -> Double {
-        let p = Double(h * w), f = Double(numFeat)
-        return 2 * p * 9 * (Double(numInChannels) * f + Double(2 * body.count + 1) * f * f)
-    }
-}

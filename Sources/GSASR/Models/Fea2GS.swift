@@ -6,26 +6,28 @@ import GSASRTensor
 /// Linear(4C, k) (state keys `mlp_block_*.{0,2,4}`).
 public struct GaussianHead: @unchecked Sendable {
     public let l0: Linear, l2: Linear, l4: Linear
-    init(l0: Linear, l2: Linear, l4: Linear) {
-        self.l0 = l0
-        self.l2 = l2
-        self.l4 = l4
-    }
-    init(_ p: ParameterLoader, _ prefix: String, channel c: Int, out k: Int) throws {
-        l0 = try Linear(p, prefix + "0.", in: c, out: c)
-        l2 = try Linear(p, prefix + "2.", in: c, out: 4 * c)
-        l4 = try Linear(p, prefix + "4.", in: 4 * c, out: k)
+
+    /// `l0` is written into `first` (a row block of the five heads' stacked first layer).
+    init(_ s: ParameterSource, channel c: Int, out k: Int, first: Linear) throws {
+        l0 = try Linear(s(0), in: c, out: c, into: first)
+        l2 = try Linear(s(2), in: c, out: 4 * c)
+        l4 = try Linear(s(4), in: 4 * c, out: k)
     }
 }
 
-/// The Fea2GS decoder: learnable Gaussian embeddings → 2D Gaussian parameters, conditioned on
-/// image features (window cross-attention) and on the scale factor (scale embedding).
+/// The Fea2GS decoder (`Fea2GS` in the official `fea2gsnorope_arch.py`): learnable Gaussian
+/// embeddings → 2D Gaussian parameters, conditioned on image features (window cross-attention)
+/// and on the scale factor (scale embedding).
 ///
 /// Output: (N × 9) with N = (sqrt(seed)·h_count·s1·s2) · (sqrt(seed)·w_count·s1·s2), rows in
 /// row-major order of that Gaussian grid, columns
 /// `[sigma_x_raw, sigma_y_raw, rho_raw, alpha_raw, r, g, b, mean_x, mean_y]`, where the mean is
 /// already in [0, 1] image units (the head output divided by the grid width/height plus the
 /// cell-centre reference point).
+///
+/// One forward serves inference and training: ``forward(_:height:width:scale:saving:profile:tap:step:)``
+/// with `saving` keeps the activations its backward (``backward(_:dRaw:grads:profile:)``, below)
+/// needs; without it nothing is kept.
 public struct Fea2GS: @unchecked Sendable {
     public let config: Fea2GSConfig
     public let gsEmbedding: Tensor  // seed × C
@@ -37,46 +39,37 @@ public struct Fea2GS: @unchecked Sendable {
     public let mlpBlockRgb: GaussianHead, mlpBlockMean: GaussianHead
     public let scaleMlp0: Linear, scaleMlp2: Linear
     public let upNet0: Conv2d, upNet2: Conv2d
-    /// The five heads' first layers fused into one (5C × C) layer (exact: same products).
+    /// The five heads' first layers stacked into one (5C × C) layer (exact: same products);
+    /// each head's `l0` is a row view of it.
     let fusedHeadInput: Linear
 
-    public init(stateDict p: ParameterLoader, config cfg: Fea2GSConfig) throws {
+    /// The declaration: every parameter and buffer, in `state_dict()` order.
+    public init(_ s: ParameterSource, config cfg: Fea2GSConfig) throws {
         try cfg.validate()
         config = cfg
         let c = cfg.channel
-        gsEmbedding = Tensor(shape: [cfg.numGsSeed, c], values: try p.floats("gs_embedding", [cfg.numGsSeed, c]))
-        posEmbedding = Tensor(shape: [cfg.numGsSeed, c], values: try p.floats("pos_embedding", [cfg.numGsSeed, c]))
-        imgFeatProj0 = try Conv2d(p, "img_feat_proj.0.", in: cfg.inchannel, out: c)
-        imgFeatProj2 = try Conv2d(p, "img_feat_proj.2.", in: c, out: c)
+        gsEmbedding = try s.parameter("gs_embedding", [cfg.numGsSeed, c], .normal(std: 1))
+        posEmbedding = try s.parameter("pos_embedding", [cfg.numGsSeed, c], .normal(std: 1))
+        imgFeatProj0 = try Conv2d(s("img_feat_proj")(0), in: cfg.inchannel, out: c)
+        imgFeatProj2 = try Conv2d(s("img_feat_proj")(2), in: c, out: c)
         windowCrossattnBlocks = try (0..<cfg.numCrossattnBlocks).map {
-            try WindowCrossAttnBlock(p, "window_crossattn_blocks.\($0).", cfg)
+            try WindowCrossAttnBlock(s("window_crossattn_blocks")($0), cfg)
         }
         gsSelfattnBlocks = try (0..<cfg.numSelfattnBlocks).map {
-            try GSSelfAttnBlock(p, "gs_selfattn_blocks.\($0).", cfg)
+            try GSSelfAttnBlock(s("gs_selfattn_blocks")($0), cfg)
         }
-        let loaded = try [
-            GaussianHead(p, "mlp_block_sigma.", channel: c, out: 2),
-            GaussianHead(p, "mlp_block_rho.", channel: c, out: 1),
-            GaussianHead(p, "mlp_block_alpha.", channel: c, out: 1),
-            GaussianHead(p, "mlp_block_rgb.", channel: c, out: 3),
-            GaussianHead(p, "mlp_block_mean.", channel: c, out: 2),
-        ]
-        // The five first layers are row views of one stacked (5C × C) layer.
-        let fused = Linear(stacking: loaded.map(\.l0))
-        let l0s = fused.split([c, c, c, c, c])
-        let heads = zip(loaded, l0s).map { GaussianHead(l0: $1, l2: $0.l2, l4: $0.l4) }
+        let (fused, firsts) = Linear.stacked(in: c, outs: [c, c, c, c, c])
         fusedHeadInput = fused
-        mlpBlockSigma = heads[0]
-        mlpBlockRho = heads[1]
-        mlpBlockAlpha = heads[2]
-        mlpBlockRgb = heads[3]
-        mlpBlockMean = heads[4]
-        scaleMlp0 = try Linear(p, "scale_mlp.0.", in: 1, out: 4 * c)
-        scaleMlp2 = try Linear(p, "scale_mlp.2.", in: 4 * c, out: c)
+        mlpBlockSigma = try GaussianHead(s("mlp_block_sigma"), channel: c, out: 2, first: firsts[0])
+        mlpBlockRho = try GaussianHead(s("mlp_block_rho"), channel: c, out: 1, first: firsts[1])
+        mlpBlockAlpha = try GaussianHead(s("mlp_block_alpha"), channel: c, out: 1, first: firsts[2])
+        mlpBlockRgb = try GaussianHead(s("mlp_block_rgb"), channel: c, out: 3, first: firsts[3])
+        mlpBlockMean = try GaussianHead(s("mlp_block_mean"), channel: c, out: 2, first: firsts[4])
+        scaleMlp0 = try Linear(s("scale_mlp")(0), in: 1, out: 4 * c)
+        scaleMlp2 = try Linear(s("scale_mlp")(2), in: 4 * c, out: c)
         let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
-        upNet0 = try Conv2d(p, "UPNet.0.", in: c, out: c * s1 * s1)
-        upNet2 = try Conv2d(p, "UPNet.2.", in: c, out: c * s2 * s2)
-        try p.finish()
+        upNet0 = try Conv2d(s("UPNet")(0), in: c, out: c * s1 * s1)
+        upNet2 = try Conv2d(s("UPNet")(2), in: c, out: c * s2 * s2)
     }
 
     /// Size of the Gaussian grid for a padded feature map of hp × wp.
@@ -85,50 +78,132 @@ public struct Fea2GS: @unchecked Sendable {
         return (f * (hp / config.windowSize), f * (wp / config.windowSize))
     }
 
-    /// The scale embedding `scale_mlp(1/scale)` (1/scale in Float32, as the official code).
-    public func scaleEmbedding(scale: Float) -> [Float] {
+    /// The scale embedding `scale_mlp(1/scale)` (1/scale in Float32, as the official code), and
+    /// the hidden activation relu(scale_mlp.0(1/scale)) its backward needs.
+    func scaleEmbeddingAndHidden(scale: Float) -> (embedding: [Float], hidden: [Float]) {
         let inv: Float = 1 / scale
         var h = scaleMlp0.apply([inv])
         for i in h.indices { h[i] = max(h[i], 0) }
-        return scaleMlp2.apply(h)
+        return (scaleMlp2.apply(h), h)
     }
 
+    public func scaleEmbedding(scale: Float) -> [Float] { scaleEmbeddingAndHidden(scale: scale).embedding }
+
     /// Runs the decoder. `features`: (hp × wp × inchannel) channels-last, hp and wp multiples
-    /// of the window size. `tap` receives named intermediates (for debugging and tests);
-    /// `step(done, total)` runs after each attention block (progress; throw to stop the run).
+    /// of the window size. `tap` receives named intermediates (for debugging and tests).
     public func callAsFunction(
         _ features: Tensor, height hp: Int, width wp: Int, scale: Float,
         tap: ((String, Tensor) -> Void)? = nil
     ) -> Tensor {
-        callAsFunction(features, height: hp, width: wp, scale: scale, tap: tap, step: { _, _ in })
+        forward(features, height: hp, width: wp, scale: scale, saving: nil, tap: tap, step: { _, _ in }).0
     }
 
-    /// The same, with `step(done, total)` after each attention block.
+    /// The same, with `step(done, total)` after each attention block, after UPNet and after
+    /// each slice of the heads (progress; throw to stop the run).
     public func callAsFunction(
         _ features: Tensor, height hp: Int, width wp: Int, scale: Float,
         tap: ((String, Tensor) -> Void)? = nil, step: (_ done: Int, _ total: Int) throws -> Void
     ) rethrows -> Tensor {
-        let semb = scaleEmbedding(scale: scale)
-        tap?("scale_embedding", Tensor(shape: [1, config.channel], values: semb))
-        let feat = projectFeatures(features, height: hp, width: wp)
+        try forward(features, height: hp, width: wp, scale: scale, saving: nil, tap: tap, step: step).0
+    }
+
+    /// The activations the backward needs for one image.
+    public struct Context {
+        let hp: Int, wp: Int
+        let env: DecoderBlockEnv
+        let inverseScale: Float
+        let scaleHidden: [Float]  // relu(scale_mlp.0(1/s))
+        let features: Tensor, f0: Tensor  // img_feat_proj inputs (f0 after its ReLU)
+        let cross: [WindowCrossAttnBlock.Context]
+        let selfBlocks: [GSSelfAttnBlock.Context]
+        let img: Tensor, u0: Tensor  // UPNet conv inputs
+        let up: Tensor  // the heads' input (outH·outW × C)
+        let upHeight: Int, upWidth: Int
+        let headsCache: HeadsCache?
+    }
+
+    /// A saving forward keeps the heads' hidden activations when they take at most this many
+    /// bytes (768 MiB: 44 MB for the default config at LR 24, 663 MB for the paper config at
+    /// LR 48, per sample); above it they are recomputed in the backward, as `use_checkpoint`
+    /// would. The buffer is reused from sample to sample and step to step (``TrainingScratch``):
+    /// allocating it afresh costs more in page faults than the recomputation saves.
+    public static var headsCacheLimitBytes = 768 << 20
+
+    /// The forward. With `saving` (a ``TrainingScratch``, whose buffers are reused), it first
+    /// refreshes the dense relative-position biases from their tables (the optimiser updates
+    /// the tables) and returns the ``Context`` of ``backward(_:dRaw:grads:profile:)``; with nil
+    /// it keeps nothing. The output is the same bits either way.
+    public func forward(
+        _ features: Tensor, height hp: Int, width wp: Int, scale: Float, saving scratch: TrainingScratch?,
+        profile: StepProfile? = nil, tap: ((String, Tensor) -> Void)? = nil,
+        step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> (Tensor, Context?) {
+        let saving = scratch != nil
+        let t0 = StepProfile.now()
+        if saving { refreshRelativePositionBiases() }
+        let c = config.channel
+        let inv: Float = 1 / scale
+        let (semb, hidden) = scaleEmbeddingAndHidden(scale: scale)
+        tap?("scale_embedding", Tensor(shape: [1, c], values: semb))
+        profile?.add("fea2gs: scale MLP, embeddings, biases", .forward, since: t0)
+        let (f0, feat) = timed(profile, "fea2gs.img_feat_proj", .forward) {
+            projectFeaturesKeepingHidden(features, height: hp, width: wp)
+        }
         tap?("img_feat_proj", feat)
         // Progress steps: each attention block, UPNet, each slice of the heads.
         let blocks = windowCrossattnBlocks.count + gsSelfattnBlocks.count
         let total = blocks + 1 + Fea2GS.headsSlices
-        let (query, grid) = try attend(
-            feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap, step: { done, _ in try step(done, total) })
-        let u = upsample(query, grid: grid)
+        let a = try attend(
+            feat, height: hp, width: wp, scaleEmbedding: semb, saving: saving, profile: profile, tap: tap,
+            step: { done, _ in try step(done, total) })
+        let u = timed(profile, "fea2gs.UPNet", .forward) { upsample(a.query, grid: a.grid) }
         tap?("after_UPNet", u.up)
         try step(blocks + 1, total)
-        return try heads(
-            u.up, gridHeight: u.height, gridWidth: u.width, step: { done, _ in try step(blocks + 1 + done, total) })
+        let nUp = u.height * u.width
+        let cache =
+            saving && HeadsCache.bytes(n: nUp, channel: c) <= Fea2GS.headsCacheLimitBytes
+            ? scratch?.headsCache(n: nUp, channel: c) : nil
+        let raw = try timed(profile, "fea2gs: the five MLP heads", .forward) {
+            try heads(
+                u.up, gridHeight: u.height, gridWidth: u.width, cache: cache,
+                step: { done, _ in try step(blocks + 1 + done, total) })
+        }
+        guard saving else { return (raw, nil) }
+        return (
+            raw,
+            Context(
+                hp: hp, wp: wp, env: a.env, inverseScale: inv, scaleHidden: hidden, features: features, f0: f0,
+                cross: a.cross, selfBlocks: a.selfBlocks, img: u.img, u0: u.u0, up: u.up, upHeight: u.height,
+                upWidth: u.width, headsCache: cache)
+        )
+    }
+
+    /// Copies every relative-position table into its dense bias (after the tables changed).
+    public func refreshRelativePositionBiases() {
+        for b in windowCrossattnBlocks { for l in b.blocks { l.windowCrossAttn.relativePosition.refresh() } }
+        for b in gsSelfattnBlocks { for l in b.blocks { l.gsSelfAttn.relativePosition.refresh() } }
     }
 
     /// `img_feat_proj` (conv → ReLU → conv): (hp × wp × inchannel) → (hp·wp) × C.
     public func projectFeatures(_ features: Tensor, height hp: Int, width wp: Int) -> Tensor {
+        projectFeaturesKeepingHidden(features, height: hp, width: wp).feat
+    }
+
+    /// `img_feat_proj`, also returning the hidden map after the ReLU (the second conv's input).
+    func projectFeaturesKeepingHidden(_ features: Tensor, height hp: Int, width wp: Int) -> (f0: Tensor, feat: Tensor)
+    {
         let f0 = imgFeatProj0(features, height: hp, width: wp)
         Kernels.relu(f0)
-        return imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, config.channel])
+        return (f0, imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, config.channel]))
+    }
+
+    /// The attention part of the decoder, its tokens, grid and (when saving) contexts.
+    struct Attended {
+        let query: Tensor
+        let grid: TokenGrid
+        let env: DecoderBlockEnv
+        let cross: [WindowCrossAttnBlock.Context]
+        let selfBlocks: [GSSelfAttnBlock.Context]
     }
 
     /// The attention part of the decoder: per-window copies of the Gaussian embedding, the
@@ -139,16 +214,10 @@ public struct Fea2GS: @unchecked Sendable {
     /// (as the official code does), so the windows on the right and bottom edges see the left
     /// and top edges: the map is a torus. Tiling relies on this (see ``TiledUpscaler``).
     func attend(
-        _ feat: Tensor, height hp: Int, width wp: Int, scaleEmbedding semb: [Float],
-        tap: ((String, Tensor) -> Void)? = nil
-    ) -> (Tensor, TokenGrid) {
-        attend(feat, height: hp, width: wp, scaleEmbedding: semb, tap: tap, step: { _, _ in })
-    }
-
-    func attend(
-        _ feat: Tensor, height hp: Int, width wp: Int, scaleEmbedding semb: [Float],
-        tap: ((String, Tensor) -> Void)? = nil, step: (_ done: Int, _ total: Int) throws -> Void
-    ) rethrows -> (Tensor, TokenGrid) {
+        _ feat: Tensor, height hp: Int, width wp: Int, scaleEmbedding semb: [Float], saving: Bool = false,
+        profile: StepProfile? = nil, tap: ((String, Tensor) -> Void)? = nil,
+        step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> Attended {
         let cfg = config, c = cfg.channel, ws = cfg.windowSize
         precondition(hp % ws == 0 && wp % ws == 0, "feature size must be a multiple of the window size")
         let grid = TokenGrid(rowsOfWindows: hp / ws, colsOfWindows: wp / ws, seedSide: cfg.numGsSeedSqrt)
@@ -157,33 +226,47 @@ public struct Fea2GS: @unchecked Sendable {
         // Per-window copies of the shared Gaussian embedding and positional embedding.
         var query = Tensor(uninitialized: [t, c])
         let pos = Tensor(uninitialized: [t, c])
-        for w in 0..<grid.windows {
-            (query.ptr + w * grid.seeds * c).update(from: gsEmbedding.ptr, count: grid.seeds * c)
-            (pos.ptr + w * grid.seeds * c).update(from: posEmbedding.ptr, count: grid.seeds * c)
+        withExtendedLifetime((gsEmbedding, posEmbedding)) {
+            for w in 0..<grid.windows {
+                (query.ptr + w * grid.seeds * c).update(from: gsEmbedding.ptr, count: grid.seeds * c)
+                (pos.ptr + w * grid.seeds * c).update(from: posEmbedding.ptr, count: grid.seeds * c)
+            }
         }
+        let env = DecoderBlockEnv(
+            grid: grid, feat: feat, featHeight: hp, featWidth: wp, windowSize: ws, pos: pos, scaleEmbedding: semb)
 
         let blockCount = windowCrossattnBlocks.count + gsSelfattnBlocks.count
+        var cross: [WindowCrossAttnBlock.Context] = []
         for (i, block) in windowCrossattnBlocks.enumerated() {
-            query = block.forward(
-                query, pos: pos, feat: feat, featHeight: hp, featWidth: wp, windowSize: ws, grid: grid,
-                scaleEmbedding: semb, tap: { name, x in tap?("after_window_crossattn_block\(i)_\(name)", x) })
+            let (y, cx) = timed(profile, "fea2gs.window_crossattn_blocks.\(i)", .forward) {
+                block.forward(
+                    query, env: env, saving: saving,
+                    tap: tap.map { tap in { name, x in tap("after_window_crossattn_block\(i)_\(name)", x) } })
+            }
+            if let cx { cross.append(cx) }
+            query = y
             tap?("after_window_crossattn_block\(i)", query)
             try step(i + 1, blockCount)
         }
         let resi = query
+        var selfBlocks: [GSSelfAttnBlock.Context] = []
         for (i, block) in gsSelfattnBlocks.enumerated() {
-            query = block.forward(
-                query, grid: grid, scaleEmbedding: semb,
-                tap: { name, x in tap?("after_gs_selfattn_block\(i)_\(name)", x) })
+            let (y, cx) = timed(profile, "fea2gs.gs_selfattn_blocks.\(i)", .forward) {
+                block.forward(
+                    query, env: env, saving: saving,
+                    tap: tap.map { tap in { name, x in tap("after_gs_selfattn_block\(i)_\(name)", x) } })
+            }
+            if let cx { selfBlocks.append(cx) }
+            query = y
             try step(windowCrossattnBlocks.count + i + 1, blockCount)
         }
         tap?("after_last_gs_selfattn_block", query)
-        if !gsSelfattnBlocks.isEmpty { Kernels.add(query, resi) }
-        return (query, grid)
+        if !gsSelfattnBlocks.isEmpty { query = query.residual(resi, keep: saving) }
+        return Attended(query: query, grid: grid, env: env, cross: cross, selfBlocks: selfBlocks)
     }
 
     /// Tokens → (gridH × gridW × C) image, then UPNet (conv, shuffle, conv, shuffle). Returns the
-    /// UPNet convolutions' inputs too (`img`, `u0`: the training backward needs them).
+    /// UPNet convolutions' inputs too (`img`, `u0`: the backward needs them).
     func upsample(_ query: Tensor, grid: TokenGrid) -> (img: Tensor, u0: Tensor, up: Tensor, height: Int, width: Int) {
         let img = tokenImage(query, grid: grid)
         let u = upNet(img, height: grid.gridHeight, width: grid.gridWidth)
@@ -324,6 +407,188 @@ public struct Fea2GS: @unchecked Sendable {
         static func bytes(n: Int, channel c: Int) -> Int { n * 25 * c * 4 }
     }
 
+    /// Accumulates every parameter's gradient from dL/d(raw output) (N × 9) and returns
+    /// dL/d(features) (hp·wp × inchannel), the encoder's upstream gradient.
+    public func backward(_ cx: Context, dRaw: Tensor, grads: Gradients, profile: StepProfile? = nil) -> Tensor {
+        let cfg = config, c = cfg.channel
+        let env = cx.env, grid = env.grid
+        // Heads (recomputed chunk by chunk), then UPNet.
+        let dUp = timed(profile, "fea2gs: the five MLP heads", .backward) {
+            headsBackward(
+                cx.up, gridHeight: cx.upHeight, gridWidth: cx.upWidth, dOut: dRaw, grads: grads, cache: cx.headsCache)
+        }
+        let tUp = StepProfile.now()
+        let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
+        let gh = grid.gridHeight, gw = grid.gridWidth, h1 = gh * s1, w1 = gw * s1
+        let dA2 = Kernels.pixelShuffleBackward(dUp, height: h1, width: w1, channels: c * s2 * s2, factor: s2)
+        let dU0 = upNet2.backward(input: cx.u0, height: h1, width: w1, dy: dA2, grads: grads)!
+        let dA0 = Kernels.pixelShuffleBackward(dU0, height: gh, width: gw, channels: c * s1 * s1, factor: s1)
+        let dImg = upNet0.backward(input: cx.img, height: gh, width: gw, dy: dA0, grads: grads)!
+        // Grid image → token rows (a permutation).
+        var dq = Tensor(uninitialized: [grid.tokens, c])
+        withExtendedLifetime(dImg) {
+            for gy in 0..<gh {
+                for gx in 0..<gw {
+                    (dq.ptr + grid.token(gy: gy, gx: gx) * c).update(from: dImg.ptr + (gy * gw + gx) * c, count: c)
+                }
+            }
+        }
+        profile?.add("fea2gs.UPNet", .backward, since: tUp)
+        // query = selfBlocks(q) + q
+        if !gsSelfattnBlocks.isEmpty {
+            let dResi = dq
+            for i in stride(from: gsSelfattnBlocks.count - 1, through: 0, by: -1) {
+                dq = timed(profile, "fea2gs.gs_selfattn_blocks.\(i)", .backward) {
+                    gsSelfattnBlocks[i].backward(cx.selfBlocks[i], dOut: dq, env: env, grads: grads)
+                }
+            }
+            dq = dq.adding(dResi)
+        }
+        for i in stride(from: windowCrossattnBlocks.count - 1, through: 0, by: -1) {
+            dq = timed(profile, "fea2gs.window_crossattn_blocks.\(i)", .backward) {
+                windowCrossattnBlocks[i].backward(cx.cross[i], dOut: dq, env: env, grads: grads)
+            }
+        }
+        let tEmb = StepProfile.now()
+        // The per-window copies of gs_embedding and pos_embedding: sum over windows.
+        let seedCount = grid.seeds * c
+        let dGs = grads.of(gsEmbedding), dPosE = grads.of(posEmbedding)
+        withExtendedLifetime((dq, env, dGs, dPosE)) {
+            for w in 0..<grid.windows {
+                Kernels.add(dGs.ptr, dq.ptr + w * seedCount, seedCount)
+                Kernels.add(dPosE.ptr, env.dPos.ptr + w * seedCount, seedCount)
+            }
+        }
+        // Scale MLP: semb = W2·relu(W1·(1/s) + b1) + b2.
+        scaleMlpBackward(cx, dOut: env.dScaleEmbedding, grads: grads)
+        profile?.add(
+            "fea2gs: scale MLP, embeddings, biases", .backward, since: tEmb)
+        // img_feat_proj: conv → ReLU → conv.
+        return timed(profile, "fea2gs.img_feat_proj", .backward) {
+            let dFeat = env.dFeat.reshaped([cx.hp, cx.wp, c])
+            let dF0 = imgFeatProj2.backward(input: cx.f0, height: cx.hp, width: cx.wp, dy: dFeat, grads: grads)!
+            Kernels.reluBackward(dF0, output: cx.f0)
+            return imgFeatProj0.backward(input: cx.features, height: cx.hp, width: cx.wp, dy: dF0, grads: grads)!
+        }
+    }
+
+    func scaleMlpBackward(_ cx: Context, dOut ds: [Float], grads: Gradients) {
+        let hdim = scaleMlp2.inFeatures, c = scaleMlp2.outFeatures
+        let w2 = scaleMlp2.weight.ptr
+        let dW2 = grads.of(scaleMlp2.weight).ptr, dB2 = grads.of(scaleMlp2.bias!).ptr
+        var dh = [Float](repeating: 0, count: hdim)
+        for o in 0..<c {
+            dB2[o] += ds[o]
+            for i in 0..<hdim {
+                dW2[o * hdim + i] += ds[o] * cx.scaleHidden[i]
+                dh[i] += w2[o * hdim + i] * ds[o]
+            }
+        }
+        let dW1 = grads.of(scaleMlp0.weight).ptr, dB1 = grads.of(scaleMlp0.bias!).ptr
+        for i in 0..<hdim where cx.scaleHidden[i] > 0 {
+            dW1[i] += dh[i] * cx.inverseScale
+            dB1[i] += dh[i]
+        }
+        withExtendedLifetime(self) {}
+    }
+
+    /// Backward of ``heads(_:gridHeight:gridWidth:)``. Chunks of tokens are processed in order;
+    /// each recomputes its hidden activations (as the forward streams them), so the 4C-wide
+    /// activations never exist for the whole grid. GEMMs inside a chunk are parallel.
+    /// Reduction groups of ``headsBackward`` (the most workers it uses; each group holds one
+    /// copy of the heads' weight gradients, about 0.4 MB at 64 channels).
+    static let headsReductionGroups = 16
+
+    func headsBackward(
+        _ x: Tensor, gridHeight gh: Int, gridWidth gw: Int, dOut: Tensor, grads: Gradients, cache: HeadsCache? = nil
+    ) -> Tensor {
+        let c = config.channel
+        let n = gh * gw
+        let dx = Tensor(uninitialized: [n, c])
+        let chunk = 1024
+        let heads = [mlpBlockSigma, mlpBlockRho, mlpBlockAlpha, mlpBlockRgb, mlpBlockMean]
+        let columns = [0, 2, 3, 4, 7]
+        let fgw = Float(gw), fgh = Float(gh)
+        // The heads recompute their activations chunk by chunk (as use_checkpoint would). The
+        // chunks are dealt to a fixed number of reduction groups, which does not depend on the
+        // thread count: group g takes chunks g, g + G, g + 2G, ... in order into its own weight
+        // gradients, the workers take whole groups, and the groups are summed into `grads` in
+        // group order. So the gradients are the same for any number of threads.
+        let targets: [Tensor] =
+            [grads.of(fusedHeadInput.weight), grads.of(fusedHeadInput.bias!)]
+            + heads.flatMap {
+                [grads.of($0.l2.weight), grads.of($0.l2.bias!), grads.of($0.l4.weight), grads.of($0.l4.bias!)]
+            }
+        let chunks = (n + chunk - 1) / chunk
+        let groups = min(chunks, Self.headsReductionGroups)
+        let workers = max(1, min(Parallel.threadCount, groups))
+        let sizes = targets.map(\.count)
+        let total = sizes.reduce(0, +)
+        var offsets = [Int](repeating: 0, count: sizes.count)
+        for i in 1..<sizes.count { offsets[i] = offsets[i - 1] + sizes[i - 1] }
+        let local = UnsafeMutablePointer<Float>.allocate(capacity: groups * total)
+        local.initialize(repeating: 0, count: groups * total)
+        defer { local.deallocate() }
+        withExtendedLifetime((x, dx, dOut, targets, heads, cache)) {
+            let xp = x.ptr, dop = dOut.ptr, dxp = dx.ptr
+            Parallel.workers(workers) { w in
+                let h1Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c) : nil
+                let dh1 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 5 * c)
+                let h2Own = cache == nil ? UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c) : nil
+                let dh2 = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 4 * c)
+                let dO = UnsafeMutablePointer<Float>.allocate(capacity: chunk * 3)
+                defer { h1Own?.deallocate(); dh1.deallocate(); h2Own?.deallocate(); dh2.deallocate(); dO.deallocate() }
+                for group in stride(from: w, to: groups, by: workers) {
+                    let g = local + group * total
+                    for ci in stride(from: group, to: chunks, by: groups) {
+                        let r0 = ci * chunk, rows = min(chunk, n - r0)
+                        let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
+                        if cache == nil { headsFirstLayer(xp + r0 * c, rows: rows, into: h1) }
+                        for (hi, head) in heads.enumerated() {
+                            let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
+                            if cache == nil {
+                                Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2)
+                            }
+                            let k = head.l4.outFeatures, col = columns[hi]
+                            for r in 0..<rows {
+                                for j in 0..<k { dO[r * k + j] = dop[(r0 + r) * 9 + col + j] }
+                            }
+                            if hi == 4 {  // mean = head / [gridW, gridH] + reference point
+                                for r in 0..<rows {
+                                    dO[r * 2] /= fgw
+                                    dO[r * 2 + 1] /= fgh
+                                }
+                            }
+                            let t = 2 + 4 * hi
+                            Kernels.narrowLinearReluBackward(
+                                h: h2, rows: rows, width: 4 * c, weight: head.l4.weight.ptr, outputs: k, dy: dO,
+                                dh: dh2, dWeight: g + offsets[t + 2], dBias: g + offsets[t + 3])
+                            Kernels.linearBackward(
+                                x: h1 + hi * c, ldx: 5 * c, m: rows, k: c, weight: head.l2.weight.ptr, n: 4 * c,
+                                dy: dh2,
+                                ldy: 4 * c, dx: dh1 + hi * c, lddx: 5 * c, dWeight: g + offsets[t],
+                                dBias: g + offsets[t + 1],
+                                parallel: false)
+                        }
+                        Kernels.reluBackward(dh1, output: h1, rows * 5 * c)
+                        Kernels.linearBackward(
+                            x: xp + r0 * c, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, n: 5 * c, dy: dh1,
+                            ldy: 5 * c, dx: dxp + r0 * c, lddx: c, dWeight: g + offsets[0], dBias: g + offsets[1],
+                            parallel: false)
+                    }
+                }
+            }
+            for (i, t) in targets.enumerated() {
+                let tp = t.ptr
+                for group in 0..<groups {
+                    let src = local + group * total + offsets[i]
+                    for j in 0..<sizes[i] { tp[j] += src[j] }
+                }
+            }
+        }
+        return dx
+    }
+
     /// Cell centres `torch.linspace(0.5/n, 1 − 0.5/n, n)` in Float32, with torch's CPU
     /// linspace evaluation: start + step·i for the first half, end − step·(n−1−i) after.
     public static func referencePoints(_ n: Int) -> [Float] {
@@ -342,4 +607,12 @@ struct GaussianFrame {
     var originX: Int, originY: Int
     /// Size of the whole Gaussian grid.
     var globalWidth: Int, globalHeight: Int
+}
+
+extension Fea2GS: NetworkArchitecture {
+    public static let officialName = "Fea2GS"
+
+    public static func hyperparameters(inferredFrom sd: StateDict) throws -> Fea2GSConfig {
+        try Fea2GSConfig(inferringFrom: sd)
+    }
 }

@@ -14,6 +14,8 @@ public struct ModelConfigFile: Sendable, Equatable {
     public var decoderInts: [String: Int] = [:]
     /// `denominator`, when given.
     public var denominator: Int?
+    /// The `encoder.type` it names (checked against the registry), when given.
+    public var encoderType: String?
 
     /// Largest accepted file. Real ones are 1-5 KB.
     public static let maxBytes = 1 << 20
@@ -71,7 +73,7 @@ public struct ModelConfigFile: Sendable, Equatable {
         }
         if let t = decoder["type"] {
             guard let s = t as? String else { throw fail("'\(prefix)type' is \(describe(t)), expected a string") }
-            guard s == "Fea2GS" else {
+            guard Architectures.decoders.contains(where: { $0.officialName == s }) else {
                 throw fail("'\(prefix)type' is '\(s)': this version runs the Fea2GS decoder only")
             }
         }
@@ -84,9 +86,12 @@ public struct ModelConfigFile: Sendable, Equatable {
             guard let obj = e as? [String: Any] else { throw fail("'encoder' is \(describe(e)), expected an object") }
             if let t = obj["type"] {
                 guard let s = t as? String else { throw fail("'encoder.type' is \(describe(t)), expected a string") }
-                guard s == "EDSRNOUP" else {
-                    throw fail("'encoder.type' is '\(s)': this version runs the EDSRNOUP encoder only")
+                guard Architectures.encoders.contains(where: { $0.officialName == s }) else {
+                    throw fail(
+                        "'encoder.type' is '\(s)': this version runs \(Architectures.encoders.map { $0.officialName }.joined(separator: ", "))"
+                    )
                 }
+                file.encoderType = s
             }
             for key in ["num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale"] {
                 if let v = obj[key] { _ = try positiveInt(v, key: "encoder." + key, allowZero: key == "num_block") }

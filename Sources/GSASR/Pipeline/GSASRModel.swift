@@ -2,31 +2,68 @@ import Foundation
 import GSASRCheckpoint
 import GSASRTensor
 
-/// A loaded GSASR model: encoder (EDSR-baseline without upsampler) + Fea2GS decoder.
+/// A loaded GSASR model: an encoder (any registered ``EncoderArchitecture``) and the Fea2GS
+/// decoder, with their state-dict entries (from their declarations).
 public struct GSASRModel: @unchecked Sendable {
-    public let encoder: EDSRNOUP
+    public let encoder: any EncoderArchitecture
     public let decoder: Fea2GS
+    /// The official state dicts, in `state_dict()` order (parameters and buffers, one copy:
+    /// each entry's tensor is the model's own).
+    public let encoderState: [StateEntry]
+    public let decoderState: [StateEntry]
     /// LR inputs are reflect-padded (bottom, right) to a multiple of this. The official
     /// inference uses 12 for EDSR and RDN; we use lcm(12, window_size) so that other decoder
     /// window sizes stay valid, or the `denominator` of config.json when given.
     public let denominator: Int
 
-    public init(encoder: EDSRNOUP, decoder: Fea2GS, denominator: Int? = nil) throws {
-        guard encoder.numFeat == decoder.config.inchannel else {
+    public init(
+        encoder: any EncoderArchitecture, encoderState: [StateEntry], decoder: Fea2GS, decoderState: [StateEntry],
+        denominator: Int? = nil
+    ) throws {
+        guard encoder.outChannels == decoder.config.inchannel else {
             throw ModelLoadError(
-                "encoder outputs \(encoder.numFeat) channels but the decoder expects \(decoder.config.inchannel)")
+                "encoder outputs \(encoder.outChannels) channels but the decoder expects \(decoder.config.inchannel)")
         }
-        guard encoder.numInChannels == 3 else {
-            throw ModelLoadError("encoder expects \(encoder.numInChannels) input channels; only RGB (3) is supported")
+        guard encoder.inChannels == 3 else {
+            throw ModelLoadError("encoder expects \(encoder.inChannels) input channels; only RGB (3) is supported")
         }
         self.encoder = encoder
         self.decoder = decoder
+        self.encoderState = encoderState
+        self.decoderState = decoderState
         let ws = decoder.config.windowSize
         let d = denominator ?? (12 / gcd(12, ws) * ws)
         guard d > 0, d % ws == 0 else {
             throw ModelLoadError("denominator \(d) is not a multiple of the decoder window size \(ws)")
         }
         self.denominator = d
+    }
+
+    /// Builds a model from two state dicts: the encoder recognised by the registry (or the
+    /// one `encoderType` names), the decoder with `config` (inferred from the shapes when nil).
+    public static func load(
+        encoder encSD: StateDict, encoderLabel: String, decoder decSD: StateDict, decoderLabel: String,
+        config: Fea2GSConfig? = nil, encoderType: String? = nil, denominator: Int? = nil
+    ) throws -> GSASRModel {
+        let (enc, encState) = try Architectures.loadEncoder(encSD, label: encoderLabel, type: encoderType)
+        let cfg = try config ?? Fea2GSConfig(inferringFrom: decSD)
+        let s = ParameterSource(loading: decSD, label: decoderLabel)
+        let dec = try Fea2GS(s, config: cfg)
+        try s.finish()
+        return try GSASRModel(
+            encoder: enc, encoderState: encState, decoder: dec, decoderState: s.entries, denominator: denominator)
+    }
+
+    /// A from-scratch model: each network's declaration draws its values (encoder first, then
+    /// the decoder, from one generator seeded with `seed`).
+    public static func initialized<E: EncoderArchitecture>(
+        _ encoderType: E.Type, encoder: E.Config, decoder: Fea2GSConfig, seed: UInt64
+    ) throws -> GSASRModel {
+        let es = ParameterSource(initializing: SplitMix64(seed: seed))
+        let enc = try E(es, config: encoder)
+        let ds = ParameterSource(initializing: es.generator!)
+        let dec = try Fea2GS(ds, config: decoder)
+        return try GSASRModel(encoder: enc, encoderState: es.entries, decoder: dec, decoderState: ds.entries)
     }
 
     /// Loads `encoder.pth`/`decoder.pth` (or `.safetensors`) and an optional `config.json`.
@@ -37,15 +74,17 @@ public struct GSASRModel: @unchecked Sendable {
         let decSD = try loadStateDict(decURL, paramKey: paramKey)
         var cfg = try Fea2GSConfig(inferringFrom: decSD)
         var denominator: Int? = nil
+        var encoderType: String? = nil
         if let configURL, FileManager.default.fileExists(atPath: configURL.path) {
             // Untrusted: size-capped and checked key by key (ModelConfigFile).
             let file = try ModelConfigFile.read(configURL)
             cfg.apply(file)
             denominator = file.denominator
+            encoderType = file.encoderType
         }
-        let enc = try EDSRNOUP(stateDict: ParameterLoader(encSD, label: encURL.lastPathComponent))
-        let dec = try Fea2GS(stateDict: ParameterLoader(decSD, label: decURL.lastPathComponent), config: cfg)
-        return try GSASRModel(encoder: enc, decoder: dec, denominator: denominator)
+        return try load(
+            encoder: encSD, encoderLabel: encURL.lastPathComponent, decoder: decSD,
+            decoderLabel: decURL.lastPathComponent, config: cfg, encoderType: encoderType, denominator: denominator)
     }
 
     /// Loads a model directory holding encoder/decoder checkpoints (`.pth` or `.safetensors`)

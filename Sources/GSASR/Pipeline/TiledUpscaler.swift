@@ -111,7 +111,7 @@ public struct TiledUpscaler: @unchecked Sendable {
     /// Estimated peak working memory of a tiled run, in bytes.
     public func estimatedBytes(plan p: Upscaler.Plan) -> Int {
         let cfg = upscaler.model.decoder.config
-        let c = Double(cfg.channel), fe = Double(upscaler.model.encoder.numFeat)
+        let c = Double(cfg.channel)
         let hp = p.paddedHeight, wp = p.paddedWidth
         let regionH = Double(min(tile + 2 * margin, hp)), regionW = Double(min(tile + 2 * margin, wp))
         let coreH = Double(min(tile, hp)), coreW = Double(min(tile, wp))
@@ -122,7 +122,8 @@ public struct TiledUpscaler: @unchecked Sendable {
         // and their attention temporaries), one UPNet chunk (Gaussian grid × C, twice), the
         // Gaussians held (8 floats each, one row of tiles and some), the rasterizer's tables
         // for one band (16 floats per Gaussian) and the band itself.
-        let encoder = 4 * fe * (regionH + reach) * (Double(min(max(tile, Self.encoderChunk), wp)) + reach)
+        let encoder = upscaler.model.encoder.workingFloats(
+            height: Int(regionH + reach), width: min(max(tile, Self.encoderChunk), wp) + Int(reach))
         let strip = regionH * Double(wp) * c
         let decoder = 14 * regionH * regionW * c
         let upChunk =
@@ -165,8 +166,9 @@ public struct TiledUpscaler: @unchecked Sendable {
     /// Window rows of a core handled by one UPNet + heads pass.
     static let chunkWindows = 4
 
-    /// 3×3 convolutions before the attention: the encoder's and `img_feat_proj`'s.
-    var encoderReach: Int { 2 + 2 * upscaler.model.encoder.body.count + 2 }
+    /// LR pixels an attention input sees on each side: the encoder's reach (from the registry's
+    /// architecture) and `img_feat_proj`'s two 3×3 convolutions.
+    var encoderReach: Int { upscaler.model.encoder.reach + 2 }
 
     /// Runs the whole pipeline. `sink(rows, pixels)` receives output rows top to bottom:
     /// `pixels` holds `rows.count × outputWidth × 3` unclamped RGB values. `progress` gets
@@ -346,7 +348,8 @@ public struct TiledUpscaler: @unchecked Sendable {
 
         // 2. Attention on the region.
         t0 = Date()
-        let (query, grid) = dec.attend(feat, height: regionH, width: regionW, scaleEmbedding: semb)
+        let attended = dec.attend(feat, height: regionH, width: regionW, scaleEmbedding: semb, step: { _, _ in })
+        let (query, grid) = (attended.query, attended.grid)
         let img = dec.tokenImage(query, grid: grid)
         let gw = grid.gridWidth
 

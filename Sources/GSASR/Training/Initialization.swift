@@ -1,39 +1,8 @@
 import Foundation
 import GSASRCheckpoint
 
-/// SplitMix64: a small, fast, well-mixed 64-bit generator with a one-word state (so a training
-/// run can save and restore it exactly). Steele, Lea & Flood, "Fast splittable pseudorandom
-/// number generators" (OOPSLA 2014).
-public struct SplitMix64: RandomNumberGenerator, Codable, Sendable, Equatable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 53 random bits.
-    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
-    /// Standard normal (Box–Muller).
-    public mutating func normal() -> Double {
-        var u = uniform()
-        while u <= 0 { u = uniform() }
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * uniform())
-    }
-}
-
 /// The encoder's constructor arguments (`EDSRNOUP(num_in_ch, num_out_ch, num_feat, num_block)`).
-public struct EDSRConfig: Codable, Sendable, Equatable {
-    public var numInChannels = 3
-    public var numFeat: Int
-    public var numBlock: Int
-    public init(numFeat: Int, numBlock: Int) {
-        self.numFeat = numFeat
-        self.numBlock = numBlock
-    }
-}
+public typealias EDSRConfig = EDSRNOUP.Config
 
 /// A from-scratch initialisation following the official modules' PyTorch defaults (same
 /// distributions; the random stream is our SplitMix64, not torch's Mersenne Twister):
@@ -49,146 +18,10 @@ public struct EDSRConfig: Codable, Sendable, Equatable {
 /// - the `relative_position_index` buffers as the official constructors compute them (see
 ///   ``crossAttentionIndex(seedSide:windowSize:)``).
 public enum GSASRInitialization {
-    public static func encoderStateDict(_ cfg: EDSRConfig, rng: inout SplitMix64) -> StateDict {
-        var sd = StateDict()
-        func conv(_ prefix: String, _ cin: Int, _ cout: Int) {
-            let bound = 1 / Double(cin * 9).squareRoot()
-            sd.insert(prefix + "weight", uniform([cout, cin, 3, 3], bound, &rng))
-            sd.insert(prefix + "bias", uniform([cout], bound, &rng))
-        }
-        conv("conv_first.", cfg.numInChannels, cfg.numFeat)
-        for i in 0..<cfg.numBlock {
-            conv("body.\(i).conv1.", cfg.numFeat, cfg.numFeat)
-            conv("body.\(i).conv2.", cfg.numFeat, cfg.numFeat)
-        }
-        conv("conv_after_body.", cfg.numFeat, cfg.numFeat)
-        return sd
-    }
-
-    public static func decoderStateDict(_ cfg: Fea2GSConfig, rng: inout SplitMix64) throws -> StateDict {
-        try cfg.validate()
-        let c = cfg.channel, s = cfg.numGsSeedSqrt, ws = cfg.windowSize
-        var sd = StateDict()
-        func linear(_ prefix: String, _ i: Int, _ o: Int) {
-            let bound = 1 / Double(i).squareRoot()
-            sd.insert(prefix + "weight", uniform([o, i], bound, &rng))
-            sd.insert(prefix + "bias", uniform([o], bound, &rng))
-        }
-        func conv(_ prefix: String, _ cin: Int, _ cout: Int) {
-            let bound = 1 / Double(cin * 9).squareRoot()
-            sd.insert(prefix + "weight", uniform([cout, cin, 3, 3], bound, &rng))
-            sd.insert(prefix + "bias", uniform([cout], bound, &rng))
-        }
-        func norm(_ prefix: String) {
-            sd.insert(
-                prefix + "weight", LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 1, count: c)))
-            sd.insert(prefix + "bias", LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 0, count: c)))
-        }
-        func mha(_ prefix: String) {
-            let b = (6.0 / Double(c + 3 * c)).squareRoot()
-            sd.insert(prefix + "in_proj_weight", uniform([3 * c, c], b, &rng))
-            sd.insert(
-                prefix + "in_proj_bias",
-                LoadedTensor(shape: [3 * c], dtype: .float32, floats: .init(repeating: 0, count: 3 * c)))
-            sd.insert(prefix + "out_proj.weight", uniform([c, c], 1 / Double(c).squareRoot(), &rng))
-            sd.insert(
-                prefix + "out_proj.bias",
-                LoadedTensor(shape: [c], dtype: .float32, floats: .init(repeating: 0, count: c)))
-        }
-        func table(_ prefix: String, rows: Int, index: [Int64], nq: Int, nk: Int) {
-            var v = [Float](repeating: 0, count: rows * cfg.numHeads)
-            for i in v.indices {
-                var x = 0.02 * rng.normal()
-                while abs(x) > 2 { x = 0.02 * rng.normal() }
-                v[i] = Float(x)
-            }
-            sd.insert(
-                prefix + "relative_position_bias_table",
-                LoadedTensor(shape: [rows, cfg.numHeads], dtype: .float32, floats: v))
-            sd.insert(
-                prefix + "relative_position_index",
-                LoadedTensor(shape: [nq, nk], dtype: .int64, floats: index.map { Float($0) }, ints: index))
-        }
-        sd.insert("gs_embedding", normal([cfg.numGsSeed, c], &rng))
-        sd.insert("pos_embedding", normal([cfg.numGsSeed, c], &rng))
-        conv("img_feat_proj.0.", cfg.inchannel, c)
-        conv("img_feat_proj.2.", c, c)
-        let crossIndex = try crossAttentionIndex(seedSide: s, windowSize: ws)
-        let m = 2 * max(s, ws) - 1
-        guard let top = crossIndex.max(), top < Int64(m * m) else {
-            throw ModelLoadError(
-                "decoder: the official relative-position index for num_gs_seed \(cfg.numGsSeed) and window \(ws) exceeds its table (\(m * m) rows)"
-            )
-        }
-        let selfIndex = selfAttentionIndex(seedSide: s)
-        for b in 0..<cfg.numCrossattnBlocks {
-            let p = "window_crossattn_blocks.\(b)."
-            linear(p + "mlp.0.", c, c)
-            linear(p + "mlp.2.", c, c)
-            norm(p + "norm.")
-            for l in 0..<cfg.numCrossattnLayers {
-                let q = p + "blocks.\(l)."
-                mha(q + "gs_cross_attn_scale.")
-                for n in 1...4 { norm(q + "norm\(n).") }
-                table(q + "window_cross_attn.", rows: m * m, index: crossIndex, nq: s * s, nk: ws * ws)
-                for h in ["qhead", "khead", "vhead", "proj"] { linear(q + "window_cross_attn.\(h).", c, c) }
-                for f in ["mlp_crossattn_scale", "mlp_crossattn_feature"] {
-                    linear(q + "\(f).fc1.", c, c)
-                    linear(q + "\(f).fc2.", c, c)
-                }
-            }
-        }
-        for b in 0..<cfg.numSelfattnBlocks {
-            let p = "gs_selfattn_blocks.\(b)."
-            linear(p + "mlp.0.", c, c)
-            linear(p + "mlp.2.", c, c)
-            norm(p + "norm.")
-            for l in 0..<cfg.numSelfattnLayers {
-                let q = p + "blocks.\(l)."
-                for n in 1...4 { norm(q + "norm\(n).") }
-                table(q + "gs_self_attn.", rows: (2 * s - 1) * (2 * s - 1), index: selfIndex, nq: s * s, nk: s * s)
-                for h in ["proj", "qhead", "khead", "vhead"] { linear(q + "gs_self_attn.\(h).", c, c) }
-                linear(q + "mlp_selfattn.fc1.", c, c)
-                linear(q + "mlp_selfattn.fc2.", c, c)
-                mha(q + "gs_cross_attn_scale.")
-                linear(q + "mlp_crossattn.fc1.", c, c)
-                linear(q + "mlp_crossattn.fc2.", c, c)
-            }
-        }
-        for (name, k) in [("sigma", 2), ("rho", 1), ("alpha", 1), ("rgb", 3), ("mean", 2)] {
-            linear("mlp_block_\(name).0.", c, c)
-            linear("mlp_block_\(name).2.", c, 4 * c)
-            linear("mlp_block_\(name).4.", 4 * c, k)
-        }
-        linear("scale_mlp.0.", 1, 4 * c)
-        linear("scale_mlp.2.", 4 * c, c)
-        conv("UPNet.0.", c, c * cfg.shuffleScale1 * cfg.shuffleScale1)
-        conv("UPNet.2.", c, c * cfg.shuffleScale2 * cfg.shuffleScale2)
-        return sd
-    }
-
-    /// A model with freshly initialised weights.
+    /// A model with freshly initialised weights: the declarations of ``EDSRNOUP`` and ``Fea2GS``
+    /// draw every value, encoder first, from one ``SplitMix64`` seeded with `seed`.
     public static func model(encoder: EDSRConfig, decoder: Fea2GSConfig, seed: UInt64) throws -> GSASRModel {
-        var rng = SplitMix64(seed: seed)
-        let e = encoderStateDict(encoder, rng: &rng)
-        let d = try decoderStateDict(decoder, rng: &rng)
-        return try GSASRModel(
-            encoder: EDSRNOUP(stateDict: ParameterLoader(e, label: "encoder")),
-            decoder: Fea2GS(stateDict: ParameterLoader(d, label: "decoder"), config: decoder))
-    }
-
-    static func uniform(_ shape: [Int], _ bound: Double, _ rng: inout SplitMix64) -> LoadedTensor {
-        let n = shape.reduce(1, *)
-        var v = [Float](repeating: 0, count: n)
-        for i in 0..<n { v[i] = Float((2 * rng.uniform() - 1) * bound) }
-        return LoadedTensor(shape: shape, dtype: .float32, floats: v)
-    }
-
-    static func normal(_ shape: [Int], _ rng: inout SplitMix64) -> LoadedTensor {
-        let n = shape.reduce(1, *)
-        var v = [Float](repeating: 0, count: n)
-        for i in 0..<n { v[i] = Float(rng.normal()) }
-        return LoadedTensor(shape: shape, dtype: .float32, floats: v)
+        try GSASRModel.initialized(EDSRNOUP.self, encoder: encoder, decoder: decoder, seed: seed)
     }
 
     /// The Swin relative-position index of `GSSelfAttn`: for tokens a, b of an s×s window,

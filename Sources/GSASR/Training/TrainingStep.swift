@@ -59,10 +59,12 @@ extension GSASRModel {
             precondition(s.lr.count == s.lrSize * s.lrSize * 3 && s.gt.count == s.gtSize * s.gtSize * 3)
             var t0 = Date()
             let x = Tensor(shape: [s.lrSize, s.lrSize, 3], values: s.lr)
-            let (feat, encCtx) = encoder.forwardTraining(x, height: s.lrSize, width: s.lrSize, profile: profile)
+            let (feat, encCtx) = encoder.encode(
+                x, height: s.lrSize, width: s.lrSize, saving: true, profile: profile, step: { _, _ in })
             taps.encoderOutput?(b, feat)
-            let (raw, decCtx) = decoder.forwardTraining(
-                feat, height: s.lrSize, width: s.lrSize, scale: s.scaleModify, profile: profile, scratch: scratch)
+            let (raw, decCtx) = decoder.forward(
+                feat, height: s.lrSize, width: s.lrSize, scale: s.scaleModify, saving: scratch ?? TrainingScratch(),
+                profile: profile, step: { _, _ in })
             taps.rawGaussians?(b, raw)
             result.forwardSeconds += Date().timeIntervalSince(t0)
             t0 = Date()
@@ -85,9 +87,9 @@ extension GSASRModel {
             t0 = Date()
             let dRaw = Tensor(shape: raw.shape, values: dRawArray)
             taps.rawGradient?(b, dRaw)
-            let dFeat = decoder.backward(decCtx, dRaw: dRaw, grads: grads, profile: profile)
+            let dFeat = decoder.backward(decCtx!, dRaw: dRaw, grads: grads, profile: profile)
             taps.featureGradient?(b, dFeat)
-            encoder.backward(encCtx, dOut: dFeat, grads: grads, profile: profile)
+            encoder.backward(encCtx!, dOut: dFeat, grads: grads, profile: profile)
             result.backwardSeconds += Date().timeIntervalSince(t0)
         }
         // The batch loss in float32 as torch sums the per-sample means: ((l0 + l1) + ...) / B.
@@ -97,8 +99,4 @@ extension GSASRModel {
         _ = total
         return result
     }
-
-    /// The full state dict order of both networks.
-    public var encoderState: [StateEntry] { encoder.stateEntries }
-    public var decoderState: [StateEntry] { decoder.stateEntries }
 }

@@ -1,6 +1,7 @@
 import GSASRTensor
 
-// Training forward and backward of `GSSelfAttnLayer`, window group by window group.
+// `GSSelfAttnLayer` and `GSSelfAttnBlock`: the forward (saving or not) and the backward, window
+// group by window group.
 //
 // The layer is
 //
@@ -10,54 +11,82 @@ import GSASRTensor
 //   x4 = x3 + mlp_selfattn(norm2(x3)).
 //
 // Everything but the attention is row-local and the attention stays inside the layer's
-// (shifted) windows, so, as the inference forward does, both passes run on groups of whole
-// windows in cache-sized scratch: gather the group's token rows through the window map, run the
-// layer (or its backward) on them with single-threaded GEMMs, scatter the result. The groups
-// are spread over the threads. The saved activations are stored in *slot order* (slot
-// s = window·seeds + i holds token rows[s]), so each group's share of them is one contiguous
-// block, written once in the forward and read once in the backward.
+// (shifted) windows, so both passes run on groups of whole windows in cache-sized scratch:
+// gather the group's token rows through the window map, run the layer (or its backward) on them
+// with single-threaded GEMMs, scatter the result. The groups are spread over the threads. Each
+// row sees the same operations in the same order as a whole-tensor pass, so the result is the
+// same; it reads and writes the full token tensor twice instead of about twenty times.
+//
+// A saving forward keeps its activations in *slot order* (slot s = window·seeds + i holds token
+// rows[s]), so each group's share of them is one contiguous block, written once in the forward
+// and read once in the backward. A non-saving forward keeps them in per-group scratch and works
+// in place (x1, x2 and x3 share one buffer).
 //
 // The backward's weight gradients are sums over tokens. Each window group sums its own tokens
 // into its own accumulators (one BLAS call per GEMM, rows in order), and the groups are added
 // into the gradients in group order. The groups depend on the problem size only, never on the
 // thread count, so the gradients are the same bits for any number of threads.
 
-/// What ``GSSelfAttnLayer``'s backward needs, in slot order (tokens × width each).
-/// The LayerNorm outputs are not kept: the backward recomputes them from their inputs with the
-/// same kernel (a cheap row pass that gives the same bits). The attention probabilities are kept
-/// (8 MB per layer for a 48×48 paper sample): recomputing them costs a GEMM and a softmax per
-/// window and head.
-struct SelfLayerContext {
-    let x1: Tensor, hid1: Tensor, x2: Tensor  // norm4 input, mlp_crossattn hidden (after ReLU), norm1 input
-    let qkv: Tensor, attn: Tensor, x3: Tensor  // q|k|v (tokens × 3C), proj input, norm2 input
-    let hid2: Tensor  // mlp_selfattn hidden (after ReLU)
-    let probs: Tensor  // attention probabilities, windows × heads × seeds × seeds
-    let stats: Tensor  // 6 × tokens: mean and rstd of norm4, norm1, norm2
-}
+/// `GSSelfAttnLayer`: scale cross-attention + FFN, then window self-attention among Gaussian
+/// tokens + FFN. Odd layers roll the whole token grid by −sqrt(num_gs_seed)/2 before the
+/// attention and roll it back after (no mask).
+public struct GSSelfAttnLayer: @unchecked Sendable {
+    public let norm1: LayerNorm, norm2: LayerNorm, norm3: LayerNorm, norm4: LayerNorm
+    public let gsSelfAttn: GSSelfAttn
+    public let mlpSelfattn: MLP
+    public let gsCrossAttnScale: MultiheadAttention
+    public let mlpCrossattn: MLP
+    public let shiftSize: Int
 
-extension GSSelfAttnLayer {
-    /// Windows per group of the training passes, from the problem size only (see the file's
-    /// comment): 4, as inference, once there are at least 16 windows; fewer for small grids, so
-    /// that there are still about 4 groups to share among the threads.
-    static func trainingWindowsPerGroup(windows: Int) -> Int {
-        max(1, min(windowsPerGroup, windows / 4))
+    init(_ s: ParameterSource, _ cfg: Fea2GSConfig, shift: Int) throws {
+        let c = cfg.channel
+        norm1 = try LayerNorm(s("norm1"), dim: c)
+        norm2 = try LayerNorm(s("norm2"), dim: c)
+        norm3 = try LayerNorm(s("norm3"), dim: c)
+        norm4 = try LayerNorm(s("norm4"), dim: c)
+        gsSelfAttn = try GSSelfAttn(s("gs_self_attn"), cfg)
+        mlpSelfattn = try MLP(s("mlp_selfattn"), first: "fc1", second: "fc2", in: c, hidden: c, out: c)
+        gsCrossAttnScale = try MultiheadAttention(s("gs_cross_attn_scale"), dim: c)
+        mlpCrossattn = try MLP(s("mlp_crossattn"), first: "fc1", second: "fc2", in: c, hidden: c, out: c)
+        shiftSize = shift
     }
 
-    /// The training forward of ``forward(_:grid:rows:scaleEmbedding:)``: the same kernels in the
-    /// same order on each row, so the output is the same bits; `g0` is not modified.
-    func forwardTraining(_ g0: Tensor, rows: [Int32], env: DecoderBlockEnv) -> (Tensor, SelfLayerContext) {
+    /// Windows per group, from the problem size only (see the file's comment): 4 once there are
+    /// at least 16 windows; fewer for small grids, so that there are still about 4 groups to
+    /// share among the threads.
+    static func windowsPerGroup(windows: Int) -> Int { max(1, min(4, windows / 4)) }
+
+    /// What the backward needs, in slot order (tokens × width each). The LayerNorm outputs are
+    /// not kept: the backward recomputes them from their inputs with the same kernel (a cheap
+    /// row pass that gives the same bits). The attention probabilities are kept (8 MB per layer
+    /// for a 48×48 paper sample): recomputing them costs a GEMM and a softmax per window and head.
+    struct Context {
+        let x1: Tensor, hid1: Tensor, x2: Tensor  // norm4 input, mlp_crossattn hidden (after ReLU), norm1 input
+        let qkv: Tensor, attn: Tensor, x3: Tensor  // q|k|v (tokens × 3C), proj input, norm2 input
+        let hid2: Tensor  // mlp_selfattn hidden (after ReLU)
+        let probs: Tensor  // attention probabilities, windows × heads × seeds × seeds
+        let stats: Tensor  // 6 × tokens: mean and rstd of norm4, norm1, norm2
+    }
+
+    /// The layer on the token rows `g0` through the window map `rows`. Without `saving` it
+    /// works in place on `g0` and returns it; with `saving`, `g0` is not modified and the
+    /// output is a new tensor.
+    func forward(_ g0: Tensor, rows: [Int32], env: DecoderBlockEnv, saving: Bool) -> (Tensor, Context?) {
         let c = g0.shape[1], grid = env.grid, n = grid.seeds, windows = grid.windows, t = grid.tokens
         precondition(rows.count == t && g0.count == t * c)
         let m = gsCrossAttnScale.constantOutput(keyValue: env.scaleEmbedding)
-        let hc1 = mlpCrossattn.fc1.outFeatures, hc2 = mlpSelfattn.fc1.outFeatures
-        let cx = SelfLayerContext(
-            x1: Tensor(uninitialized: [t, c]), hid1: Tensor(uninitialized: [t, hc1]),
-            x2: Tensor(uninitialized: [t, c]),
-            qkv: Tensor(uninitialized: [t, 3 * c]), attn: Tensor(uninitialized: [t, c]),
-            x3: Tensor(uninitialized: [t, c]), hid2: Tensor(uninitialized: [t, hc2]),
-            probs: Tensor(uninitialized: [windows, gsSelfAttn.heads, n, n]), stats: Tensor(uninitialized: [6, t]))
-        let out = Tensor(uninitialized: [t, c])
-        let group = Self.trainingWindowsPerGroup(windows: windows)
+        let hc1 = mlpCrossattn.fc1.outFeatures, hc2 = mlpSelfattn.fc1.outFeatures, hmax = max(hc1, hc2)
+        let cx =
+            saving
+            ? Context(
+                x1: Tensor(uninitialized: [t, c]), hid1: Tensor(uninitialized: [t, hc1]),
+                x2: Tensor(uninitialized: [t, c]),
+                qkv: Tensor(uninitialized: [t, 3 * c]), attn: Tensor(uninitialized: [t, c]),
+                x3: Tensor(uninitialized: [t, c]), hid2: Tensor(uninitialized: [t, hc2]),
+                probs: Tensor(uninitialized: [windows, gsSelfAttn.heads, n, n]), stats: Tensor(uninitialized: [6, t]))
+            : nil
+        let out = saving ? Tensor(uninitialized: [t, c]) : g0
+        let group = Self.windowsPerGroup(windows: windows)
         let groups = (windows + group - 1) / group
         let maxRows = group * n
         let local = (0..<Int32(maxRows)).map { $0 }
@@ -69,34 +98,53 @@ extension GSSelfAttnLayer {
                         let s0 = gi * group * n, r = min(group * n, t - s0)
                         let h = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
                         let a = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
-                        defer { h.deallocate(); a.deallocate() }
-                        let x1 = cx.x1.ptr + s0 * c, x2 = cx.x2.ptr + s0 * c, x3 = cx.x3.ptr + s0 * c
-                        let hid1 = cx.hid1.ptr + s0 * hc1, hid2 = cx.hid2.ptr + s0 * hc2
-                        let qkv = cx.qkv.ptr + s0 * 3 * c, at = cx.attn.ptr + s0 * c
-                        let st = cx.stats.ptr + s0
+                        // Without a context: x (c), hidden (hmax), qkv (3c), attention output (c).
+                        let own = cx == nil ? UnsafeMutablePointer<Float>.allocate(capacity: maxRows * (5 * c + hmax)) : nil
+                        defer { h.deallocate(); a.deallocate(); own?.deallocate() }
+                        let x1, x2, x3, hid1, hid2, qkv, at: UnsafeMutablePointer<Float>
+                        let st: UnsafeMutablePointer<Float>?
+                        if let cx {
+                            x1 = cx.x1.ptr + s0 * c
+                            x2 = cx.x2.ptr + s0 * c
+                            x3 = cx.x3.ptr + s0 * c
+                            hid1 = cx.hid1.ptr + s0 * hc1
+                            hid2 = cx.hid2.ptr + s0 * hc2
+                            qkv = cx.qkv.ptr + s0 * 3 * c
+                            at = cx.attn.ptr + s0 * c
+                            st = cx.stats.ptr + s0
+                        } else {
+                            x1 = own!
+                            x2 = x1
+                            x3 = x1
+                            hid1 = x1 + maxRows * c
+                            hid2 = hid1
+                            qkv = hid1 + maxRows * hmax
+                            at = qkv + maxRows * 3 * c
+                            st = nil
+                        }
                         for i in 0..<r { (x1 + i * c).update(from: g0.ptr + Int(rp[s0 + i]) * c, count: c) }
                         Kernels.addRow(x1, rows: r, mp.baseAddress!, c)
                         // x2 = x1 + mlp_crossattn(norm4(x1))
-                        Self.norm(norm4, x1, rows: r, into: h, mean: st, rstd: st + t)
-                        Self.linear(mlpCrossattn.fc1, h, rows: r, into: hid1, relu: true)
-                        Self.linear(mlpCrossattn.fc2, hid1, rows: r, into: a)
-                        x2.update(from: x1, count: r * c)
+                        norm4.rows(x1, r, into: h, mean: st, rstd: st.map { $0 + t })
+                        mlpCrossattn.fc1.rows(h, r, into: hid1, relu: true)
+                        mlpCrossattn.fc2.rows(hid1, r, into: a)
+                        if x2 != x1 { x2.update(from: x1, count: r * c) }
                         Kernels.add(x2, a, r * c)
                         // x3 = x2 + proj(window_attn(qkv(norm1(x2))))
-                        Self.norm(norm1, x2, rows: r, into: h, mean: st + 2 * t, rstd: st + 3 * t)
-                        Self.linear(attn.qkvhead, h, rows: r, into: qkv)
+                        norm1.rows(x2, r, into: h, mean: st.map { $0 + 2 * t }, rstd: st.map { $0 + 3 * t })
+                        attn.qkvhead.rows(h, r, into: qkv)
                         Kernels.windowAttention(
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, ldOut: c,
                             qRows: local, kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads,
                             bias: attn.bias.ptr, out: at, parallel: false,
-                            probabilities: cx.probs.ptr + (s0 / n) * attn.heads * n * n)
-                        Self.linear(attn.proj, at, rows: r, into: a)
-                        x3.update(from: x2, count: r * c)
+                            probabilities: cx.map { $0.probs.ptr + (s0 / n) * attn.heads * n * n })
+                        attn.proj.rows(at, r, into: a)
+                        if x3 != x2 { x3.update(from: x2, count: r * c) }
                         Kernels.add(x3, a, r * c)
                         // x4 = x3 + mlp_selfattn(norm2(x3)), scattered back to token order.
-                        Self.norm(norm2, x3, rows: r, into: h, mean: st + 4 * t, rstd: st + 5 * t)
-                        Self.linear(mlpSelfattn.fc1, h, rows: r, into: hid2, relu: true)
-                        Self.linear(mlpSelfattn.fc2, hid2, rows: r, into: a)
+                        norm2.rows(x3, r, into: h, mean: st.map { $0 + 4 * t }, rstd: st.map { $0 + 5 * t })
+                        mlpSelfattn.fc1.rows(h, r, into: hid2, relu: true)
+                        mlpSelfattn.fc2.rows(hid2, r, into: a)
                         Kernels.add(a, x3, r * c)
                         for i in 0..<r { (out.ptr + Int(rp[s0 + i]) * c).update(from: a + i * c, count: c) }
                     }
@@ -106,25 +154,14 @@ extension GSSelfAttnLayer {
         return (out, cx)
     }
 
-    static func norm(
-        _ ln: LayerNorm, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-        mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
-    ) {
-        Kernels.layerNorm(
-            x: x, rows: rows, n: ln.weight.count, gamma: ln.weight.ptr, beta: ln.bias.ptr, eps: ln.eps, y: y,
-            mean: mean, rstd: rstd, parallel: false)
-    }
-
     /// dL/dg0 from dL/dx4 (`dOut`, token order), accumulating every parameter gradient of the
     /// layer and the scale embedding's.
-    func backward(_ cx: SelfLayerContext, dOut: Tensor, rows: [Int32], env: DecoderBlockEnv, grads: Gradients)
-        -> Tensor
-    {
+    func backward(_ cx: Context, dOut: Tensor, rows: [Int32], env: DecoderBlockEnv, grads: Gradients) -> Tensor {
         let c = dOut.shape[1], grid = env.grid, n = grid.seeds, windows = grid.windows, t = grid.tokens
         precondition(rows.count == t && dOut.count == t * c)
         let hc1 = mlpCrossattn.fc1.outFeatures, hc2 = mlpSelfattn.fc1.outFeatures
         let attn = gsSelfAttn, ra = attn.relativePosition
-        let group = Self.trainingWindowsPerGroup(windows: windows)
+        let group = Self.windowsPerGroup(windows: windows)
         let groups = (windows + group - 1) / group
         let maxRows = group * n
         let local = (0..<Int32(maxRows)).map { $0 }
@@ -169,18 +206,17 @@ extension GSSelfAttnLayer {
                             mlpSelfattn, norm2, x: x3, hidden: hid2, rows: r, mean: st + 4 * t, rstd: st + 5 * t,
                             dx: dx, scratch: sc, acc: g, offsets: o, first: 12)
                         // x3 = x2 + proj(window_attn(qkv(norm1(x2))))
-                        Self.linearBackward(attn.proj, x: at, rows: r, dy: dx, dx: sc.tmp, dW: g + o[8], dB: g + o[9])
+                        attn.proj.rowsBackward(x: at, rows: r, dy: dx, dx: sc.tmp, dW: g + o[8], dB: g + o[9])
                         Kernels.windowAttentionBackward(
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, qRows: local,
                             kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads, bias: attn.bias.ptr,
                             dOut: sc.tmp, ldDOut: c, dQ: dqkv, ldDQ: 3 * c, dK: dqkv + c, dV: dqkv + 2 * c,
                             ldDKV: 3 * c, dBias: g + o[18], parallel: false,
                             probabilities: cx.probs.ptr + (s0 / n) * attn.heads * n * n)
-                        Self.norm(norm1, x2, rows: r, into: sc.h, mean: sc.mean, rstd: sc.rstd)
-                        Self.linearBackward(
-                            attn.qkvhead, x: sc.h, rows: r, dy: dqkv, dx: sc.dh, dW: g + o[6], dB: g + o[7])
-                        Self.normBackward(
-                            norm1, x: x2, rows: r, mean: st + 2 * t, rstd: st + 3 * t, dy: sc.dh, dx: sc.tmp,
+                        norm1.rows(x2, r, into: sc.h, mean: sc.mean, rstd: sc.rstd)
+                        attn.qkvhead.rowsBackward(x: sc.h, rows: r, dy: dqkv, dx: sc.dh, dW: g + o[6], dB: g + o[7])
+                        norm1.rowsBackward(
+                            x: x2, rows: r, mean: st + 2 * t, rstd: st + 3 * t, dy: sc.dh, dx: sc.tmp,
                             dGamma: g + o[10], dBeta: g + o[11])
                         Kernels.add(dx, sc.tmp, r * c)
                         // x2 = x1 + mlp_crossattn(norm4(x1))
@@ -240,34 +276,68 @@ extension GSSelfAttnLayer {
         first f: Int
     ) {
         let c = ln.weight.count
-        linearBackward(mlp.fc2, x: hidden, rows: r, dy: dx, dx: sc.dhid, dW: g + o[f + 2], dB: g + o[f + 3])
+        mlp.fc2.rowsBackward(x: hidden, rows: r, dy: dx, dx: sc.dhid, dW: g + o[f + 2], dB: g + o[f + 3])
         Kernels.reluBackward(sc.dhid, output: hidden, r * mlp.fc1.outFeatures)
-        norm(ln, x, rows: r, into: sc.h, mean: sc.mean, rstd: sc.rstd)
-        linearBackward(mlp.fc1, x: sc.h, rows: r, dy: sc.dhid, dx: sc.dh, dW: g + o[f], dB: g + o[f + 1])
-        normBackward(
-            ln, x: x, rows: r, mean: mean, rstd: rstd, dy: sc.dh, dx: sc.tmp, dGamma: g + o[f + 4],
-            dBeta: g + o[f + 5])
+        ln.rows(x, r, into: sc.h, mean: sc.mean, rstd: sc.rstd)
+        mlp.fc1.rowsBackward(x: sc.h, rows: r, dy: sc.dhid, dx: sc.dh, dW: g + o[f], dB: g + o[f + 1])
+        ln.rowsBackward(
+            x: x, rows: r, mean: mean, rstd: rstd, dy: sc.dh, dx: sc.tmp, dGamma: g + o[f + 4], dBeta: g + o[f + 5])
         Kernels.add(dx, sc.tmp, r * c)
     }
+}
 
-    /// Single-threaded ``Kernels/linearBackward(x:ldx:m:k:weight:n:dy:ldy:dx:lddx:accumulateDX:dWeight:dBias:parallel:)``
-    /// for contiguous rows: dx = dy·W, dW += dyᵀ·x, dB += Σ dy.
-    static func linearBackward(
-        _ l: Linear, x: UnsafePointer<Float>, rows: Int, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-        dW: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>
-    ) {
-        Kernels.linearBackward(
-            x: x, ldx: l.inFeatures, m: rows, k: l.inFeatures, weight: l.weight.ptr, n: l.outFeatures, dy: dy,
-            ldy: l.outFeatures, dx: dx, lddx: l.inFeatures, dWeight: dW, dBias: dB, parallel: false)
+/// `GSSelfAttnBlock`: y = x + mlp(layers(norm(x))).
+public struct GSSelfAttnBlock: @unchecked Sendable {
+    public let mlp: MLP
+    public let norm: LayerNorm
+    public let blocks: [GSSelfAttnLayer]
+
+    init(_ s: ParameterSource, _ cfg: Fea2GSConfig) throws {
+        let c = cfg.channel
+        mlp = try MLP(s("mlp"), first: "0", second: "2", in: c, hidden: c, out: c)
+        norm = try LayerNorm(s("norm"), dim: c)
+        blocks = try (0..<cfg.numSelfattnLayers).map { i in
+            try GSSelfAttnLayer(s("blocks")(i), cfg, shift: i % 2 == 0 ? 0 : cfg.numGsSeedSqrt / 2)
+        }
     }
 
-    static func normBackward(
-        _ ln: LayerNorm, x: UnsafePointer<Float>, rows: Int, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-        dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>,
-        dBeta: UnsafeMutablePointer<Float>
-    ) {
-        Kernels.layerNormBackward(
-            x: x, rows: rows, n: ln.weight.count, gamma: ln.weight.ptr, mean: mean, rstd: rstd, dy: dy, dx: dx,
-            dGamma: dGamma, dBeta: dBeta, parallel: false)
+    struct Context {
+        let norm: LayerNorm.Context
+        let layers: [GSSelfAttnLayer.Context]
+        let rows: [[Int32]]
+        let ffn: MLP.Context
+    }
+
+    func forward(_ query: Tensor, env: DecoderBlockEnv, saving: Bool, tap: ((String, Tensor) -> Void)? = nil)
+        -> (Tensor, Context?)
+    {
+        var (g, n) = norm.forward(query, saving: saving)
+        var ctx: [GSSelfAttnLayer.Context] = [], rowMaps: [[Int32]] = []
+        var cache: [Int: [Int32]] = [:]
+        for (i, layer) in blocks.enumerated() {
+            let rows = cache[layer.shiftSize] ?? env.grid.shiftedWindowRows(shift: layer.shiftSize)
+            cache[layer.shiftSize] = rows
+            let (y, c) = layer.forward(g, rows: rows, env: env, saving: saving)
+            if let c {
+                ctx.append(c)
+                rowMaps.append(rows)
+            }
+            g = y
+            tap?("layer\(i)", g)
+        }
+        let (y, f) = mlp.forward(g, saving: saving)
+        Kernels.add(y, query)
+        guard let n, let f else { return (y, nil) }
+        return (y, Context(norm: n, layers: ctx, rows: rowMaps, ffn: f))
+    }
+
+    func backward(_ c: Context, dOut: Tensor, env: DecoderBlockEnv, grads: Gradients) -> Tensor {
+        var dg = mlp.backward(c.ffn, dy: dOut, grads: grads)
+        for i in stride(from: blocks.count - 1, through: 0, by: -1) {
+            dg = blocks[i].backward(c.layers[i], dOut: dg, rows: c.rows[i], env: env, grads: grads)
+        }
+        let dq = norm.backward(c.norm, dy: dg, grads: grads)
+        Kernels.add(dq, dOut)
+        return dq
     }
 }

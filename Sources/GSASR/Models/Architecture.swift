@@ -1,0 +1,114 @@
+import GSASRCheckpoint
+import GSASRTensor
+
+/// An official network architecture: one Swift type named as the official class, built from
+/// its one declaration (``init(_:config:)`` on a ``ParameterSource``).
+///
+/// The protocol is the registry's view of a type: its official name (the `type` in YAML and
+/// config.json), how it recognises a state dict (``hyperparameters(inferredFrom:)``: by keys and
+/// shapes, throwing a one-line error that names what did not match), and its hyperparameters.
+public protocol NetworkArchitecture: Sendable {
+    associatedtype Config: Codable & Sendable & Equatable
+
+    /// The official class name (`EDSRNOUP`, `Fea2GS`).
+    static var officialName: String { get }
+
+    /// The constructor arguments read from a state dict's keys and shapes. Throws when the
+    /// layout is not this architecture's, naming the first key or shape that did not match.
+    static func hyperparameters(inferredFrom sd: StateDict) throws -> Config
+
+    /// The declaration.
+    init(_ s: ParameterSource, config: Config) throws
+
+    var config: Config { get }
+}
+
+/// What the forward of an encoder keeps for its backward (each encoder has its own).
+public protocol EncoderContext {}
+
+/// An encoder (EDSR-baseline, RDN, SwinIR, HAT-L without their upsamplers): LR image →
+/// feature map, with what tiling, benchmarks and memory estimates need to know about it.
+public protocol EncoderArchitecture: NetworkArchitecture {
+    /// Input channels (3: RGB).
+    var inChannels: Int { get }
+    /// Feature channels of the output (the decoder's `inchannel`).
+    var outChannels: Int { get }
+    /// How far, in LR pixels, an output pixel sees on each side (its receptive-field radius:
+    /// one per 3×3 convolution). Tiling takes at least this much margin.
+    var reach: Int { get }
+    /// Floating-point operations (2 per multiply-add) for an h × w input.
+    func flops(height: Int, width: Int) -> Double
+    /// Peak working floats of one forward on an h × w input (inference).
+    func workingFloats(height: Int, width: Int) -> Double
+    /// The forward (x: h × w × inChannels channels-last → h × w × outChannels); with `saving`
+    /// also the context of ``backward(_:dOut:grads:profile:)``. `step(done, total)` reports
+    /// progress (throw to stop).
+    func encode(
+        _ x: Tensor, height: Int, width: Int, saving: Bool, profile: StepProfile?,
+        step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> (Tensor, (any EncoderContext)?)
+    /// Accumulates every parameter's gradient from dL/d(output).
+    func backward(_ context: any EncoderContext, dOut: Tensor, grads: Gradients, profile: StepProfile?)
+    /// The `encoder` object of config.json / `network_g` of a training YAML (without `type`).
+    var configArguments: [String: Int] { get }
+}
+
+extension EncoderArchitecture {
+    /// Builds the encoder from `source` with hyperparameters read from `sd`.
+    static func load(_ sd: StateDict, label: String) throws -> (any EncoderArchitecture, [StateEntry]) {
+        let cfg = try hyperparameters(inferredFrom: sd)
+        let s = ParameterSource(loading: sd, label: label)
+        let e = try Self(s, config: cfg)
+        try s.finish()
+        return (e, s.entries)
+    }
+
+    public func callAsFunction(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
+        encode(x, height: h, width: w, saving: false, profile: nil, step: { _, _ in }).0
+    }
+
+    public func callAsFunction(
+        _ x: Tensor, height h: Int, width w: Int, step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> Tensor {
+        try encode(x, height: h, width: w, saving: false, profile: nil, step: step).0
+    }
+}
+
+/// The registry of architectures (as BasicSR's `ARCH_REGISTRY`): checkpoint detection, the
+/// `type` of YAML and config.json, tiling reach, FLOP counts and benches ask it. Adding an
+/// encoder is its type plus one line in ``encoders``.
+public enum Architectures {
+    /// Every encoder this version runs.
+    public static let encoders: [any EncoderArchitecture.Type] = [EDSRNOUP.self]
+    /// Every decoder this version runs.
+    public static let decoders: [any NetworkArchitecture.Type] = [Fea2GS.self]
+
+    /// The encoder registered under the official class name `name`.
+    public static func encoder(named name: String) throws -> any EncoderArchitecture.Type {
+        guard let t = encoders.first(where: { $0.officialName == name }) else {
+            throw ModelLoadError(
+                "encoder type '\(name)' is not one this version runs (\(encoders.map { $0.officialName }.joined(separator: ", ")))")
+        }
+        return t
+    }
+
+    /// Recognises an encoder state dict and builds it: the first registered architecture whose
+    /// keys and shapes match (or the one named `type`, from config.json). When none matches,
+    /// one line says why each did not.
+    public static func loadEncoder(_ sd: StateDict, label: String, type: String? = nil) throws -> (
+        encoder: any EncoderArchitecture, state: [StateEntry]
+    ) {
+        let candidates = try type.map { [try encoder(named: $0)] } ?? encoders
+        var reasons: [String] = []
+        for t in candidates {
+            do {
+                _ = try t.hyperparameters(inferredFrom: sd)
+            } catch {
+                reasons.append("\(t.officialName): \(error)")
+                continue
+            }
+            return try t.load(sd, label: label)
+        }
+        throw ModelLoadError("\(label): not a known encoder layout (\(reasons.joined(separator: "; ")))")
+    }
+}

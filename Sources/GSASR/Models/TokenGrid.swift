@@ -1,0 +1,78 @@
+import GSASRTensor
+
+/// Token layout shared by the decoder blocks: `windows` windows in row-major (m, n) order,
+/// each holding num_gs_seed tokens in row-major (h, w) order — the official
+/// `(b h_count w_count) (dh dw) c` layout for batch 1. Rows are tokens, columns channels.
+struct TokenGrid {
+    let rowsOfWindows: Int  // h_count
+    let colsOfWindows: Int  // w_count
+    let seedSide: Int  // sqrt(num_gs_seed)
+    var windows: Int { rowsOfWindows * colsOfWindows }
+    var seeds: Int { seedSide * seedSide }
+    var tokens: Int { windows * seeds }
+    var gridHeight: Int { rowsOfWindows * seedSide }
+    var gridWidth: Int { colsOfWindows * seedSide }
+
+    /// Token row of grid position (gy, gx).
+    func token(gy: Int, gx: Int) -> Int {
+        ((gy / seedSide) * colsOfWindows + gx / seedSide) * seeds + (gy % seedSide) * seedSide + gx % seedSide
+    }
+
+    /// Row map of the windows of the grid rolled by −shift on both axes (torch.roll with
+    /// negative shifts): window slot (w, i) reads token at grid position + shift (mod size).
+    func shiftedWindowRows(shift: Int) -> [Int32] {
+        var rows = [Int32](repeating: 0, count: tokens)
+        for m in 0..<rowsOfWindows {
+            for n in 0..<colsOfWindows {
+                for h in 0..<seedSide {
+                    for w in 0..<seedSide {
+                        let gy = (m * seedSide + h + shift) % gridHeight
+                        let gx = (n * seedSide + w + shift) % gridWidth
+                        rows[(m * colsOfWindows + n) * seeds + h * seedSide + w] = Int32(token(gy: gy, gx: gx))
+                    }
+                }
+            }
+        }
+        return rows
+    }
+}
+
+/// The inputs every decoder block layer reads for one image, and (for a backward) the fan-in
+/// gradients of those inputs, summed over every layer. The gradients are created on first use,
+/// so an inference forward allocates nothing for them.
+final class DecoderBlockEnv {
+    let grid: TokenGrid
+    let feat: Tensor  // (hp·wp) × C, the projected features
+    let featHeight: Int, featWidth: Int, windowSize: Int
+    let pos: Tensor  // tokens × C, per-window copies of pos_embedding
+    let scaleEmbedding: [Float]
+    /// dL/dfeat, dL/dpos (tokens × C) and dL/d(scale embedding).
+    lazy var dFeat = Tensor(zeros: feat.shape)
+    lazy var dPos = Tensor(zeros: pos.shape)
+    lazy var dScaleEmbedding = [Float](repeating: 0, count: scaleEmbedding.count)
+
+    init(
+        grid: TokenGrid, feat: Tensor, featHeight: Int, featWidth: Int, windowSize: Int, pos: Tensor,
+        scaleEmbedding: [Float]
+    ) {
+        self.grid = grid
+        self.feat = feat
+        self.featHeight = featHeight
+        self.featWidth = featWidth
+        self.windowSize = windowSize
+        self.pos = pos
+        self.scaleEmbedding = scaleEmbedding
+    }
+
+    func addScaleGradient(_ ds: [Float]) {
+        for i in ds.indices { dScaleEmbedding[i] += ds[i] }
+    }
+}
+
+/// Column sums (over tokens) of a tokens × C gradient: the gradient of a per-layer constant
+/// row added to every token.
+func columnSums(_ x: Tensor, channels c: Int) -> [Float] {
+    var s = [Float](repeating: 0, count: c)
+    s.withUnsafeMutableBufferPointer { Kernels.addColumnSums(x, into: $0.baseAddress!, n: c) }
+    return s
+}
