@@ -180,7 +180,9 @@ public final class Trainer: @unchecked Sendable {
             archiveName: "decoder")
         let cfg = settings.decoder
         let json: [String: Any] = [
-            "encoder": model.encoder.configArguments.reduce(into: ["type": type(of: model.encoder).officialName] as [String: Any]) {
+            "encoder": model.encoder.configArguments.reduce(
+                into: ["type": type(of: model.encoder).officialName] as [String: Any]
+            ) {
                 $0[$1.key] = $1.value
             },
             "decoder": [

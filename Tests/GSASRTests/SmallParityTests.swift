@@ -16,7 +16,7 @@ import Testing
                     inchannel: 32, channel: 48, numHeads: 3, numCrossattnBlocks: 1, numCrossattnLayers: 2,
                     numSelfattnBlocks: 1, numSelfattnLayers: 2, numGsSeed: 16, windowSize: 4, shuffleScale1: 2,
                     shuffleScale2: 2))
-        #expect(Self.model.encoder.numFeat == 32 && Self.model.encoder.body.count == 2)
+        #expect((Self.model.encoder as? EDSRNOUP)?.config == EDSRConfig(numFeat: 32, numBlock: 2))
         #expect(Self.model.denominator == 12)
     }
 

@@ -9,7 +9,8 @@ public struct Conv2d: @unchecked Sendable {
     /// Declares `weight` and `bias` (PyTorch's default: U(±1/√(9·cin)) for both).
     public init(_ s: ParameterSource, in cin: Int, out cout: Int) throws {
         let bound = 1 / Double(cin * 9).squareRoot()
-        let w = try s.parameter("weight", [cout, cin, 3, 3], .uniform(bound: bound), layout: .conv3x3(cout: cout, cin: cin))
+        let w = try s.parameter(
+            "weight", [cout, cin, 3, 3], .uniform(bound: bound), layout: .conv3x3(cout: cout, cin: cin))
         let b = try s.parameter("bias", [cout], .uniform(bound: bound))
         weights = Conv3x3Weights(weight: w, bias: b, cout: cout, cin: cin)
     }
@@ -19,7 +20,9 @@ public struct Conv2d: @unchecked Sendable {
     }
 
     /// dX (nil unless `needDX`) from dY, accumulating dW and db; `x` is the forward's input.
-    public func backward(input x: Tensor, height h: Int, width w: Int, dy: Tensor, grads: Gradients, needDX: Bool = true)
+    public func backward(
+        input x: Tensor, height h: Int, width w: Int, dy: Tensor, grads: Gradients, needDX: Bool = true
+    )
         -> Tensor?
     {
         Kernels.conv3x3Backward(

@@ -16,7 +16,8 @@ public struct MultiheadAttention: @unchecked Sendable {
     /// PyTorch's `_reset_parameters`: in_proj_weight xavier_uniform U(±√(6/(C + 3C))), in_proj_bias
     /// 0, out_proj.weight the Linear default, out_proj.bias 0.
     public init(_ s: ParameterSource, dim c: Int) throws {
-        inProjWeight = try s.parameter("in_proj_weight", [3 * c, c], .uniform(bound: (6.0 / Double(4 * c)).squareRoot()))
+        inProjWeight = try s.parameter(
+            "in_proj_weight", [3 * c, c], .uniform(bound: (6.0 / Double(4 * c)).squareRoot()))
         inProjBias = try s.parameter("in_proj_bias", [3 * c], .constant(0))
         let o = s("out_proj")
         outProj = Linear(

@@ -87,7 +87,8 @@ public enum Architectures {
     public static func encoder(named name: String) throws -> any EncoderArchitecture.Type {
         guard let t = encoders.first(where: { $0.officialName == name }) else {
             throw ModelLoadError(
-                "encoder type '\(name)' is not one this version runs (\(encoders.map { $0.officialName }.joined(separator: ", ")))")
+                "encoder type '\(name)' is not one this version runs (\(encoders.map { $0.officialName }.joined(separator: ", ")))"
+            )
         }
         return t
     }
@@ -95,10 +96,17 @@ public enum Architectures {
     /// Recognises an encoder state dict and builds it: the first registered architecture whose
     /// keys and shapes match (or the one named `type`, from config.json). When none matches,
     /// one line says why each did not.
-    public static func loadEncoder(_ sd: StateDict, label: String, type: String? = nil) throws -> (
-        encoder: any EncoderArchitecture, state: [StateEntry]
-    ) {
-        let candidates = try type.map { [try encoder(named: $0)] } ?? encoders
+    /// `among` is the list to search (the registry's by default).
+    public static func loadEncoder(
+        _ sd: StateDict, label: String, type: String? = nil, among registry: [any EncoderArchitecture.Type] = encoders
+    ) throws -> (encoder: any EncoderArchitecture, state: [StateEntry]) {
+        let candidates =
+            try type.map { name in
+                guard let t = registry.first(where: { $0.officialName == name }) else {
+                    return [try encoder(named: name)]
+                }
+                return [t]
+            } ?? registry
         var reasons: [String] = []
         for t in candidates {
             do {

@@ -27,7 +27,8 @@ public struct RelativePositionBias: @unchecked Sendable {
             let r = idx[i]
             guard r >= 0, r < tableRows else {
                 throw ModelLoadError(
-                    "\(s.label): '\(s.prefix)relative_position_index' holds \(r), outside the table's \(tableRows) rows")
+                    "\(s.label): '\(s.prefix)relative_position_index' holds \(r), outside the table's \(tableRows) rows"
+                )
             }
             index[i] = Int32(r)
         }

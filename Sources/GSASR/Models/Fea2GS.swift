@@ -190,8 +190,7 @@ public struct Fea2GS: @unchecked Sendable {
     }
 
     /// `img_feat_proj`, also returning the hidden map after the ReLU (the second conv's input).
-    func projectFeaturesKeepingHidden(_ features: Tensor, height hp: Int, width wp: Int) -> (f0: Tensor, feat: Tensor)
-    {
+    func projectFeaturesKeepingHidden(_ features: Tensor, height hp: Int, width wp: Int) -> (f0: Tensor, feat: Tensor) {
         let f0 = imgFeatProj0(features, height: hp, width: wp)
         Kernels.relu(f0)
         return (f0, imgFeatProj2(f0, height: hp, width: wp).reshaped([hp * wp, config.channel]))

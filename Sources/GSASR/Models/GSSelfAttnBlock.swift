@@ -99,7 +99,8 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
                         let h = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
                         let a = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * c)
                         // Without a context: x (c), hidden (hmax), qkv (3c), attention output (c).
-                        let own = cx == nil ? UnsafeMutablePointer<Float>.allocate(capacity: maxRows * (5 * c + hmax)) : nil
+                        let own =
+                            cx == nil ? UnsafeMutablePointer<Float>.allocate(capacity: maxRows * (5 * c + hmax)) : nil
                         defer { h.deallocate(); a.deallocate(); own?.deallocate() }
                         let x1, x2, x3, hid1, hid2, qkv, at: UnsafeMutablePointer<Float>
                         let st: UnsafeMutablePointer<Float>?
