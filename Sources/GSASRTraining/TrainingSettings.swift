@@ -194,8 +194,12 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             try g.only([
                 "type", "num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale", "res_scale", "img_range",
             ])
-            if let t = try g.string("type"), t != "EDSRNOUP" {
-                throw TrainingError("\(g.origin): network_g.type '\(t)' is not supported for training (only EDSRNOUP)")
+            if let t = try g.string("type") {
+                // The registry names the encoders; the settings' hyperparameters are EDSRNOUP's.
+                do { _ = try Architectures.encoder(named: t) } catch { throw TrainingError("\(g.origin): network_g.\(error)") }
+                guard t == EDSRNOUP.officialName else {
+                    throw TrainingError("\(g.origin): network_g.type '\(t)' is not supported for training (only EDSRNOUP)")
+                }
             }
             if let v = try g.int("num_feat") { encoder.numFeat = v }
             if let v = try g.int("num_block") { encoder.numBlock = v }
