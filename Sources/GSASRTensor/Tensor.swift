@@ -58,7 +58,23 @@ public struct Tensor: @unchecked Sendable {
     package var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: ptr, count: count)
     }
-    public var array: [Float] { Array(UnsafeBufferPointer(start: ptr, count: count)) }
+    public var array: [Float] { withBuffer { Array($0) } }
+
+    /// Runs `body` with a pointer to the first element. The storage lives until `body` returns
+    /// (a bare `ptr` does not keep its tensor alive: Swift may release a local right after the
+    /// read of its pointer); the pointer must not escape `body`.
+    @inline(__always)
+    package func withPointer<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(storage) { try body(storage.base + offset) }
+    }
+
+    /// Runs `body` with the elements as a buffer (the storage lives until `body` returns).
+    @inline(__always)
+    package func withBuffer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(storage) {
+            try body(UnsafeMutableBufferPointer(start: storage.base + offset, count: count))
+        }
+    }
 
     /// Same storage, new shape (element count must match).
     public func reshaped(_ newShape: [Int]) -> Tensor {

@@ -29,14 +29,16 @@ public struct MultiheadAttention: @unchecked Sendable {
     private func value(_ s: [Float]) -> [Float] {
         let c = s.count
         var v = [Float](repeating: 0, count: c)
-        let w = inProjWeight.ptr + 2 * c * c
-        let b = inProjBias.ptr + 2 * c
-        for o in 0..<c {
-            var acc: Float = 0
-            for i in 0..<c { acc += w[o * c + i] * s[i] }
-            v[o] = acc + b[o]
+        inProjWeight.withPointer { wp in
+            inProjBias.withPointer { bp in
+                let w = wp + 2 * c * c, b = bp + 2 * c
+                for o in 0..<c {
+                    var acc: Float = 0
+                    for i in 0..<c { acc += w[o * c + i] * s[i] }
+                    v[o] = acc + b[o]
+                }
+            }
         }
-        withExtendedLifetime(self) {}
         return v
     }
 
@@ -48,28 +50,36 @@ public struct MultiheadAttention: @unchecked Sendable {
     /// caller holds: no context.)
     public func backwardConstant(keyValue s: [Float], dOut dm: [Float], grads: Gradients) -> [Float] {
         let c = s.count
-        let wv = inProjWeight.ptr + 2 * c * c
         let v = value(s)
-        let wo = outProj.weight.ptr
-        let dWo = grads.of(outProj.weight).ptr, dBo = grads.of(outProj.bias!).ptr
         var dv = [Float](repeating: 0, count: c)
-        for o in 0..<c {
-            dBo[o] += dm[o]
-            for i in 0..<c {
-                dWo[o * c + i] += dm[o] * v[i]
-                dv[i] += wo[o * c + i] * dm[o]
+        outProj.weight.withPointer { wo in
+            grads.of(outProj.weight).withPointer { dWo in
+                grads.of(outProj.bias!).withPointer { dBo in
+                    for o in 0..<c {
+                        dBo[o] += dm[o]
+                        for i in 0..<c {
+                            dWo[o * c + i] += dm[o] * v[i]
+                            dv[i] += wo[o * c + i] * dm[o]
+                        }
+                    }
+                }
             }
         }
-        let dW = grads.of(inProjWeight).ptr + 2 * c * c, dB = grads.of(inProjBias).ptr + 2 * c
         var ds = [Float](repeating: 0, count: c)
-        for o in 0..<c {
-            dB[o] += dv[o]
-            for i in 0..<c {
-                dW[o * c + i] += dv[o] * s[i]
-                ds[i] += wv[o * c + i] * dv[o]
+        inProjWeight.withPointer { w in
+            grads.of(inProjWeight).withPointer { dWp in
+                grads.of(inProjBias).withPointer { dBp in
+                    let wv = w + 2 * c * c, dW = dWp + 2 * c * c, dB = dBp + 2 * c
+                    for o in 0..<c {
+                        dB[o] += dv[o]
+                        for i in 0..<c {
+                            dW[o * c + i] += dv[o] * s[i]
+                            ds[i] += wv[o * c + i] * dv[o]
+                        }
+                    }
+                }
             }
         }
-        withExtendedLifetime(self) {}
         return ds
     }
 }

@@ -164,7 +164,8 @@ public struct GaussianExport: Sendable {
         case let g?:
             guard let v = GaussianGeometry(rawValue: g) else {
                 throw fail(
-                    "metadata 'geometry' = '\(g)' is not one of \(GaussianGeometry.allCases.map(\.rawValue).joined(separator: ", "))")
+                    "metadata 'geometry' = '\(g)' is not one of \(GaussianGeometry.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             geometry = v
         }
@@ -232,8 +233,8 @@ extension Upscaler {
         let p = try plan(width: w, height: h, request: request)
         var timings = Timings()
         let gs = try gaussians(rgb: rgb, plan: p, timings: &timings, progress: progress)
-        let (kernels, opacity) = withExtendedLifetime(gs) {
-            let raw = UnsafeBufferPointer(start: gs.ptr, count: gs.count)
+        let (kernels, opacity) = gs.withBuffer {
+            let raw = UnsafeBufferPointer($0)
             return (Self.kernels(raw: raw, plan: p), GaussianActivation.opacities(fromRaw: raw))
         }
         return GaussianExport(

@@ -220,9 +220,7 @@ public struct TiledUpscaler: @unchecked Sendable {
                     globalGW: globalGW, globalGH: globalGH, timings: &stats.timings)
                 let t0 = Date()
                 for r in raw {
-                    let k = withExtendedLifetime(r) {
-                        Upscaler.kernels(raw: UnsafeBufferPointer(start: r.ptr, count: r.count), plan: p)
-                    }
+                    let k = r.withBuffer { Upscaler.kernels(raw: UnsafeBufferPointer($0), plan: p) }
                     stats.gaussians += k.count
                     if let e = rasterizer.rowExtent(
                         k, width: p.renderWidth, height: p.renderHeight, countingAbove: written)
@@ -304,11 +302,12 @@ public struct TiledUpscaler: @unchecked Sendable {
             for x0 in stride(from: 0, to: wp, by: chunk) {
                 let x1 = min(wp, x0 + chunk)
                 let piece = projected(rgb: rgb, width: w, height: h, plan: p, rows: y0..<y1, cols: x0..<x1)
-                // `.ptr` does not keep its tensor alive: the local must outlive the copies.
-                withExtendedLifetime(piece) {
-                    for yy in 0..<(y1 - y0) {
-                        (strip.ptr + ((yp.offset * ws + yy) * wp + x0) * c).update(
-                            from: piece.ptr + yy * (x1 - x0) * c, count: (x1 - x0) * c)
+                strip.withPointer { dst in
+                    piece.withPointer { src in
+                        for yy in 0..<(y1 - y0) {
+                            (dst + ((yp.offset * ws + yy) * wp + x0) * c).update(
+                                from: src + yy * (x1 - x0) * c, count: (x1 - x0) * c)
+                        }
                     }
                 }
             }
@@ -336,12 +335,14 @@ public struct TiledUpscaler: @unchecked Sendable {
         // 1. The region's projected features: its torus columns of the strip.
         var t0 = Date()
         let feat = Tensor(uninitialized: [regionH * regionW, c])
-        // `feat` stays alive: `attend` reads it below; `strip` is the caller's.
-        for xp in xr {
-            let x0 = xp.start * ws, n = xp.count * ws
-            for yy in 0..<regionH {
-                (feat.ptr + (yy * regionW + xp.offset * ws) * c).update(
-                    from: strip.ptr + (yy * wp + x0) * c, count: n * c)
+        feat.withPointer { dst in
+            strip.withPointer { src in
+                for xp in xr {
+                    let x0 = xp.start * ws, n = xp.count * ws
+                    for yy in 0..<regionH {
+                        (dst + (yy * regionW + xp.offset * ws) * c).update(from: src + (yy * wp + x0) * c, count: n * c)
+                    }
+                }
             }
         }
         timings.encoder += Date().timeIntervalSince(t0)
@@ -370,19 +371,22 @@ public struct TiledUpscaler: @unchecked Sendable {
             let sy1 = (b == cy1 && atBottom) ? b : b + 2
             let subH = sy1 - sy0
             let sub = Tensor(uninitialized: [subH, subW, c])
-            // `.ptr` does not keep its tensor alive: each source outlives its copies.
-            withExtendedLifetime(img) {
-                for yy in 0..<subH {
-                    (sub.ptr + yy * subW * c).update(from: img.ptr + ((sy0 + yy) * gw + sx0) * c, count: subW * c)
+            sub.withPointer { dst in
+                img.withPointer { src in
+                    for yy in 0..<subH {
+                        (dst + yy * subW * c).update(from: src + ((sy0 + yy) * gw + sx0) * c, count: subW * c)
+                    }
                 }
             }
             let u = dec.upNet(sub, height: subH, width: subW)
             let rows = (b - a) * up, cols = (cx1 - cx0) * up
             let x = Tensor(uninitialized: [rows, cols, c])
             let r0 = (a - sy0) * up, c0 = (cx0 - sx0) * up
-            withExtendedLifetime(u.up) {
-                for r in 0..<rows {
-                    (x.ptr + r * cols * c).update(from: u.up.ptr + ((r0 + r) * u.width + c0) * c, count: cols * c)
+            x.withPointer { dst in
+                u.up.withPointer { src in
+                    for r in 0..<rows {
+                        (dst + r * cols * c).update(from: src + ((r0 + r) * u.width + c0) * c, count: cols * c)
+                    }
                 }
             }
             let frame = GaussianFrame(
@@ -407,17 +411,19 @@ public struct TiledUpscaler: @unchecked Sendable {
         // The padded image's pixels (reflect padding at the bottom and right, as `encode`).
         let x = Tensor(uninitialized: [ph, pw, 3])
         rgb.withUnsafeBufferPointer { src in
-            for yy in 0..<ph {
-                let gy = y0 + yy
-                let sy = gy < h ? gy : 2 * (h - 1) - gy
-                for xx in 0..<pw {
-                    let gx = x0 + xx
-                    let sx = gx < w ? gx : 2 * (w - 1) - gx
-                    let s = src.baseAddress! + (sy * w + sx) * 3
-                    let d = x.ptr + (yy * pw + xx) * 3
-                    d[0] = s[0]
-                    d[1] = s[1]
-                    d[2] = s[2]
+            x.withPointer { dst in
+                for yy in 0..<ph {
+                    let gy = y0 + yy
+                    let sy = gy < h ? gy : 2 * (h - 1) - gy
+                    for xx in 0..<pw {
+                        let gx = x0 + xx
+                        let sx = gx < w ? gx : 2 * (w - 1) - gx
+                        let s = src.baseAddress! + (sy * w + sx) * 3
+                        let d = dst + (yy * pw + xx) * 3
+                        d[0] = s[0]
+                        d[1] = s[1]
+                        d[2] = s[2]
+                    }
                 }
             }
         }
@@ -426,10 +432,12 @@ public struct TiledUpscaler: @unchecked Sendable {
         let c = model.decoder.config.channel
         let oh = rows.count, ow = cols.count
         let out = Tensor(uninitialized: [oh * ow, c])
-        withExtendedLifetime(feat) {
-            for yy in 0..<oh {
-                (out.ptr + yy * ow * c).update(
-                    from: feat.ptr + ((rows.lowerBound - y0 + yy) * pw + (cols.lowerBound - x0)) * c, count: ow * c)
+        out.withPointer { dst in
+            feat.withPointer { src in
+                for yy in 0..<oh {
+                    (dst + yy * ow * c).update(
+                        from: src + ((rows.lowerBound - y0 + yy) * pw + (cols.lowerBound - x0)) * c, count: ow * c)
+                }
             }
         }
         return out

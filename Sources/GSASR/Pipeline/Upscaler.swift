@@ -209,7 +209,7 @@ public struct Upscaler: @unchecked Sendable {
     /// Activations + coordinate transform + rasterizer at the padded render size.
     public func render(_ gs: Tensor, plan p: Plan, progress: ((Double) -> Void)? = nil) -> [Float] {
         let kernels = withExtendedLifetime(gs) {
-            Self.kernels(raw: UnsafeBufferPointer(start: gs.ptr, count: gs.count), plan: p)
+            gs.withBuffer { Self.kernels(raw: UnsafeBufferPointer($0), plan: p) }
         }
         return rasterizer.forward(kernels, width: p.renderWidth, height: p.renderHeight, progress: progress)
     }
