@@ -152,7 +152,8 @@ struct CLIError: Error, CustomStringConvertible {
             #expect(r.error.contains(mentions), "\(name): '\(r.error)' does not mention '\(mentions)'")
             #expect(r.json["status"] as? Int == status)
             if body != nil && !(body!.isEmpty) {
-                #expect(r.headers["connection"] == "close", "\(name): a refused request with a body keeps its connection")
+                #expect(
+                    r.headers["connection"] == "close", "\(name): a refused request with a body keeps its connection")
             }
             // The server keeps serving: a good upscale right after.
             let good = try s.request("POST", "/api/upscale?scale=2", body: png)
@@ -192,7 +193,9 @@ struct CLIError: Error, CustomStringConvertible {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else {
             close(fd)
@@ -240,14 +243,21 @@ struct CLIError: Error, CustomStringConvertible {
     @Test func unparsableRequestsAreJSON400() throws {
         let s = try ServerProcess(["-m", CLI.smallModel.path])
         for (label, request, mentions) in [
-            ("over-long query", "GET /api/info?x=\(String(repeating: "a", count: 200_000)) HTTP/1.1\r\nHost: x\r\n\r\n",
-             "the request line or headers are too long"),
+            (
+                "over-long query",
+                "GET /api/info?x=\(String(repeating: "a", count: 200_000)) HTTP/1.1\r\nHost: x\r\n\r\n",
+                "the request line or headers are too long"
+            ),
             ("not HTTP", "GARBAGE\r\n\r\n", "is not valid HTTP"),
         ] {
             let reply = Self.rawExchange(port: s.port, Array(request.utf8))
-            print("serve: \(label) -> \(reply.split(separator: "\r\n").first ?? "") \(reply.split(separator: "\r\n").last ?? "")")
+            print(
+                "serve: \(label) -> \(reply.split(separator: "\r\n").first ?? "") \(reply.split(separator: "\r\n").last ?? "")"
+            )
             #expect(reply.hasPrefix("HTTP/1.1 400"), "\(label)")
-            #expect(reply.contains("application/json") && reply.contains(mentions) && reply.contains("\"status\":400"), "\(label): \(reply)")
+            #expect(
+                reply.contains("application/json") && reply.contains(mentions) && reply.contains("\"status\":400"),
+                "\(label): \(reply)")
         }
         #expect(try s.request("GET", "/api/info").status == 200)
     }
@@ -263,7 +273,9 @@ struct CLIError: Error, CustomStringConvertible {
             ("stalled body", "POST /api/jobs?scale=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxxxxxxxxxx"),
         ] {
             let t = Self.secondsUntilClosed(port: s.port, sending: Array(text.utf8), limit: 10)
-            print("serve --idle-timeout 1: \(label) -> closed after \(t.map { String(format: "%.2f s", $0) } ?? "never (10 s)")")
+            print(
+                "serve --idle-timeout 1: \(label) -> closed after \(t.map { String(format: "%.2f s", $0) } ?? "never (10 s)")"
+            )
             #expect(t != nil && t! < 3, "\(label)")
         }
         #expect(try s.request("GET", "/api/info").status == 200)
@@ -280,17 +292,28 @@ struct CLIError: Error, CustomStringConvertible {
                 fds.append(fd)
             }
         }
-        Thread.sleep(forTimeInterval: 0.5)
-        var refused = 0
-        for fd in fds {
-            var tv = timeval(tv_sec: 0, tv_usec: 50_000)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).hasPrefix("HTTP/1.1 503") { refused += 1 }
+        // Poll the connections (20 ms each) until the 10 over the cap have their 503, then once
+        // more, so that an 11th would be seen too; at most 10 s.
+        var answered = Set<Int32>()
+        func pollOnce() {
+            for fd in fds where !answered.contains(fd) {
+                var tv = timeval(tv_sec: 0, tv_usec: 20_000)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).hasPrefix("HTTP/1.1 503") {
+                    answered.insert(fd)
+                }
+            }
         }
+        let pollDeadline = Date().addingTimeInterval(10)
+        while answered.count < 10 && Date() < pollDeadline { pollOnce() }
+        pollOnce()
+        let refused = answered.count
         let now = try s.request("GET", "/api/info")
-        print("serve --max-connections 20: 30 half-open -> \(refused) answered 503; next request \(now.status) \(now.error)")
+        print(
+            "serve --max-connections 20: 30 half-open -> \(refused) answered 503; next request \(now.status) \(now.error)"
+        )
         #expect(refused == 10)
         #expect(now.status == 503 && now.error.contains("limit of 20 connections") && now.headers["retry-after"] == "1")
         let deadline = Date().addingTimeInterval(20)
@@ -446,7 +469,8 @@ struct CLIError: Error, CustomStringConvertible {
         let limits = try #require(try s.request("GET", "/api/info").json["limits"] as? [String: Any])
         let maxIn = try #require(limits["maxInputPixels"] as? Int)
         let side = Int(Double(maxIn).squareRoot())
-        print("serve: --job-memory-gib 0.05 --max-output-pixels 90000 -> inputs up to \(maxIn) pixels (\(side)x\(side))")
+        print(
+            "serve: --job-memory-gib 0.05 --max-output-pixels 90000 -> inputs up to \(maxIn) pixels (\(side)x\(side))")
         #expect(side * side == maxIn && side >= 12)
         let scale = (300.0 / Double(side) * 1000).rounded(.down) / 1000
         let r = try s.request("POST", "/api/jobs?scale=\(scale)", body: try Self.photo(side: side))
