@@ -4,10 +4,13 @@ import GSASR
 import GSASRBench
 
 /// `gsasr info`: the BLAS library, its version and kernel set, the CPU's vector extensions and
-/// the thread counts; `--sgemm` also measures the sgemm peak under each kernel set.
+/// the thread counts; `--sgemm` also measures the sgemm peak under each kernel set; with a model
+/// (`-m` or `--encoder/--decoder`), what the architecture registry recognised in it.
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the BLAS, its kernel set, the CPU's vector extensions and the threads.")
+        abstract: "Print the BLAS, its kernel set, the CPU's vector extensions and the threads; with -m, the model.")
+
+    @OptionGroup var modelOptions: ModelOptions
 
     @Flag(help: "Also measure sgemm (2048^3) with the kernels in use and under each kernel set the CPU supports.")
     var sgemm = false
@@ -21,6 +24,12 @@ struct Info: ParsableCommand {
     func run() throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if modelOptions.model != nil || modelOptions.encoder != nil || modelOptions.decoder != nil {
+            let (model, name) = try modelOptions.load()
+            let summary = ModelSummary(model, name: name)
+            print(json ? String(decoding: try enc.encode(summary), as: UTF8.self) : summary.text)
+            return
+        }
         if sgemmOnly {
             let f = BLASBench.KernelSetFigure(
                 coreType: BLAS.info.coreType ?? "", coreName: BLAS.info.coreName, gflops: BLASBench.sgemmGFLOPS())
@@ -29,7 +38,10 @@ struct Info: ParsableCommand {
         }
         if sgemm {
             let r = BLASBench.run(executable: Bundle.main.executablePath)
-            print(json ? String(decoding: try enc.encode(r), as: UTF8.self) : "gsasr \(GSASRVersion.string)\n" + BLASBench.format(r))
+            print(
+                json
+                    ? String(decoding: try enc.encode(r), as: UTF8.self)
+                    : "gsasr \(GSASRVersion.string)\n" + BLASBench.format(r))
             return
         }
         if json {
@@ -37,5 +49,56 @@ struct Info: ParsableCommand {
         } else {
             print("gsasr \(GSASRVersion.string)\n" + BLASBench.describe(BLAS.info, threads: Parallel.threadCount))
         }
+    }
+}
+
+/// What `gsasr info -m` reports: each network's registered architecture, its constructor
+/// arguments and parameter count (from the declarations), and what the pipeline derives.
+struct ModelSummary: Encodable {
+    struct Network: Encodable {
+        var type: String
+        var arguments: [String: Int]
+        var parameters: Int
+    }
+    var name: String
+    var encoder: Network
+    var decoder: Network
+    /// LR pixels an attention input sees on each side (encoder reach + img_feat_proj's two convs).
+    var encoderReach: Int
+    var denominator: Int
+    var registeredEncoders: [String]
+    var registeredDecoders: [String]
+
+    init(_ m: GSASRModel, name: String) {
+        self.name = name
+        let d = m.decoder.config
+        encoder = Network(
+            type: type(of: m.encoder).officialName, arguments: m.encoder.configArguments,
+            parameters: m.encoderState.parameterCount)
+        decoder = Network(
+            type: Fea2GS.officialName,
+            arguments: [
+                "inchannel": d.inchannel, "channel": d.channel, "num_heads": d.numHeads,
+                "num_crossattn_blocks": d.numCrossattnBlocks, "num_crossattn_layers": d.numCrossattnLayers,
+                "num_selfattn_blocks": d.numSelfattnBlocks, "num_selfattn_layers": d.numSelfattnLayers,
+                "num_gs_seed": d.numGsSeed, "window_size": d.windowSize, "shuffle_scale1": d.shuffleScale1,
+                "shuffle_scale2": d.shuffleScale2,
+            ],
+            parameters: m.decoderState.parameterCount)
+        encoderReach = m.encoder.reach + 2
+        denominator = m.denominator
+        registeredEncoders = Architectures.encoders.map { $0.officialName }
+        registeredDecoders = Architectures.decoders.map { $0.officialName }
+    }
+
+    var text: String {
+        func args(_ a: [String: Int]) -> String { a.keys.sorted().map { "\($0)=\(a[$0]!)" }.joined(separator: " ") }
+        return """
+            model \(name)
+              encoder \(encoder.type): \(encoder.parameters) parameters; \(args(encoder.arguments))
+              decoder \(decoder.type): \(decoder.parameters) parameters; \(args(decoder.arguments))
+              reach \(encoderReach) LR pixels before the attention; inputs padded to a multiple of \(denominator)
+              registered architectures: encoders \(registeredEncoders.joined(separator: ", ")); decoders \(registeredDecoders.joined(separator: ", "))
+            """
     }
 }

@@ -41,4 +41,18 @@ import Testing
         let (s3, t3) = try run(["--version"], environment: env)
         #expect(s3 == 0 && t3.hasPrefix("gsasr "))
     }
+
+    /// `gsasr info -m`: the registry's view of a model, parameter counts from the declarations.
+    @Test func describesAModel() throws {
+        let (status, text) = try run(
+            ["info", "-m", CLI.smallModel.path], environment: ProcessInfo.processInfo.environment)
+        print(text)
+        #expect(status == 0)
+        #expect(text.contains("encoder EDSRNOUP:") && text.contains("decoder Fea2GS:"))
+        let model = try GSASRModel.load(directory: CLI.smallModel)
+        #expect(text.contains("\(model.encoderState.parameterCount) parameters; num_block=2"))
+        #expect(text.contains("\(model.decoderState.parameterCount) parameters; channel=48"))
+        let (bad, _) = try run(["info", "-m", "/nonexistent"], environment: ProcessInfo.processInfo.environment)
+        #expect(bad != 0)
+    }
 }
