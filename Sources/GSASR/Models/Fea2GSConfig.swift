@@ -52,53 +52,9 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
         self.shuffleScale2 = shuffleScale2
     }
 
-    /// Reads the hyperparameters from a decoder state dict:
-    /// - channel, num_gs_seed: `gs_embedding` (num_gs_seed × channel);
-    /// - inchannel: `img_feat_proj.0.weight`;
-    /// - num_heads: columns of a `relative_position_bias_table`;
-    /// - window_size: `window_cross_attn.relative_position_index` is (num_gs_seed × window²);
-    /// - block and layer counts: the `{i}` indices present;
-    /// - shuffle factors: `UPNet.0/2.weight` rows = channel · factor².
-    public init(inferringFrom sd: StateDict) throws {
-        func shape(_ k: String) throws -> [Int] {
-            guard let t = sd[k] else { throw ModelLoadError("decoder: missing key '\(k)'") }
-            return t.shape
-        }
-        func count(_ f: (Int) -> String) -> Int {
-            var i = 0
-            while sd[f(i)] != nil { i += 1 }
-            return i
-        }
-        func isqrt(_ n: Int, _ what: String) throws -> Int {
-            let r = Int(Double(n).squareRoot().rounded())
-            guard r * r == n, r > 0 else { throw ModelLoadError("decoder: \(what) = \(n) is not a perfect square") }
-            return r
-        }
-        let emb = try shape("gs_embedding")
-        guard emb.count == 2 else { throw ModelLoadError("decoder: gs_embedding has shape \(emb), expected 2-D") }
-        numGsSeed = emb[0]
-        channel = emb[1]
-        let proj = try shape("img_feat_proj.0.weight")
-        guard proj.count == 4 else { throw ModelLoadError("decoder: img_feat_proj.0.weight has shape \(proj)") }
-        inchannel = proj[1]
-        numCrossattnBlocks = count { "window_crossattn_blocks.\($0).norm.weight" }
-        numSelfattnBlocks = count { "gs_selfattn_blocks.\($0).norm.weight" }
-        numCrossattnLayers = count { "window_crossattn_blocks.0.blocks.\($0).norm1.weight" }
-        numSelfattnLayers = count { "gs_selfattn_blocks.0.blocks.\($0).norm1.weight" }
-        let crossPrefix = "window_crossattn_blocks.0.blocks.0.window_cross_attn."
-        let table = try shape(crossPrefix + "relative_position_bias_table")
-        guard table.count == 2 else { throw ModelLoadError("decoder: relative_position_bias_table has shape \(table)") }
-        numHeads = table[1]
-        let index = try shape(crossPrefix + "relative_position_index")
-        guard index.count == 2 else { throw ModelLoadError("decoder: relative_position_index has shape \(index)") }
-        windowSize = try isqrt(index[1], "window area")
-        let up0 = try shape("UPNet.0.weight"), up2 = try shape("UPNet.2.weight")
-        guard channel > 0, up0.count == 4, up2.count == 4, up0[0] % channel == 0, up2[0] % channel == 0 else {
-            throw ModelLoadError("decoder: UPNet weights \(up0), \(up2) do not match channel \(channel)")
-        }
-        shuffleScale1 = try isqrt(up0[0] / channel, "UPNet.0 factor²")
-        shuffleScale2 = try isqrt(up2[0] / channel, "UPNet.2 factor²")
-    }
+    /// Reads the hyperparameters from a decoder state dict (``Fea2GS/hyperparameters(inferredFrom:)``,
+    /// beside the declaration whose keys it reads).
+    public init(inferringFrom sd: StateDict) throws { self = try Fea2GS.hyperparameters(inferredFrom: sd) }
 
     /// Applies the `decoder` object of an official-style config.json (any subset of keys),
     /// checked by ``ModelConfigFile/parse(_:)``.
