@@ -25,6 +25,45 @@ struct PaperParityTests {
         #expect((Self.model.encoder as? EDSRNOUP)?.config == EDSRConfig(numFeat: 64, numBlock: 16))
     }
 
+    /// The parameter counts the declarations give equal the official modules' `numel` sums
+    /// (../shared/golden/zoo/full_configs/paper_edsr.json, when present).
+    static let officialLayout = Fixtures.sharedGolden.appendingPathComponent("zoo/full_configs/paper_edsr.json")
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: officialLayout.path), "needs ../shared/golden/zoo"))
+    func parameterCountsFromTheDeclarationsMatchOfficial() throws {
+        let url = Self.officialLayout
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let counts = json["param_count"] as! [String: Int]
+        print(
+            "paper_edsr parameters: ours \(Self.model.encoderState.parameterCount) / \(Self.model.decoderState.parameterCount), official \(counts["encoder"]!) / \(counts["decoder"]!)"
+        )
+        #expect(Self.model.encoderState.parameterCount == counts["encoder"])
+        #expect(Self.model.decoderState.parameterCount == counts["decoder"])
+    }
+
+    /// A from-scratch paper-config model's state dict (from the declarations) has the released
+    /// files' keys, shapes, dtypes and order (../shared/golden/zoo/full_configs/paper_edsr.tsv).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: officialLayout.path), "needs ../shared/golden/zoo"))
+    func initialisedStateDictHasTheOfficialLayout() throws {
+        let tsv = try String(
+            contentsOf: Fixtures.sharedGolden.appendingPathComponent("zoo/full_configs/paper_edsr.tsv"), encoding: .utf8
+        )
+        let official = tsv.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0) }
+        let m = try GSASRModel.initialized(
+            EDSRNOUP.self, encoder: EDSRConfig(numFeat: 64, numBlock: 16), decoder: Self.model.decoder.config, seed: 1)
+        func rows(_ net: String, _ entries: [StateEntry]) -> [String] {
+            entries.map { e in
+                switch e {
+                case .parameter(let p): return "\(net)\t\(p.key)\t\(p.torchShape)\tfloat32"
+                case .buffer(let k, let shape, _): return "\(net)\t\(k)\t\(shape)\tint64"
+                }
+            }
+        }
+        let ours = rows("encoder", m.encoderState) + rows("decoder", m.decoderState)
+        print("paper_edsr layout: \(ours.count) entries, official \(official.count)")
+        #expect(ours == official)
+    }
+
     @Test(arguments: ["astronaut_48x48", "coffee_37x50"], [2.0, 4, 11.3])
     func pipeline(image: String, scale: Double) throws {
         let lr = try Self.lr(image)
