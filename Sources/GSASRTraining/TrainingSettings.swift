@@ -196,9 +196,14 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             ])
             if let t = try g.string("type") {
                 // The registry names the encoders; the settings' hyperparameters are EDSRNOUP's.
-                do { _ = try Architectures.encoder(named: t) } catch { throw TrainingError("\(g.origin): network_g.\(error)") }
+                guard Architectures.encoders.contains(where: { $0.officialName == t }) else {
+                    throw TrainingError(
+                        "\(g.origin): network_g.type '\(t)' is not a registered encoder (\(Architectures.encoders.map { $0.officialName }.joined(separator: ", ")))"
+                    )
+                }
                 guard t == EDSRNOUP.officialName else {
-                    throw TrainingError("\(g.origin): network_g.type '\(t)' is not supported for training (only EDSRNOUP)")
+                    throw TrainingError(
+                        "\(g.origin): network_g.type '\(t)' is not supported for training (only EDSRNOUP)")
                 }
             }
             if let v = try g.int("num_feat") { encoder.numFeat = v }

@@ -153,3 +153,98 @@ struct ToyEncoder: EncoderArchitecture {
         #expect(ctx != nil && plain.array == saved.array)
     }
 }
+
+/// An encoder whose recogniser accepts any state dict: the registry must still try the next
+/// architecture when its strict loading fails.
+struct LaxToyEncoder: EncoderArchitecture {
+    static let officialName = "LaxToy"
+    let config: ToyEncoder.Config
+    let inner: ToyEncoder
+    init(_ s: ParameterSource, config: ToyEncoder.Config) throws {
+        self.config = config
+        inner = try ToyEncoder(s, config: config)
+    }
+    static func hyperparameters(inferredFrom sd: StateDict) throws -> ToyEncoder.Config { .init(feat: 32) }
+    var inChannels: Int { 3 }
+    var outChannels: Int { inner.outChannels }
+    var reach: Int { inner.reach }
+    func flops(height h: Int, width w: Int) -> Double { inner.flops(height: h, width: w) }
+    func workingFloats(height h: Int, width w: Int) -> Double { inner.workingFloats(height: h, width: w) }
+    var configArguments: [String: Int] { inner.configArguments }
+    func encode(
+        _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile?,
+        step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> (Tensor, (any EncoderContext)?) {
+        try inner.encode(x, height: h, width: w, saving: saving, profile: profile, step: step)
+    }
+    func backward(_ context: any EncoderContext, dOut: Tensor, grads: Gradients, profile: StepProfile?) {
+        inner.backward(context, dOut: dOut, grads: grads, profile: profile)
+    }
+}
+
+/// Crafted checkpoints (untrusted files) get one-line errors, never a trap: zero-size tensors
+/// can carry any dimension, and the hyperparameters read from them size the declarations.
+@Suite struct HostileStateDictTests {
+    static let small = Fixtures.url("small")
+
+    static func dicts() throws -> (StateDict, StateDict) {
+        (
+            try GSASRModel.loadStateDict(GSASRModel.checkpoint(in: small, named: "encoder"), paramKey: nil),
+            try GSASRModel.loadStateDict(GSASRModel.checkpoint(in: small, named: "decoder"), paramKey: nil)
+        )
+    }
+
+    static func replacing(_ sd: StateDict, _ changes: [String: [Int]]) -> StateDict {
+        var out = StateDict()
+        for k in sd.keys {
+            if let shape = changes[k] {
+                out.insert(k, LoadedTensor(shape: shape, dtype: .float32, floats: []))
+            } else {
+                out.insert(k, sd[k]!)
+            }
+        }
+        return out
+    }
+
+    func refused(_ enc: StateDict, _ dec: StateDict, mentioning needle: String) {
+        do {
+            _ = try GSASRModel.load(
+                encoder: enc, encoderLabel: "encoder.pth", decoder: dec, decoderLabel: "decoder.pth")
+            Issue.record("loaded a crafted checkpoint (\(needle))")
+        } catch {
+            print("refused: \(error)")
+            #expect("\(error)".contains(needle), "\(error)")
+        }
+    }
+
+    @Test func hugeOrZeroSizesAreRefused() throws {
+        let (enc, dec) = try Self.dicts()
+        let big = 1 << 40
+        refused(
+            enc,
+            Self.replacing(
+                dec,
+                [
+                    "gs_embedding": [0, big], "pos_embedding": [0, big], "img_feat_proj.0.weight": [0, 1 << 30, 3, 3],
+                    "UPNet.0.weight": [4 * big, 0, 3, 3], "UPNet.2.weight": [4 * big, 0, 3, 3],
+                ]),
+            mentioning: "outside 1...65536")
+        refused(
+            enc, Self.replacing(dec, ["gs_embedding": [0, 48], "pos_embedding": [0, 48]]), mentioning: "num_gs_seed 0")
+        refused(Self.replacing(enc, ["conv_first.weight": [4, 1 << 40, 3, 3]]), dec, mentioning: "num_in_ch")
+        refused(Self.replacing(enc, ["conv_first.weight": [0, 3, 3, 3]]), dec, mentioning: "num_feat 0")
+    }
+
+    @Test func aFailedStrictLoadFallsThroughToTheNextArchitecture() throws {
+        let (enc, _) = try Self.dicts()
+        let (e, _) = try Architectures.loadEncoder(
+            enc, label: "encoder.pth", among: [LaxToyEncoder.self, EDSRNOUP.self])
+        #expect(e is EDSRNOUP)
+        do {
+            _ = try Architectures.loadEncoder(enc, label: "encoder.pth", among: [LaxToyEncoder.self])
+            Issue.record("LaxToy loaded an EDSR state dict")
+        } catch {
+            #expect("\(error)".contains("LaxToy: missing key 'conv.weight'"), "\(error)")
+        }
+    }
+}

@@ -244,10 +244,17 @@ func tempFolder() throws -> URL {
             (Self.official.replacingOccurrences(of: "type: Adam", with: "type: SGD"), "only Adam"),
             ("- a\n- b\n", "top level must be a mapping"),
             // Numbers are decimal only (YAML 1.1 would read 0x30 as 48).
-            (Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 0x30"),
-             "'datasets.train.lr_size' must be an integer, not '0x30'"),
+            (
+                Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 0x30"),
+                "'datasets.train.lr_size' must be an integer, not '0x30'"
+            ),
 
             ("a: [\n", "not valid YAML"),
+            // network_g.type goes through the architecture registry.
+            (
+                Self.official.replacingOccurrences(of: "type: EDSRNOUP", with: "type: RDNNOUP"),
+                "network_g.type 'RDNNOUP' is not a registered encoder (EDSRNOUP)"
+            ),
         ]
         for (yaml, expected) in cases where !expected.isEmpty {
             do {
@@ -268,7 +275,8 @@ func tempFolder() throws -> URL {
             contentsOf: Fixtures.packageRoot.appendingPathComponent("Configs/default.yml"), encoding: .utf8)
         #expect(try TrainingSettings.load(yaml: bundled).lrSize == 24)
         // A leading zero is decimal, not YAML 1.1's octal (060 would be 48).
-        let zero = try TrainingSettings.load(yaml: Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 060"))
+        let zero = try TrainingSettings.load(
+            yaml: Self.official.replacingOccurrences(of: "lr_size: 48", with: "lr_size: 060"))
         #expect(zero.lrSize == 60)
     }
 }

@@ -8,7 +8,7 @@ public struct Conv2d: @unchecked Sendable {
 
     /// Declares `weight` and `bias` (PyTorch's default: U(±1/√(9·cin)) for both).
     public init(_ s: ParameterSource, in cin: Int, out cout: Int) throws {
-        let bound = 1 / Double(cin * 9).squareRoot()
+        let bound = 1 / (Double(cin) * 9).squareRoot()
         let w = try s.parameter(
             "weight", [cout, cin, 3, 3], .uniform(bound: bound), layout: .conv3x3(cout: cout, cin: cin))
         let b = try s.parameter("bias", [cout], .uniform(bound: bound))

@@ -17,7 +17,7 @@ public struct MultiheadAttention: @unchecked Sendable {
     /// 0, out_proj.weight the Linear default, out_proj.bias 0.
     public init(_ s: ParameterSource, dim c: Int) throws {
         inProjWeight = try s.parameter(
-            "in_proj_weight", [3 * c, c], .uniform(bound: (6.0 / Double(4 * c)).squareRoot()))
+            "in_proj_weight", [3 * c, c], .uniform(bound: (6.0 / (4 * Double(c))).squareRoot()))
         inProjBias = try s.parameter("in_proj_bias", [3 * c], .constant(0))
         let o = s("out_proj")
         outProj = Linear(

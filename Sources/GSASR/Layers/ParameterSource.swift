@@ -106,14 +106,24 @@ public final class ParameterSource {
         into destination: Tensor? = nil
     ) throws -> Tensor {
         let key = prefix + name
-        let n = torchShape.reduce(1, *)
+        // Loading checks the stored shape first: the declared one may come from an untrusted
+        // file's other shapes, so its element count is only computed after it matched (then it
+        // is the stored tensor's, which the reader has bounded) or, from scratch, with overflow
+        // checks.
         let torchValues: [Float]
         switch record.values {
         case .load(let p): torchValues = try p.floats(key, torchShape)
         case .initialize(var rng):
+            var n = 1
+            for d in torchShape {
+                let (m, overflow) = n.multipliedReportingOverflow(by: d)
+                guard d >= 0, !overflow else { throw ModelLoadError("\(key): shape \(torchShape) is too large") }
+                n = m
+            }
             torchValues = initializer.values(n, &rng)
             record.values = .initialize(rng)
         }
+        let n = torchValues.count
         let ourShape: [Int]
         switch layout {
         case .plain: ourShape = torchShape

@@ -93,29 +93,33 @@ public enum Architectures {
         return t
     }
 
-    /// Recognises an encoder state dict and builds it: the first registered architecture whose
-    /// keys and shapes match (or the one named `type`, from config.json). When none matches,
-    /// one line says why each did not.
-    /// `among` is the list to search (the registry's by default).
+    /// Recognises an encoder state dict and builds it: the first registered architecture (of
+    /// `among`, the registry's by default) whose recogniser accepts the keys and shapes and
+    /// whose declaration then loads strictly, or the one named `type` (from config.json). When
+    /// none does, one line says why each did not.
     public static func loadEncoder(
         _ sd: StateDict, label: String, type: String? = nil, among registry: [any EncoderArchitecture.Type] = encoders
     ) throws -> (encoder: any EncoderArchitecture, state: [StateEntry]) {
-        let candidates =
-            try type.map { name in
-                guard let t = registry.first(where: { $0.officialName == name }) else {
-                    return [try encoder(named: name)]
-                }
-                return [t]
-            } ?? registry
+        var candidates = registry
+        if let type {
+            guard let t = registry.first(where: { $0.officialName == type }) else {
+                throw ModelLoadError(
+                    "encoder type '\(type)' is not one this version runs (\(registry.map { $0.officialName }.joined(separator: ", ")))"
+                )
+            }
+            candidates = [t]
+        }
         var reasons: [String] = []
         for t in candidates {
             do {
-                _ = try t.hyperparameters(inferredFrom: sd)
+                return try t.load(sd, label: label)
             } catch {
-                reasons.append("\(t.officialName): \(error)")
-                continue
+                // Strict-loading errors already start with the file's label.
+                let text = "\(error)"
+                let prefix = label + ": "
+                reasons.append(
+                    "\(t.officialName): " + (text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text))
             }
-            return try t.load(sd, label: label)
         }
         throw ModelLoadError("\(label): not a known encoder layout (\(reasons.joined(separator: "; ")))")
     }

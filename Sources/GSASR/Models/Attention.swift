@@ -65,8 +65,9 @@ public struct RelativePositionBias: @unchecked Sendable {
 /// `WindowCrossAttn`: Gaussian tokens of a window (num_gs_seed queries) attend to the image
 /// features of the same window (window² keys), with a learned relative-position bias.
 ///
-/// The bias index buffer is loaded, not recomputed: the official construction uses Python set
-/// iteration order and collides several offsets onto one entry.
+/// The bias index buffer is loaded from the checkpoint, not recomputed (the official construction
+/// uses Python set iteration order and collides several offsets onto one entry); a from-scratch
+/// model computes it as that construction does (``GSASRInitialization/crossAttentionIndex(seedSide:windowSize:)``).
 public struct WindowCrossAttn: @unchecked Sendable {
     public let qhead: Linear, khead: Linear, vhead: Linear, proj: Linear
     public let relativePosition: RelativePositionBias
@@ -106,7 +107,8 @@ public struct WindowCrossAttn: @unchecked Sendable {
 }
 
 /// `GSSelfAttn`: window self-attention among the Gaussian tokens of a window, with the
-/// standard Swin relative-position bias (index buffer loaded from the checkpoint).
+/// standard Swin relative-position bias (index buffer loaded from the checkpoint, or computed
+/// from scratch: ``GSASRInitialization/selfAttentionIndex(seedSide:)``).
 public struct GSSelfAttn: @unchecked Sendable {
     public let qhead: Linear, khead: Linear, vhead: Linear, proj: Linear
     public let relativePosition: RelativePositionBias

@@ -137,6 +137,9 @@ extension EDSRNOUP: EncoderArchitecture {
         guard s.count == 4, s[2] == 3, s[3] == 3 else {
             throw ModelLoadError("'conv_first.weight' has shape \(s), expected [num_feat, num_in_ch, 3, 3]")
         }
+        for (name, v) in [("num_feat", s[0]), ("num_in_ch", s[1])] where v < 1 || v > ModelConfigFile.maxInt {
+            throw ModelLoadError("'conv_first.weight' gives \(name) \(v), outside 1...\(ModelConfigFile.maxInt)")
+        }
         guard sd["conv_after_body.weight"] != nil else { throw ModelLoadError("no key 'conv_after_body.weight'") }
         var blocks = 0
         while sd["body.\(blocks).conv1.weight"] != nil { blocks += 1 }

@@ -74,6 +74,16 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
 
     /// Structural checks that the official constructor would imply.
     public func validate() throws {
+        // Every size at least 1 and at most ModelConfigFile.maxInt: they come from an untrusted
+        // file's shapes (a zero-size tensor can carry any dimension), and products of them size
+        // the declaration.
+        let sizes: [(String, Int)] = [
+            ("inchannel", inchannel), ("channel", channel), ("num_heads", numHeads), ("num_gs_seed", numGsSeed),
+            ("window_size", windowSize), ("shuffle_scale1", shuffleScale1), ("shuffle_scale2", shuffleScale2),
+        ]
+        for (name, v) in sizes where v < 1 || v > ModelConfigFile.maxInt {
+            throw ModelLoadError("decoder: \(name) \(v) is outside 1...\(ModelConfigFile.maxInt)")
+        }
         let s = numGsSeedSqrt
         guard s * s == numGsSeed else {
             throw ModelLoadError("decoder: num_gs_seed \(numGsSeed) is not a perfect square")
