@@ -77,13 +77,7 @@ struct ModelSummary: Encodable {
             parameters: m.encoderState.parameterCount)
         decoder = Network(
             type: Fea2GS.officialName,
-            arguments: [
-                "inchannel": d.inchannel, "channel": d.channel, "num_heads": d.numHeads,
-                "num_crossattn_blocks": d.numCrossattnBlocks, "num_crossattn_layers": d.numCrossattnLayers,
-                "num_selfattn_blocks": d.numSelfattnBlocks, "num_selfattn_layers": d.numSelfattnLayers,
-                "num_gs_seed": d.numGsSeed, "window_size": d.windowSize, "shuffle_scale1": d.shuffleScale1,
-                "shuffle_scale2": d.shuffleScale2,
-            ],
+            arguments: d.argumentValues,
             parameters: m.decoderState.parameterCount)
         encoderReach = m.encoder.reach + 2
         denominator = m.denominator

@@ -185,13 +185,9 @@ public final class Trainer: @unchecked Sendable {
             ) {
                 $0[$1.key] = $1.value
             },
-            "decoder": [
-                "type": "Fea2GS", "inchannel": cfg.inchannel, "channel": cfg.channel, "num_heads": cfg.numHeads,
-                "num_crossattn_blocks": cfg.numCrossattnBlocks, "num_crossattn_layers": cfg.numCrossattnLayers,
-                "num_selfattn_blocks": cfg.numSelfattnBlocks, "num_selfattn_layers": cfg.numSelfattnLayers,
-                "num_gs_seed": cfg.numGsSeed, "gs_up_factor": 1.0, "window_size": cfg.windowSize, "img_range": 1.0,
-                "shuffle_scale1": cfg.shuffleScale1, "shuffle_scale2": cfg.shuffleScale2,
-            ],
+            "decoder": cfg.argumentValues.reduce(
+                into: ["type": Fea2GS.officialName, "gs_up_factor": 1.0, "img_range": 1.0] as [String: Any]
+            ) { $0[$1.key] = $1.value },
             "denominator": model.denominator,
             "trained_iterations": iteration,
         ]

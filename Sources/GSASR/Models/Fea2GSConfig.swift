@@ -60,16 +60,25 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
     /// checked by ``ModelConfigFile/parse(_:)``.
     public mutating func override(withJSON data: Data) throws { apply(try ModelConfigFile.parse(data)) }
 
+    /// The official constructor's integer arguments (config.json's `decoder` object, the training
+    /// YAML's `network_fea2gs`), each with the property it sets: the one list the config reader,
+    /// the trainer's export and `gsasr info` use.
+    public static let arguments: [(name: String, slot: WritableKeyPath<Fea2GSConfig, Int>)] = [
+        ("inchannel", \.inchannel), ("channel", \.channel), ("num_heads", \.numHeads),
+        ("num_crossattn_blocks", \.numCrossattnBlocks), ("num_crossattn_layers", \.numCrossattnLayers),
+        ("num_selfattn_blocks", \.numSelfattnBlocks), ("num_selfattn_layers", \.numSelfattnLayers),
+        ("num_gs_seed", \.numGsSeed), ("window_size", \.windowSize), ("shuffle_scale1", \.shuffleScale1),
+        ("shuffle_scale2", \.shuffleScale2),
+    ]
+
+    /// These hyperparameters under their official argument names.
+    public var argumentValues: [String: Int] {
+        Dictionary(uniqueKeysWithValues: Self.arguments.map { ($0.name, self[keyPath: $0.slot]) })
+    }
+
     /// Applies the decoder arguments a checked config file gives.
     public mutating func apply(_ file: ModelConfigFile) {
-        let slots: [(String, WritableKeyPath<Fea2GSConfig, Int>)] = [
-            ("inchannel", \.inchannel), ("channel", \.channel), ("num_heads", \.numHeads),
-            ("num_crossattn_blocks", \.numCrossattnBlocks), ("num_crossattn_layers", \.numCrossattnLayers),
-            ("num_selfattn_blocks", \.numSelfattnBlocks), ("num_selfattn_layers", \.numSelfattnLayers),
-            ("num_gs_seed", \.numGsSeed), ("window_size", \.windowSize), ("shuffle_scale1", \.shuffleScale1),
-            ("shuffle_scale2", \.shuffleScale2),
-        ]
-        for (key, slot) in slots { if let v = file.decoderInts[key] { self[keyPath: slot] = v } }
+        for (key, slot) in Self.arguments { if let v = file.decoderInts[key] { self[keyPath: slot] = v } }
     }
 
     /// Structural checks that the official constructor would imply.

@@ -23,10 +23,7 @@ public struct ModelConfigFile: Sendable, Equatable {
     public static let maxInt = 1 << 16
 
     /// The `Fea2GS` integer arguments, in the official constructor's order.
-    public static let decoderIntKeys = [
-        "inchannel", "channel", "num_heads", "num_crossattn_blocks", "num_crossattn_layers", "num_selfattn_blocks",
-        "num_selfattn_layers", "num_gs_seed", "window_size", "shuffle_scale1", "shuffle_scale2",
-    ]
+    public static let decoderIntKeys = Fea2GSConfig.arguments.map { $0.name }
     /// The other `Fea2GS` arguments a file may state: each must have the value every released
     /// model uses (`gs_up_factor` 1, `img_range` 1), or be the type name.
     static let decoderFixedKeys = ["type", "gs_up_factor", "img_range"]
