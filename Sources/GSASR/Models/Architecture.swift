@@ -54,7 +54,8 @@ public protocol EncoderArchitecture: NetworkArchitecture {
 }
 
 extension EncoderArchitecture {
-    /// Builds the encoder from `source` with hyperparameters read from `sd`.
+    /// Builds the encoder from `sd`: hyperparameters by the recogniser, then strict loading by the
+    /// declaration; returns it with its state-dict entries.
     static func load(_ sd: StateDict, label: String) throws -> (any EncoderArchitecture, [StateEntry]) {
         let cfg = try hyperparameters(inferredFrom: sd)
         let s = ParameterSource(loading: sd, label: label)
