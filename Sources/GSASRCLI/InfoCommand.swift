@@ -57,7 +57,7 @@ struct Info: ParsableCommand {
 struct ModelSummary: Encodable {
     struct Network: Encodable {
         var type: String
-        var arguments: [String: Int]
+        var arguments: [String: ArgumentValue]
         var parameters: Int
     }
     var name: String
@@ -76,17 +76,17 @@ struct ModelSummary: Encodable {
             type: type(of: m.encoder).officialName, arguments: m.encoder.configArguments,
             parameters: m.encoderState.parameterCount)
         decoder = Network(
-            type: Fea2GS.officialName,
-            arguments: d.argumentValues,
+            type: d.officialName,
+            arguments: d.argumentValues.mapValues { .int($0) },
             parameters: m.decoderState.parameterCount)
         encoderReach = m.encoder.reach + 2
         denominator = m.denominator
         registeredEncoders = Architectures.encoders.map { $0.officialName }
-        registeredDecoders = Architectures.decoders.map { $0.officialName }
+        registeredDecoders = ModelConfigFile.decoderTypes
     }
 
     var text: String {
-        func args(_ a: [String: Int]) -> String { a.keys.sorted().map { "\($0)=\(a[$0]!)" }.joined(separator: " ") }
+        func args(_ a: [String: ArgumentValue]) -> String { a.keys.sorted().map { "\($0)=\(a[$0]!)" }.joined(separator: " ") }
         return """
             model \(name)
               encoder \(encoder.type): \(encoder.parameters) parameters; \(args(encoder.arguments))

@@ -27,13 +27,14 @@ extension Kernels {
     /// projections; bias (heads × nq × nk); out (query rows × C).
     public static func windowAttention(
         q: Tensor, kv: Tensor, channels c: Int, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int,
-        heads: Int, bias: Tensor, out: Tensor
+        heads: Int, bias: Tensor?, out: Tensor
     ) {
         precondition(q.shape.last! == c && kv.shape.last! == 2 * c && out.count == q.count)
-        precondition(bias.count == heads * nq * nk && qRows.count == windows * nq && kRows.count == windows * nk)
+        precondition((bias?.count ?? heads * nq * nk) == heads * nq * nk)
+        precondition(qRows.count == windows * nq && kRows.count == windows * nk)
         windowAttention(
             q: q.ptr, k: kv.ptr, v: kv.ptr + c, channels: c, ldQ: c, ldKV: 2 * c, ldOut: c, qRows: qRows,
-            kRows: kRows, windows: windows, nq: nq, nk: nk, heads: heads, bias: bias.ptr, out: out.ptr)
+            kRows: kRows, windows: windows, nq: nq, nk: nk, heads: heads, bias: bias?.ptr, out: out.ptr)
     }
 
     /// Raw form. Row r of Q starts at `q + r·ldQ`, of K and V at `k + r·ldKV`, `v + r·ldKV`, of the
@@ -43,9 +44,11 @@ extension Kernels {
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, channels c: Int, ldQ: Int,
         ldKV: Int, ldOut: Int,
         qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int, heads: Int,
-        bias: UnsafePointer<Float>,  // heads × nq × nk
+        bias: UnsafePointer<Float>?,  // heads × nq × nk, or none
         out: UnsafeMutablePointer<Float>, parallel: Bool = true,
-        probabilities: UnsafeMutablePointer<Float>? = nil  // windows × heads × nq × nk, kept for the backward
+        probabilities: UnsafeMutablePointer<Float>? = nil,  // windows × heads × nq × nk, kept for the backward
+        masks: UnsafePointer<Float>? = nil,  // K × nq × nk additive masks (Swin's shifted windows)
+        maskOfWindow: UnsafePointer<Int32>? = nil  // per window: index into `masks`, or −1 for none
     ) {
         let d = c / heads
         let scale = 1 / Float(d).squareRoot()
@@ -76,9 +79,11 @@ extension Kernels {
                     let ldO = osScratch == nil ? ldOut : c
                     for h in 0..<heads {
                         let sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
+                        let mi = maskOfWindow.map { Int($0[w]) } ?? -1
                         attentionProbabilities(
                             qs: qs + h * d, ldQ: c, ks: ks + h * d, ldK: ldK, headDim: d, nq: nq, nk: nk,
-                            bias: bias + h * nq * nk, into: sc)
+                            bias: bias.map { $0 + h * nq * nk }, mask: mi >= 0 ? masks! + mi * nq * nk : nil,
+                            into: sc)
                         BLAS.sgemm(
                             transA: false, transB: false, m: nq, n: d, k: nk, alpha: 1,
                             a: sc, lda: nk, b: vs + h * d, ldb: ldK, beta: 0, c: os + h * d, ldc: ldO)
@@ -126,12 +131,13 @@ extension Kernels {
     @inline(__always)
     static func attentionProbabilities(
         qs: UnsafePointer<Float>, ldQ: Int, ks: UnsafePointer<Float>, ldK: Int, headDim d: Int, nq: Int, nk: Int,
-        bias: UnsafePointer<Float>, into p: UnsafeMutablePointer<Float>
+        bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil, into p: UnsafeMutablePointer<Float>
     ) {
         BLAS.sgemm(
             transA: false, transB: true, m: nq, n: nk, k: d, alpha: 1, a: qs, lda: ldQ, b: ks, ldb: ldK, beta: 0, c: p,
             ldc: nk)
-        add(p, bias, nq * nk)
+        if let bias { add(p, bias, nq * nk) }
+        if let mask { add(p, mask, nq * nk) }
         softmaxRows(p, rows: nq, n: nk)
     }
 

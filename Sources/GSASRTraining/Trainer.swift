@@ -183,7 +183,7 @@ public final class Trainer: @unchecked Sendable {
             "encoder": model.encoder.configArguments.reduce(
                 into: ["type": type(of: model.encoder).officialName] as [String: Any]
             ) {
-                $0[$1.key] = $1.value
+                $0[$1.key] = $1.value.json
             },
             "decoder": cfg.argumentValues.reduce(
                 into: ["type": Fea2GS.officialName, "gs_up_factor": 1.0, "img_range": 1.0] as [String: Any]

@@ -56,6 +56,7 @@ struct PaperParityTests {
                 switch e {
                 case .parameter(let p): return "\(net)\t\(p.key)\t\(p.torchShape)\tfloat32"
                 case .buffer(let k, let shape, _): return "\(net)\t\(k)\t\(shape)\tint64"
+                case .floatBuffer(let k, let shape, _): return "\(net)\t\(k)\t\(shape)\tfloat32"
                 }
             }
         }

@@ -41,7 +41,7 @@ struct ToyEncoder: EncoderArchitecture {
     var reach: Int { 1 }
     func flops(height h: Int, width w: Int) -> Double { 2 * Double(h * w * 27 * config.feat) }
     func workingFloats(height h: Int, width w: Int) -> Double { 3 * Double(h * w * config.feat) }
-    var configArguments: [String: Int] { ["feat": config.feat] }
+    var configArguments: [String: ArgumentValue] { ["feat": .int(config.feat)] }
 
     func encode(
         _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile?,
@@ -170,7 +170,7 @@ struct LaxToyEncoder: EncoderArchitecture {
     var reach: Int { inner.reach }
     func flops(height h: Int, width w: Int) -> Double { inner.flops(height: h, width: w) }
     func workingFloats(height h: Int, width w: Int) -> Double { inner.workingFloats(height: h, width: w) }
-    var configArguments: [String: Int] { inner.configArguments }
+    var configArguments: [String: ArgumentValue] { inner.configArguments }
     func encode(
         _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile?,
         step: (_ done: Int, _ total: Int) throws -> Void

@@ -1,3 +1,4 @@
+import Foundation
 import GSASRCheckpoint
 import GSASRTensor
 
@@ -14,6 +15,10 @@ public enum Initializer: Sendable, Equatable {
     case truncatedNormal(std: Double, bound: Double)
     /// Every element `value` (LayerNorm's 1 and 0, zero biases).
     case constant(Float)
+    /// RoPE's mixed 2-D frequencies (`init_random_2d_freqs`), shape (2, heads, headDim/2):
+    /// magnitudes θ^(−4k/headDim) for k < headDim/4, one random angle a per head, x row
+    /// [m·cos a, m·cos(a + π/2)], y row [m·sin a, m·sin(a + π/2)].
+    case rope2D(heads: Int, headDim: Int, theta: Double)
 
     /// `n` values drawn in order from `rng`.
     func values(_ n: Int, _ rng: inout SplitMix64) -> [Float] {
@@ -28,6 +33,19 @@ public enum Initializer: Sendable, Equatable {
                 v[i] = Float(x)
             }
         case .constant(let c): for i in 0..<n { v[i] = c }
+        case .rope2D(let heads, let d, let theta):
+            precondition(n == 2 * heads * (d / 2) && d % 4 == 0, "rope2D: shape (2, heads, headDim/2), headDim % 4 == 0")
+            let quarter = d / 4
+            for h in 0..<heads {
+                let a = rng.uniform() * 2 * Double.pi
+                for k in 0..<quarter {
+                    let m = 1 / pow(theta, Double(4 * k) / Double(d))
+                    for (half, phase) in [(0, 0.0), (1, Double.pi / 2)] {
+                        v[(h * 2 * quarter) + half * quarter + k] = Float(m * cos(a + phase))
+                        v[heads * 2 * quarter + (h * 2 * quarter) + half * quarter + k] = Float(m * sin(a + phase))
+                    }
+                }
+            }
         }
         return v
     }
@@ -151,6 +169,22 @@ public final class ParameterSource {
             precondition(v.count == shape.reduce(1, *), "\(key): \(v.count) values for shape \(shape)")
         }
         record.entries.append(.buffer(key: key, shape: shape, values: v))
+        return v
+    }
+
+    /// Declares the float buffer `name` (RoPE's position tables, Swin's `attn_mask`): loaded
+    /// from the state dict (any float dtype), or, from scratch, the values the official
+    /// constructor computes.
+    public func floatBuffer(_ name: String, _ shape: [Int], official: () throws -> [Float]) throws -> [Float] {
+        let key = prefix + name
+        let v: [Float]
+        switch record.values {
+        case .load(let p): v = try p.floats(key, shape)
+        case .initialize:
+            v = try official()
+            precondition(v.count == shape.reduce(1, *), "\(key): \(v.count) values for shape \(shape)")
+        }
+        record.entries.append(.floatBuffer(key: key, shape: shape, values: v))
         return v
     }
 

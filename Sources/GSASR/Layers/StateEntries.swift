@@ -69,15 +69,18 @@ public struct NamedParameter: @unchecked Sendable {
 }
 
 /// A state-dict entry in the official order: a parameter, or an integer buffer
-/// (`relative_position_index`).
+/// (`relative_position_index`), or a float buffer.
 public enum StateEntry: @unchecked Sendable {
     case parameter(NamedParameter)
     case buffer(key: String, shape: [Int], values: [Int64])
+    /// A float buffer (RoPE's `rope_t_x`/`rope_t_y`, SwinIR's `attn_mask`).
+    case floatBuffer(key: String, shape: [Int], values: [Float])
 
     public var key: String {
         switch self {
         case .parameter(let p): return p.key
         case .buffer(let k, _, _): return k
+        case .floatBuffer(let k, _, _): return k
         }
     }
 }
@@ -127,6 +130,8 @@ extension Array where Element == StateEntry {
                     p.key, LoadedTensor(shape: p.torchShape, dtype: .float32, floats: p.torchValues(of: values?(p))))
             case .buffer(let k, let shape, let v):
                 sd.insert(k, LoadedTensor(shape: shape, dtype: .int64, floats: v.map { Float($0) }, ints: v))
+            case .floatBuffer(let k, let shape, let v):
+                sd.insert(k, LoadedTensor(shape: shape, dtype: .float32, floats: v))
             }
         }
         return sd

@@ -23,6 +23,45 @@ public protocol NetworkArchitecture: Sendable {
     var config: Config { get }
 }
 
+/// A constructor argument's value, as config.json and `gsasr info` give it.
+public enum ArgumentValue: Sendable, Equatable, Encodable, CustomStringConvertible {
+    case int(Int)
+    case number(Double)
+    case ints([Int])
+
+    /// The JSONSerialization value.
+    public var json: Any {
+        switch self {
+        case .int(let v): return v
+        case .number(let v): return v
+        case .ints(let v): return v
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .int(let v): return "\(v)"
+        case .number(let v): return "\(v)"
+        case .ints(let v): return "[" + v.map(String.init).joined(separator: ",") + "]"
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .int(let v): try c.encode(v)
+        case .number(let v): try c.encode(v)
+        case .ints(let v): try c.encode(v)
+        }
+    }
+}
+
+extension EncoderArchitecture {
+    public static var trainable: Bool { false }
+    public var windowSize: Int? { nil }
+    public static func override(_ config: inout Config, with numbers: [String: Double]) throws {}
+}
+
 /// What the forward of an encoder keeps for its backward (each encoder has its own).
 public protocol EncoderContext {}
 
@@ -47,17 +86,30 @@ public protocol EncoderArchitecture: NetworkArchitecture {
         _ x: Tensor, height: Int, width: Int, saving: Bool, profile: StepProfile?,
         step: (_ done: Int, _ total: Int) throws -> Void
     ) rethrows -> (Tensor, (any EncoderContext)?)
+    /// The window an LR map's size must be a multiple of (the attention encoders' window;
+    /// nil for the convolutional ones). The default padding denominator is lcm(this, the
+    /// decoder's window), or lcm(12, the decoder's window) without one: the official scripts'
+    /// 12 (EDSR, RDN), 24 (paper SwinIR) and 16 (enhanced SwinIR, HAT-L).
+    var windowSize: Int? { get }
+    /// Applies the constructor arguments a state dict cannot tell (config.json's `encoder`
+    /// object: HAT's `conv_scale`, `img_size`), checked.
+    static func override(_ config: inout Config, with numbers: [String: Double]) throws
     /// Accumulates every parameter's gradient from dL/d(output).
     func backward(_ context: any EncoderContext, dOut: Tensor, grads: Gradients, profile: StepProfile?)
     /// The `encoder` object of config.json / `network_g` of a training YAML (without `type`).
-    var configArguments: [String: Int] { get }
+    var configArguments: [String: ArgumentValue] { get }
+    /// Whether `gsasr train` can train it (its backward is implemented).
+    static var trainable: Bool { get }
 }
 
 extension EncoderArchitecture {
     /// Builds the encoder from `sd`: hyperparameters by the recogniser, then strict loading by the
     /// declaration; returns it with its state-dict entries.
-    static func load(_ sd: StateDict, label: String) throws -> (any EncoderArchitecture, [StateEntry]) {
-        let cfg = try hyperparameters(inferredFrom: sd)
+    static func load(_ sd: StateDict, label: String, numbers: [String: Double] = [:]) throws -> (
+        any EncoderArchitecture, [StateEntry]
+    ) {
+        var cfg = try hyperparameters(inferredFrom: sd)
+        try override(&cfg, with: numbers)
         let s = ParameterSource(loading: sd, label: label)
         let e = try Self(s, config: cfg)
         try s.finish()
@@ -80,7 +132,7 @@ extension EncoderArchitecture {
 /// encoder is its type plus one line in ``encoders``.
 public enum Architectures {
     /// Every encoder this version runs.
-    public static let encoders: [any EncoderArchitecture.Type] = [EDSRNOUP.self]
+    public static let encoders: [any EncoderArchitecture.Type] = [EDSRNOUP.self, RDNNOUP.self]
     /// Every decoder this version runs.
     public static let decoders: [any NetworkArchitecture.Type] = [Fea2GS.self]
 
@@ -99,7 +151,8 @@ public enum Architectures {
     /// whose declaration then loads strictly, or the one named `type` (from config.json). When
     /// none does, one line says why each did not.
     public static func loadEncoder(
-        _ sd: StateDict, label: String, type: String? = nil, among registry: [any EncoderArchitecture.Type] = encoders
+        _ sd: StateDict, label: String, type: String? = nil, among registry: [any EncoderArchitecture.Type] = encoders,
+        numbers: [String: Double] = [:]
     ) throws -> (encoder: any EncoderArchitecture, state: [StateEntry]) {
         var candidates = registry
         if let type {
@@ -113,7 +166,7 @@ public enum Architectures {
         var reasons: [String] = []
         for t in candidates {
             do {
-                return try t.load(sd, label: label)
+                return try t.load(sd, label: label, numbers: numbers)
             } catch {
                 // Strict-loading errors already start with the file's label.
                 let text = "\(error)"

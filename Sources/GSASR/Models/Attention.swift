@@ -68,10 +68,17 @@ public struct RelativePositionBias: @unchecked Sendable {
 /// The bias index buffer is loaded from the checkpoint, not recomputed (the official construction
 /// uses Python set iteration order and collides several offsets onto one entry); a from-scratch
 /// model computes it as that construction does (``GSASRInitialization/crossAttentionIndex(seedSide:windowSize:)``).
+///
+/// In `Fea2GS_ROPE_AMP` there is no bias: q and k get a ``RotaryEmbedding`` instead (query i at
+/// position i, key j at position j of a raster max(√seed, window) wide), and the attention is
+/// plain softmax(q·kᵀ/√d)·v.
 public struct WindowCrossAttn: @unchecked Sendable {
     public let qhead: Linear, khead: Linear, vhead: Linear, proj: Linear
-    public let relativePosition: RelativePositionBias
-    public var bias: Tensor { relativePosition.bias }  // heads × nq × nk
+    /// The paper decoder's relative-position bias (nil in the RoPE decoder).
+    public let relativePosition: RelativePositionBias?
+    /// The RoPE decoder's rotary embedding (nil in the paper decoder).
+    public let rope: RotaryEmbedding?
+    public var bias: Tensor? { relativePosition?.bias }  // heads × nq × nk
     public let heads: Int
     /// khead and vhead stacked into one (2C × C) layer: one GEMM over the feature map.
     /// `khead` and `vhead` are row views of it (one copy of the weights).
@@ -79,11 +86,18 @@ public struct WindowCrossAttn: @unchecked Sendable {
 
     init(_ s: ParameterSource, _ cfg: Fea2GSConfig) throws {
         let c = cfg.channel
-        let m = 2 * max(cfg.numGsSeedSqrt, cfg.windowSize) - 1
+        let side = max(cfg.numGsSeedSqrt, cfg.windowSize)
+        let m = 2 * side - 1
         heads = cfg.numHeads
-        relativePosition = try RelativePositionBias(
-            s, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.windowSize * cfg.windowSize,
-            official: { try WindowCrossAttn.officialIndex(cfg) })
+        if cfg.rope {
+            rope = try RotaryEmbedding(s, heads: heads, headDim: c / heads, side: side)
+            relativePosition = nil
+        } else {
+            relativePosition = try RelativePositionBias(
+                s, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.windowSize * cfg.windowSize,
+                official: { try WindowCrossAttn.officialIndex(cfg) })
+            rope = nil
+        }
         qhead = try Linear(s("qhead"), in: c, out: c)
         let (kv, views) = Linear.stacked(in: c, outs: [c, c])
         khead = try Linear(s("khead"), in: c, out: c, into: views[0])
@@ -109,10 +123,14 @@ public struct WindowCrossAttn: @unchecked Sendable {
 /// `GSSelfAttn`: window self-attention among the Gaussian tokens of a window, with the
 /// standard Swin relative-position bias (index buffer loaded from the checkpoint, or computed
 /// from scratch: ``GSASRInitialization/selfAttentionIndex(seedSide:)``).
+///
+/// In `Fea2GS_ROPE_AMP` a ``RotaryEmbedding`` of the window's seed raster (token i at position i)
+/// replaces the bias.
 public struct GSSelfAttn: @unchecked Sendable {
     public let qhead: Linear, khead: Linear, vhead: Linear, proj: Linear
-    public let relativePosition: RelativePositionBias
-    public var bias: Tensor { relativePosition.bias }
+    public let relativePosition: RelativePositionBias?
+    public let rope: RotaryEmbedding?
+    public var bias: Tensor? { relativePosition?.bias }
     public let heads: Int
     /// qhead, khead and vhead stacked into one (3C × C) layer: one GEMM per layer. The three
     /// official projections are row views of it.
@@ -122,9 +140,15 @@ public struct GSSelfAttn: @unchecked Sendable {
         let c = cfg.channel
         let m = 2 * cfg.numGsSeedSqrt - 1
         heads = cfg.numHeads
-        relativePosition = try RelativePositionBias(
-            s, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.numGsSeed,
-            official: { GSASRInitialization.selfAttentionIndex(seedSide: cfg.numGsSeedSqrt) })
+        if cfg.rope {
+            rope = try RotaryEmbedding(s, heads: heads, headDim: c / heads, side: cfg.numGsSeedSqrt)
+            relativePosition = nil
+        } else {
+            relativePosition = try RelativePositionBias(
+                s, tableRows: m * m, heads: heads, nq: cfg.numGsSeed, nk: cfg.numGsSeed,
+                official: { GSASRInitialization.selfAttentionIndex(seedSide: cfg.numGsSeedSqrt) })
+            rope = nil
+        }
         proj = try Linear(s("proj"), in: c, out: c)
         let (qkv, views) = Linear.stacked(in: c, outs: [c, c, c])
         qhead = try Linear(s("qhead"), in: c, out: c, into: views[0])

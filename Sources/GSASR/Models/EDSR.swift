@@ -128,6 +128,7 @@ public struct EDSRNOUP: @unchecked Sendable {
 
 extension EDSRNOUP: EncoderArchitecture {
     public static let officialName = "EDSRNOUP"
+    public static var trainable: Bool { true }
 
     /// num_feat and num_in_ch from `conv_first.weight` ([num_feat, num_in_ch, 3, 3]), num_block
     /// from the number of `body.{i}` blocks; the declaration then checks every key.
@@ -169,10 +170,10 @@ extension EDSRNOUP: EncoderArchitecture {
 
     /// The official constructor's arguments (`num_out_ch`, `upscale` and `res_scale` as the GSASR
     /// configs set them: they do not change the module tree).
-    public var configArguments: [String: Int] {
+    public var configArguments: [String: ArgumentValue] {
         [
-            "num_in_ch": numInChannels, "num_out_ch": 3, "num_feat": numFeat, "num_block": body.count, "upscale": 4,
-            "res_scale": 1,
+            "num_in_ch": .int(numInChannels), "num_out_ch": .int(3), "num_feat": .int(numFeat),
+            "num_block": .int(body.count), "upscale": .int(4), "res_scale": .int(1),
         ]
     }
 }

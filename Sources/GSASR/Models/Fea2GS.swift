@@ -39,6 +39,8 @@ public struct Fea2GS: @unchecked Sendable {
     public let mlpBlockRgb: GaussianHead, mlpBlockMean: GaussianHead
     public let scaleMlp0: Linear, scaleMlp2: Linear
     public let upNet0: Conv2d, upNet2: Conv2d
+    /// `Fea2GS_ROPE_AMP`'s `conv_final` on the self-attention output (nil in the paper decoder).
+    public let convFinal: Conv2d?
     /// The five heads' first layers stacked into one (5C × C) layer (exact: same products);
     /// each head's `l0` is a row view of it.
     let fusedHeadInput: Linear
@@ -70,6 +72,7 @@ public struct Fea2GS: @unchecked Sendable {
         let s1 = cfg.shuffleScale1, s2 = cfg.shuffleScale2
         upNet0 = try Conv2d(s("UPNet")(0), in: c, out: c * s1 * s1)
         upNet2 = try Conv2d(s("UPNet")(2), in: c, out: c * s2 * s2)
+        convFinal = cfg.rope ? try Conv2d(s("conv_final"), in: c, out: c) : nil
     }
 
     /// Size of the Gaussian grid for a padded feature map of hp × wp.
@@ -139,6 +142,7 @@ public struct Fea2GS: @unchecked Sendable {
         step: (_ done: Int, _ total: Int) throws -> Void
     ) rethrows -> (Tensor, Context?) {
         let saving = scratch != nil
+        precondition(!(saving && config.rope), "Fea2GS_ROPE_AMP: training is not supported")
         let t0 = StepProfile.now()
         if saving { refreshRelativePositionBiases() }
         let c = config.channel
@@ -180,8 +184,8 @@ public struct Fea2GS: @unchecked Sendable {
 
     /// Copies every relative-position table into its dense bias (after the tables changed).
     public func refreshRelativePositionBiases() {
-        for b in windowCrossattnBlocks { for l in b.blocks { l.windowCrossAttn.relativePosition.refresh() } }
-        for b in gsSelfattnBlocks { for l in b.blocks { l.gsSelfAttn.relativePosition.refresh() } }
+        for b in windowCrossattnBlocks { for l in b.blocks { l.windowCrossAttn.relativePosition?.refresh() } }
+        for b in gsSelfattnBlocks { for l in b.blocks { l.gsSelfAttn.relativePosition?.refresh() } }
     }
 
     /// `img_feat_proj` (conv → ReLU → conv): (hp × wp × inchannel) → (hp·wp) × C.
@@ -260,7 +264,13 @@ public struct Fea2GS: @unchecked Sendable {
             try step(windowCrossattnBlocks.count + i + 1, blockCount)
         }
         tap?("after_last_gs_selfattn_block", query)
-        if !gsSelfattnBlocks.isEmpty { query = query.residual(resi, keep: saving) }
+        if let convFinal {
+            // Fea2GS_ROPE_AMP: conv_final(query) + resi (also without self-attention blocks).
+            query = grid.convolve(query, convFinal)
+            Kernels.add(query, resi)
+        } else if !gsSelfattnBlocks.isEmpty {
+            query = query.residual(resi, keep: saving)
+        }
         return Attended(query: query, grid: grid, env: env, cross: cross, selfBlocks: selfBlocks)
     }
 
@@ -645,22 +655,44 @@ extension Fea2GS: NetworkArchitecture {
         let numCrossattnLayers = count { "window_crossattn_blocks.0.blocks.\($0).norm1.weight" }
         let numSelfattnLayers = count { "gs_selfattn_blocks.0.blocks.\($0).norm1.weight" }
         let crossPrefix = "window_crossattn_blocks.0.blocks.0.window_cross_attn."
-        let table = try shape(crossPrefix + "relative_position_bias_table")
-        guard table.count == 2 else { throw ModelLoadError("decoder: relative_position_bias_table has shape \(table)") }
-        let numHeads = table[1]
-        let index = try shape(crossPrefix + "relative_position_index")
-        guard index.count == 2 else { throw ModelLoadError("decoder: relative_position_index has shape \(index)") }
-        let windowSize = try isqrt(index[1], "window area")
+        let numHeads: Int, windowSize: Int
+        let rope = sd[crossPrefix + "rope_freqs"] != nil
+        if rope {
+            // Fea2GS_ROPE_AMP: heads from rope_freqs (2 × heads × head_dim/2); the cross
+            // attention's raster is max(√seed, window) wide (rope_t_x holds its square). When
+            // it equals √seed the window cannot be told from the keys (it is at most √seed):
+            // it is taken as √seed, as in every released model, and config.json's window_size
+            // overrides.
+            let freqs = try shape(crossPrefix + "rope_freqs")
+            guard freqs.count == 3, freqs[0] == 2 else {
+                throw ModelLoadError("decoder: rope_freqs has shape \(freqs), expected [2, heads, head_dim/2]")
+            }
+            numHeads = freqs[1]
+            let tx = try shape(crossPrefix + "rope_t_x")
+            guard tx.count == 1 else { throw ModelLoadError("decoder: rope_t_x has shape \(tx)") }
+            windowSize = try isqrt(tx[0], "the cross-attention RoPE raster")
+        } else {
+            let table = try shape(crossPrefix + "relative_position_bias_table")
+            guard table.count == 2 else {
+                throw ModelLoadError("decoder: relative_position_bias_table has shape \(table)")
+            }
+            numHeads = table[1]
+            let index = try shape(crossPrefix + "relative_position_index")
+            guard index.count == 2 else { throw ModelLoadError("decoder: relative_position_index has shape \(index)") }
+            windowSize = try isqrt(index[1], "window area")
+        }
         let up0 = try shape("UPNet.0.weight"), up2 = try shape("UPNet.2.weight")
         guard channel > 0, up0.count == 4, up2.count == 4, up0[0] % channel == 0, up2[0] % channel == 0 else {
             throw ModelLoadError("decoder: UPNet weights \(up0), \(up2) do not match channel \(channel)")
         }
         let shuffleScale1 = try isqrt(up0[0] / channel, "UPNet.0 factor²")
         let shuffleScale2 = try isqrt(up2[0] / channel, "UPNet.2 factor²")
-        return Fea2GSConfig(
+        var cfg = Fea2GSConfig(
             inchannel: inchannel, channel: channel, numHeads: numHeads, numCrossattnBlocks: numCrossattnBlocks,
             numCrossattnLayers: numCrossattnLayers, numSelfattnBlocks: numSelfattnBlocks,
             numSelfattnLayers: numSelfattnLayers, numGsSeed: numGsSeed, windowSize: windowSize,
             shuffleScale1: shuffleScale1, shuffleScale2: shuffleScale2)
+        cfg.rope = rope
+        return cfg
     }
 }

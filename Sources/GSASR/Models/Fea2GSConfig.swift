@@ -18,6 +18,13 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
     public var windowSize: Int
     public var shuffleScale1: Int
     public var shuffleScale2: Int
+    /// Which official class: `Fea2GS` (false: relative-position biases) or `Fea2GS_ROPE_AMP`
+    /// (true: rotary embeddings in both attentions, a 3×3 conv closing every block, and
+    /// `conv_final`). Read from the state dict's keys, never from an argument.
+    public var rope = false
+
+    /// The official class name of this configuration.
+    public var officialName: String { rope ? "Fea2GS_ROPE_AMP" : "Fea2GS" }
 
     public var numGsSeedSqrt: Int { Int(Double(numGsSeed).squareRoot().rounded()) }
 
@@ -32,6 +39,23 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
         case windowSize = "window_size"
         case shuffleScale1 = "shuffle_scale1"
         case shuffleScale2 = "shuffle_scale2"
+        case rope
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        inchannel = try c.decode(Int.self, forKey: .inchannel)
+        channel = try c.decode(Int.self, forKey: .channel)
+        numHeads = try c.decode(Int.self, forKey: .numHeads)
+        numCrossattnBlocks = try c.decode(Int.self, forKey: .numCrossattnBlocks)
+        numCrossattnLayers = try c.decode(Int.self, forKey: .numCrossattnLayers)
+        numSelfattnBlocks = try c.decode(Int.self, forKey: .numSelfattnBlocks)
+        numSelfattnLayers = try c.decode(Int.self, forKey: .numSelfattnLayers)
+        numGsSeed = try c.decode(Int.self, forKey: .numGsSeed)
+        windowSize = try c.decode(Int.self, forKey: .windowSize)
+        shuffleScale1 = try c.decode(Int.self, forKey: .shuffleScale1)
+        shuffleScale2 = try c.decode(Int.self, forKey: .shuffleScale2)
+        rope = try c.decodeIfPresent(Bool.self, forKey: .rope) ?? false
     }
 
     public init(
@@ -99,6 +123,10 @@ public struct Fea2GSConfig: Equatable, Sendable, Codable {
         }
         guard channel % numHeads == 0 else {
             throw ModelLoadError("decoder: channel \(channel) is not divisible by num_heads \(numHeads)")
+        }
+        if rope, (channel / numHeads) % 4 != 0 {
+            throw ModelLoadError(
+                "decoder: Fea2GS_ROPE_AMP needs a head dimension (channel / num_heads = \(channel / numHeads)) that is a multiple of 4")
         }
         guard numCrossattnBlocks >= 1, numSelfattnBlocks >= 0, numCrossattnLayers >= 1 else {
             throw ModelLoadError("decoder: no window cross-attention blocks found")

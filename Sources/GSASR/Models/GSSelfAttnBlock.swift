@@ -134,10 +134,15 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
                         // x3 = x2 + proj(window_attn(qkv(norm1(x2))))
                         norm1.rows(x2, r, into: h, mean: st.map { $0 + 2 * t }, rstd: st.map { $0 + 3 * t })
                         attn.qkvhead.rows(h, r, into: qkv)
+                        if let rope = attn.rope {
+                            // RoPE decoder: the token at slot i of its (rolled) window at position i.
+                            rope.apply(qkv, ld: 3 * c, rows: r) { $0 % n }
+                            rope.apply(qkv + c, ld: 3 * c, rows: r) { $0 % n }
+                        }
                         Kernels.windowAttention(
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, ldOut: c,
                             qRows: local, kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads,
-                            bias: attn.bias.ptr, out: at, parallel: false,
+                            bias: attn.bias?.ptr, out: at, parallel: false,
                             probabilities: cx.map { $0.probs.ptr + (s0 / n) * attn.heads * n * n })
                         attn.proj.rows(at, r, into: a)
                         if x3 != x2 { x3.update(from: x2, count: r * c) }
@@ -161,7 +166,8 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
         let c = dOut.shape[1], grid = env.grid, n = grid.seeds, windows = grid.windows, t = grid.tokens
         precondition(rows.count == t && dOut.count == t * c)
         let hc1 = mlpCrossattn.fc1.outFeatures, hc2 = mlpSelfattn.fc1.outFeatures
-        let attn = gsSelfAttn, ra = attn.relativePosition
+        let attn = gsSelfAttn
+        guard let ra = attn.relativePosition else { preconditionFailure("Fea2GS_ROPE_AMP: no backward") }
         let group = Self.windowsPerGroup(windows: windows)
         let groups = (windows + group - 1) / group
         let maxRows = group * n
@@ -210,7 +216,7 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
                         attn.proj.rowsBackward(x: at, rows: r, dy: dx, dx: sc.tmp, dW: g + o[8], dB: g + o[9])
                         Kernels.windowAttentionBackward(
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, qRows: local,
-                            kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads, bias: attn.bias.ptr,
+                            kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads, bias: attn.bias!.ptr,
                             dOut: sc.tmp, ldDOut: c, dQ: dqkv, ldDQ: 3 * c, dK: dqkv + c, dV: dqkv + 2 * c,
                             ldDKV: 3 * c, dBias: g + o[18], parallel: false,
                             probabilities: cx.probs.ptr + (s0 / n) * attn.heads * n * n)
@@ -287,11 +293,14 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
     }
 }
 
-/// `GSSelfAttnBlock`: y = x + mlp(layers(norm(x))).
+/// `GSSelfAttnBlock`: y = x + mlp(layers(norm(x))); in `Fea2GS_ROPE_AMP`
+/// y = x + conv(mlp(layers(norm(x)))), the 3×3 conv on the whole token image.
 public struct GSSelfAttnBlock: @unchecked Sendable {
     public let mlp: MLP
     public let norm: LayerNorm
     public let blocks: [GSSelfAttnLayer]
+    /// The RoPE decoder's closing convolution (nil in the paper decoder).
+    public let conv: Conv2d?
 
     init(_ s: ParameterSource, _ cfg: Fea2GSConfig) throws {
         let c = cfg.channel
@@ -300,6 +309,7 @@ public struct GSSelfAttnBlock: @unchecked Sendable {
         blocks = try (0..<cfg.numSelfattnLayers).map { i in
             try GSSelfAttnLayer(s("blocks")(i), cfg, shift: i % 2 == 0 ? 0 : cfg.numGsSeedSqrt / 2)
         }
+        conv = cfg.rope ? try Conv2d(s("conv"), in: c, out: c) : nil
     }
 
     struct Context {
@@ -326,7 +336,11 @@ public struct GSSelfAttnBlock: @unchecked Sendable {
             g = y
             tap?("layer\(i)", g)
         }
-        let (y, f) = mlp.forward(g, saving: saving)
+        var (y, f) = mlp.forward(g, saving: saving)
+        if let conv {
+            precondition(!saving, "Fea2GS_ROPE_AMP: training is not supported")
+            y = env.grid.convolve(y, conv)
+        }
         Kernels.add(y, query)
         guard let n, let f else { return (y, nil) }
         return (y, Context(norm: n, layers: ctx, rows: rowMaps, ffn: f))

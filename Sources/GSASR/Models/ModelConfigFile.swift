@@ -16,6 +16,11 @@ public struct ModelConfigFile: Sendable, Equatable {
     public var denominator: Int?
     /// The `encoder.type` it names (checked against the registry), when given.
     public var encoderType: String?
+    /// The `decoder.type` it names, when given (checked against the checkpoint's layout).
+    public var decoderType: String?
+    /// The encoder's numeric constructor arguments that a state dict does not determine
+    /// (`conv_scale`, `img_size`), when given.
+    public var encoderNumbers: [String: Double] = [:]
 
     /// Largest accepted file. Real ones are 1-5 KB.
     public static let maxBytes = 1 << 20
@@ -26,7 +31,9 @@ public struct ModelConfigFile: Sendable, Equatable {
     public static let decoderIntKeys = Fea2GSConfig.arguments.map { $0.name }
     /// The other `Fea2GS` arguments a file may state: each must have the value every released
     /// model uses (`gs_up_factor` 1, `img_range` 1), or be the type name.
-    static let decoderFixedKeys = ["type", "gs_up_factor", "img_range"]
+    static let decoderFixedKeys = ["type", "gs_up_factor", "img_range", "rope_mixed", "rope_theta"]
+    /// The decoder classes this version runs (``Fea2GS`` declares both).
+    public static let decoderTypes = ["Fea2GS", "Fea2GS_ROPE_AMP"]
 
     public init() {}
 
@@ -70,9 +77,19 @@ public struct ModelConfigFile: Sendable, Equatable {
         }
         if let t = decoder["type"] {
             guard let s = t as? String else { throw fail("'\(prefix)type' is \(describe(t)), expected a string") }
-            guard Architectures.decoders.contains(where: { $0.officialName == s }) else {
-                throw fail("'\(prefix)type' is '\(s)': this version runs the Fea2GS decoder only")
+            guard Self.decoderTypes.contains(s) else {
+                throw fail("'\(prefix)type' is '\(s)': this version runs \(Self.decoderTypes.joined(separator: ", "))")
             }
+            file.decoderType = s
+        }
+        if let v = decoder["rope_mixed"] {
+            // rope_mixed=False would freeze the frequencies at their initial values (no release uses it).
+            guard let b = v as? NSNumber, isBoolean(b), b.boolValue else {
+                throw fail("'\(prefix)rope_mixed' is \(describe(v)): only true is supported (every released model)")
+            }
+        }
+        if let v = decoder["rope_theta"], number(v) == nil {
+            throw fail("'\(prefix)rope_theta' is \(describe(v)), expected a number")
         }
         for key in ["gs_up_factor", "img_range"] {
             guard let v = decoder[key] else { continue }
@@ -92,6 +109,13 @@ public struct ModelConfigFile: Sendable, Equatable {
             }
             for key in ["num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale"] {
                 if let v = obj[key] { _ = try positiveInt(v, key: "encoder." + key, allowZero: key == "num_block") }
+            }
+            if let v = obj["img_size"] { file.encoderNumbers["img_size"] = Double(try positiveInt(v, key: "encoder.img_size")) }
+            if let v = obj["conv_scale"] {
+                guard let n = number(v), n.isFinite, abs(n) <= 1e6 else {
+                    throw fail("'encoder.conv_scale' is \(describe(v)), expected a finite number")
+                }
+                file.encoderNumbers["conv_scale"] = n
             }
         }
         if let d = root["denominator"] { file.denominator = try positiveInt(d, key: "denominator") }

@@ -37,6 +37,47 @@ struct TokenGrid {
     }
 }
 
+extension TokenGrid {
+    /// Tokens (window-major rows, C channels) → the (gridHeight × gridWidth × C) image.
+    func image(_ x: Tensor) -> Tensor {
+        let c = x.shape.last!
+        let img = Tensor(uninitialized: [gridHeight, gridWidth, c])
+        img.withPointer { ip in
+            x.withPointer { xp in
+                for gy in 0..<gridHeight {
+                    for gx in 0..<gridWidth {
+                        (ip + (gy * gridWidth + gx) * c).update(from: xp + token(gy: gy, gx: gx) * c, count: c)
+                    }
+                }
+            }
+        }
+        return img
+    }
+
+    /// The inverse of ``image(_:)``: (gridHeight × gridWidth × C) → tokens × C.
+    func tokens(fromImage img: Tensor) -> Tensor {
+        let c = img.shape.last!
+        let x = Tensor(uninitialized: [tokens, c])
+        img.withPointer { ip in
+            x.withPointer { xp in
+                for gy in 0..<gridHeight {
+                    for gx in 0..<gridWidth {
+                        (xp + token(gy: gy, gx: gx) * c).update(from: ip + (gy * gridWidth + gx) * c, count: c)
+                    }
+                }
+            }
+        }
+        return x
+    }
+
+    /// A 3×3 convolution of the token image (zero padding at the image's edges only, so it mixes
+    /// neighbouring windows across their borders), back as tokens: the RoPE decoder's block
+    /// convs and `conv_final`.
+    func convolve(_ x: Tensor, _ conv: Conv2d) -> Tensor {
+        tokens(fromImage: conv(image(x), height: gridHeight, width: gridWidth))
+    }
+}
+
 /// The inputs every decoder block layer reads for one image, and (for a backward) the fan-in
 /// gradients of those inputs, summed over every layer. The gradients are created on first use,
 /// so an inference forward allocates nothing for them.

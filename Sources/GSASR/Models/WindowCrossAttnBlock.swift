@@ -72,6 +72,18 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         let kv = windowCrossAttn.kvhead(env.feat)
         let kRows = keyRows(
             grid: env.grid, featHeight: env.featHeight, featWidth: env.featWidth, windowSize: env.windowSize)
+        if let rope = windowCrossAttn.rope {
+            // RoPE decoder: query i of every window at position i and the key at window slot j
+            // at position j of the module's raster (max(√seed, window) wide: the official code
+            // takes the first entries of its table, not their geometric places). Each feature
+            // pixel is in exactly one slot of the rolled windows, so its k is rotated in place.
+            let seeds = env.grid.seeds, area = env.windowSize * env.windowSize
+            precondition(seeds <= rope.positions && area <= rope.positions)
+            var keyPosition = [Int32](repeating: 0, count: kRows.count)
+            for (slot, r) in kRows.enumerated() { keyPosition[Int(r)] = Int32(slot % area) }
+            q.withPointer { qp in rope.apply(qp, ld: c, rows: t) { $0 % seeds } }
+            kv.withPointer { kp in rope.apply(kp, ld: 2 * c, rows: kv.shape[0]) { Int(keyPosition[$0]) } }
+        }
         let qRows = (0..<Int32(t)).map { $0 }
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(
@@ -102,14 +114,14 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         let dAttn = windowCrossAttn.proj.backward(input: cx.attn, dy: dx3, grads: grads)!
         let dq = Tensor(uninitialized: [t, c])
         let dkv = Tensor(uninitialized: cx.kv.shape)
-        let ra = windowCrossAttn.relativePosition
+        guard let ra = windowCrossAttn.relativePosition else { preconditionFailure("Fea2GS_ROPE_AMP: no backward") }
         let dBias = Tensor(zeros: [ra.heads, ra.nq, ra.nk])
         let qRows = (0..<Int32(t)).map { $0 }
         withExtendedLifetime((cx, dAttn, dq, dkv, dBias)) {
             Kernels.windowAttentionBackward(
                 q: cx.q.ptr, k: cx.kv.ptr, v: cx.kv.ptr + c, channels: c, ldQ: c, ldKV: 2 * c, qRows: qRows,
                 kRows: cx.kRows, windows: env.grid.windows, nq: env.grid.seeds, nk: env.windowSize * env.windowSize,
-                heads: windowCrossAttn.heads, bias: windowCrossAttn.bias.ptr, dOut: dAttn.ptr, ldDOut: c,
+                heads: windowCrossAttn.heads, bias: ra.bias.ptr, dOut: dAttn.ptr, ldDOut: c,
                 dQ: dq.ptr, ldDQ: c, dK: dkv.ptr, dV: dkv.ptr + c, ldDKV: 2 * c, dBias: dBias.ptr)
             ra.backward(dBias: dBias.ptr, dTable: grads.of(ra.table))
         }
@@ -130,11 +142,14 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
     }
 }
 
-/// `WindowCrossAttnBlock`: y = x + mlp(layers(norm(x))).
+/// `WindowCrossAttnBlock`: y = x + mlp(layers(norm(x))); in `Fea2GS_ROPE_AMP`
+/// y = x + conv(mlp(layers(norm(x)))), the 3×3 conv on the whole token image.
 public struct WindowCrossAttnBlock: @unchecked Sendable {
     public let mlp: MLP
     public let norm: LayerNorm
     public let blocks: [WindowCrossAttnLayer]
+    /// The RoPE decoder's closing convolution (nil in the paper decoder).
+    public let conv: Conv2d?
 
     init(_ s: ParameterSource, _ cfg: Fea2GSConfig) throws {
         let c = cfg.channel
@@ -143,6 +158,7 @@ public struct WindowCrossAttnBlock: @unchecked Sendable {
         blocks = try (0..<cfg.numCrossattnLayers).map { i in
             try WindowCrossAttnLayer(s("blocks")(i), cfg, shift: i % 2 == 0 ? 0 : cfg.windowSize / 2)
         }
+        conv = cfg.rope ? try Conv2d(s("conv"), in: c, out: c) : nil
     }
 
     struct Context {
@@ -162,7 +178,11 @@ public struct WindowCrossAttnBlock: @unchecked Sendable {
             x = y
             tap?("layer\(i)", x)
         }
-        let (y, f) = mlp.forward(x, saving: saving)
+        var (y, f) = mlp.forward(x, saving: saving)
+        if let conv {
+            precondition(!saving, "Fea2GS_ROPE_AMP: training is not supported")
+            y = env.grid.convolve(y, conv)
+        }
         Kernels.add(y, query)
         guard let n, let f else { return (y, nil) }
         return (y, Context(norm: n, layers: ctx, ffn: f))

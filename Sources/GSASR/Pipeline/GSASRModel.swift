@@ -11,9 +11,10 @@ public struct GSASRModel: @unchecked Sendable {
     /// each entry's tensor is the model's own).
     public let encoderState: [StateEntry]
     public let decoderState: [StateEntry]
-    /// LR inputs are reflect-padded (bottom, right) to a multiple of this. The official
-    /// inference uses 12 for EDSR and RDN; we use lcm(12, window_size) so that other decoder
-    /// window sizes stay valid, or the `denominator` of config.json when given.
+    /// LR inputs are reflect-padded (bottom, right) to a multiple of this: the `denominator` of
+    /// config.json when given, else lcm(encoder window, decoder window) for the attention
+    /// encoders and lcm(12, decoder window) for the convolutional ones — the official scripts'
+    /// 12 (EDSR, RDN), 24 (paper SwinIR) and 16 (enhanced SwinIR, HAT-L) for every release.
     public let denominator: Int
 
     public init(
@@ -32,9 +33,13 @@ public struct GSASRModel: @unchecked Sendable {
         self.encoderState = encoderState
         self.decoderState = decoderState
         let ws = decoder.config.windowSize
-        let d = denominator ?? (12 / gcd(12, ws) * ws)
+        let base = encoder.windowSize ?? 12
+        let d = denominator ?? (base / gcd(base, ws) * ws)
         guard d > 0, d % ws == 0 else {
             throw ModelLoadError("denominator \(d) is not a multiple of the decoder window size \(ws)")
+        }
+        if let ew = encoder.windowSize, d % ew != 0 {
+            throw ModelLoadError("denominator \(d) is not a multiple of the encoder window size \(ew)")
         }
         self.denominator = d
     }
@@ -43,10 +48,16 @@ public struct GSASRModel: @unchecked Sendable {
     /// one `encoderType` names), the decoder with `config` (inferred from the shapes when nil).
     public static func load(
         encoder encSD: StateDict, encoderLabel: String, decoder decSD: StateDict, decoderLabel: String,
-        config: Fea2GSConfig? = nil, encoderType: String? = nil, denominator: Int? = nil
+        config: Fea2GSConfig? = nil, encoderType: String? = nil, denominator: Int? = nil,
+        encoderNumbers: [String: Double] = [:], decoderType: String? = nil
     ) throws -> GSASRModel {
-        let (enc, encState) = try Architectures.loadEncoder(encSD, label: encoderLabel, type: encoderType)
+        let (enc, encState) = try Architectures.loadEncoder(
+            encSD, label: encoderLabel, type: encoderType, numbers: encoderNumbers)
         let cfg = try config ?? Fea2GSConfig(inferringFrom: decSD)
+        if let decoderType, decoderType != cfg.officialName {
+            throw ModelLoadError(
+                "config.json names decoder type '\(decoderType)' but \(decoderLabel) has a \(cfg.officialName) layout")
+        }
         let s = ParameterSource(loading: decSD, label: decoderLabel)
         let dec = try Fea2GS(s, config: cfg)
         try s.finish()
@@ -74,17 +85,21 @@ public struct GSASRModel: @unchecked Sendable {
         let decSD = try loadStateDict(decURL, paramKey: paramKey)
         var cfg = try Fea2GSConfig(inferringFrom: decSD)
         var denominator: Int? = nil
-        var encoderType: String? = nil
+        var encoderType: String? = nil, decoderType: String? = nil
+        var numbers: [String: Double] = [:]
         if let configURL, FileManager.default.fileExists(atPath: configURL.path) {
             // Untrusted: size-capped and checked key by key (ModelConfigFile).
             let file = try ModelConfigFile.read(configURL)
             cfg.apply(file)
             denominator = file.denominator
             encoderType = file.encoderType
+            decoderType = file.decoderType
+            numbers = file.encoderNumbers
         }
         return try load(
             encoder: encSD, encoderLabel: encURL.lastPathComponent, decoder: decSD,
-            decoderLabel: decURL.lastPathComponent, config: cfg, encoderType: encoderType, denominator: denominator)
+            decoderLabel: decURL.lastPathComponent, config: cfg, encoderType: encoderType, denominator: denominator,
+            encoderNumbers: numbers, decoderType: decoderType)
     }
 
     /// Loads a model directory holding encoder/decoder checkpoints (`.pth` or `.safetensors`)
