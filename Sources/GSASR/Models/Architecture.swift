@@ -132,7 +132,9 @@ extension EncoderArchitecture {
 /// encoder is its type plus one line in ``encoders``.
 public enum Architectures {
     /// Every encoder this version runs.
-    public static let encoders: [any EncoderArchitecture.Type] = [EDSRNOUP.self, RDNNOUP.self, SwinIRNOUP.self]
+    public static let encoders: [any EncoderArchitecture.Type] = [
+        EDSRNOUP.self, RDNNOUP.self, SwinIRNOUP.self, HATNOUP_ROPE_AMP.self,
+    ]
     /// Every decoder this version runs.
     public static let decoders: [any NetworkArchitecture.Type] = [Fea2GS.self]
 
