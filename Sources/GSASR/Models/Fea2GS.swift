@@ -268,6 +268,7 @@ public struct Fea2GS: @unchecked Sendable {
             // Fea2GS_ROPE_AMP: conv_final(query) + resi (also without self-attention blocks).
             query = grid.convolve(query, convFinal)
             Kernels.add(query, resi)
+            tap?("conv_final_plus_resi", query)
         } else if !gsSelfattnBlocks.isEmpty {
             query = query.residual(resi, keep: saving)
         }

@@ -68,7 +68,7 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
         }
 
         /// x: (h × w × C) → (h × w × C).
-        func callAsFunction(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
+        package func callAsFunction(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
             let a = conv0(x, height: h, width: w)
             Kernels.gelu(a)
             let y = conv2(a, height: h, width: w)
@@ -110,7 +110,7 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
             mlp = try GELUMLP(s("mlp"), in: d, hidden: cfg.mlpHidden)
         }
 
-        func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int, convScale: Float) -> Tensor {
+        package func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int, convScale: Float) -> Tensor {
             let c = t.shape[1]
             let n = norm1(t)
             let convX = convBlock(n.reshaped([h, w, c]), height: h, width: w)
@@ -160,7 +160,7 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
             mlp = try GELUMLP(s("mlp"), in: d, hidden: cfg.ocabMlpHidden)
         }
 
-        func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int, overlap ows: Int) -> Tensor {
+        package func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int, overlap ows: Int) -> Tensor {
             let c = t.shape[1]
             let qkvT = qkv(norm1(t))
             let win = SwinWindows(height: h, width: w, window: ws, shift: 0)

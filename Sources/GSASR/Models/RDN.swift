@@ -43,7 +43,7 @@ public struct RDNNOUP: @unchecked Sendable {
         }
 
         /// x: (pixels × G0) → (pixels × G0).
-        func callAsFunction(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
+        package func callAsFunction(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
             let g0 = x.shape.last!, g = convs.first?.weights.cout ?? 0
             let total = g0 + convs.count * g
             let p = h * w

@@ -74,7 +74,7 @@ public struct SwinIRNOUP: @unchecked Sendable {
         }
 
         /// t: tokens (h·w × C) → the block's output (a new tensor).
-        func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int) -> Tensor {
+        package func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int) -> Tensor {
             let c = t.shape[1]
             let win = SwinWindows(height: h, width: w, window: ws, shift: shift)
             let qkv = attn.qkv(norm1(t))
