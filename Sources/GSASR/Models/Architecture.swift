@@ -59,6 +59,7 @@ public enum ArgumentValue: Sendable, Equatable, Encodable, CustomStringConvertib
 extension EncoderArchitecture {
     public static var trainable: Bool { false }
     public var windowSize: Int? { nil }
+    public var tilingContext: Int { reach }
     public static func override(_ config: inout Config, with numbers: [String: Double]) throws {}
 }
 
@@ -75,6 +76,12 @@ public protocol EncoderArchitecture: NetworkArchitecture {
     /// How far, in LR pixels, an output pixel sees on each side (its receptive-field radius:
     /// one per 3×3 convolution). Tiling takes at least this much margin.
     var reach: Int { get }
+    /// The context, in LR pixels on each side, that a tile's encoder pass gets (``TiledUpscaler``):
+    /// ``reach`` for the convolutional encoders, whose tiles are then exact. The attention
+    /// encoders' receptive field is the whole image (shifted windows chain across it; HAT's
+    /// channel attention averages all of it), so their tiles take a bounded context instead
+    /// and approximate the untiled features (measured in Benchmarks/README.md).
+    var tilingContext: Int { get }
     /// Floating-point operations (2 per multiply-add) for an h × w input.
     func flops(height: Int, width: Int) -> Double
     /// Peak working floats of one forward on an h × w input (inference).

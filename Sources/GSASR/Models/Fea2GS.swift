@@ -218,7 +218,7 @@ public struct Fea2GS: @unchecked Sendable {
     /// and top edges: the map is a torus. Tiling relies on this (see ``TiledUpscaler``).
     func attend(
         _ feat: Tensor, height hp: Int, width wp: Int, scaleEmbedding semb: [Float], saving: Bool = false,
-        profile: StepProfile? = nil, tap: ((String, Tensor) -> Void)? = nil,
+        profile: StepProfile? = nil, tap: ((String, Tensor) -> Void)? = nil, cuts: GridCuts = GridCuts(),
         step: (_ done: Int, _ total: Int) throws -> Void
     ) rethrows -> Attended {
         let cfg = config, c = cfg.channel, ws = cfg.windowSize
@@ -237,6 +237,7 @@ public struct Fea2GS: @unchecked Sendable {
         }
         let env = DecoderBlockEnv(
             grid: grid, feat: feat, featHeight: hp, featWidth: wp, windowSize: ws, pos: pos, scaleEmbedding: semb)
+        env.cuts = cuts
 
         let blockCount = windowCrossattnBlocks.count + gsSelfattnBlocks.count
         var cross: [WindowCrossAttnBlock.Context] = []
@@ -266,7 +267,7 @@ public struct Fea2GS: @unchecked Sendable {
         tap?("after_last_gs_selfattn_block", query)
         if let convFinal {
             // Fea2GS_ROPE_AMP: conv_final(query) + resi (also without self-attention blocks).
-            query = grid.convolve(query, convFinal)
+            query = grid.convolve(query, convFinal, cuts: cuts)
             Kernels.add(query, resi)
             tap?("conv_final_plus_resi", query)
         } else if !gsSelfattnBlocks.isEmpty {

@@ -368,6 +368,10 @@ extension HATNOUP_ROPE_AMP: EncoderArchitecture {
     public var inChannels: Int { config.inChannels }
     public var outChannels: Int { config.outChannels }
     public var windowSize: Int? { config.windowSize }
+    /// Four windows and a pixel per convolution of the outer path (see
+    /// ``EncoderArchitecture/tilingContext``).
+    public static var tilingWindows = 4
+    public var tilingContext: Int { min(reach, Self.tilingWindows * config.windowSize + 3 + layers.count) }
     /// An upper bound: one pixel per 3×3 conv (two per CAB), ws − 1 per HAB and (ows + ws)/2
     /// per OCAB. The channel attention's mean is global: tiles approximate it.
     public var reach: Int {

@@ -205,6 +205,10 @@ extension SwinIRNOUP: EncoderArchitecture {
     public var inChannels: Int { config.inChannels }
     public var outChannels: Int { config.outChannels }
     public var windowSize: Int? { config.windowSize }
+    /// Four windows and a pixel per convolution of the outer path (see
+    /// ``EncoderArchitecture/tilingContext``).
+    public static var tilingWindows = 4
+    public var tilingContext: Int { min(reach, Self.tilingWindows * config.windowSize + 3 + layers.count) }
     /// An upper bound: one pixel per 3×3 conv, and ws − 1 per attention block (a window reaches
     /// at most that far; shifted blocks chain windows across their borders).
     public var reach: Int {

@@ -73,9 +73,45 @@ extension TokenGrid {
     /// A 3×3 convolution of the token image (zero padding at the image's edges only, so it mixes
     /// neighbouring windows across their borders), back as tokens: the RoPE decoder's block
     /// convs and `conv_final`.
-    func convolve(_ x: Tensor, _ conv: Conv2d) -> Tensor {
-        tokens(fromImage: conv(image(x), height: gridHeight, width: gridWidth))
+    ///
+    /// `cuts` (token-grid rows and columns where a tile's torus region wraps around the image's
+    /// edge) split the image into pieces convolved on their own, so that the convolution sees
+    /// zero padding at the image's true edges there, as the untiled run does.
+    func convolve(_ x: Tensor, _ conv: Conv2d, cuts: GridCuts = GridCuts()) -> Tensor {
+        let img = image(x)
+        if cuts.rows.isEmpty && cuts.columns.isEmpty {
+            return tokens(fromImage: conv(img, height: gridHeight, width: gridWidth))
+        }
+        let c = img.shape.last!, co = conv.weights.cout
+        let out = Tensor(uninitialized: [gridHeight, gridWidth, co])
+        let ys = [0] + cuts.rows.filter { $0 > 0 && $0 < gridHeight }.sorted() + [gridHeight]
+        let xs = [0] + cuts.columns.filter { $0 > 0 && $0 < gridWidth }.sorted() + [gridWidth]
+        for (y0, y1) in zip(ys, ys.dropFirst()) {
+            for (x0, x1) in zip(xs, xs.dropFirst()) {
+                let ph = y1 - y0, pw = x1 - x0
+                let piece = Tensor(uninitialized: [ph, pw, c])
+                piece.withPointer { d in
+                    img.withPointer { s in
+                        for yy in 0..<ph { (d + yy * pw * c).update(from: s + ((y0 + yy) * gridWidth + x0) * c, count: pw * c) }
+                    }
+                }
+                let y = conv(piece, height: ph, width: pw)
+                out.withPointer { d in
+                    y.withPointer { s in
+                        for yy in 0..<ph { (d + ((y0 + yy) * gridWidth + x0) * co).update(from: s + yy * pw * co, count: pw * co) }
+                    }
+                }
+            }
+        }
+        return tokens(fromImage: out)
     }
+}
+
+/// Rows and columns of a token grid where the map it covers is cut (a tile's torus region
+/// wrapping around the image's edge), in token-grid units.
+struct GridCuts {
+    var rows: [Int] = []
+    var columns: [Int] = []
 }
 
 /// The inputs every decoder block layer reads for one image, and (for a backward) the fan-in
@@ -87,6 +123,9 @@ final class DecoderBlockEnv {
     let featHeight: Int, featWidth: Int, windowSize: Int
     let pos: Tensor  // tokens × C, per-window copies of pos_embedding
     let scaleEmbedding: [Float]
+    /// Where the grid's map wraps around the image's edge (tiles): the RoPE decoder's block
+    /// convolutions treat those lines as edges.
+    var cuts = GridCuts()
     /// dL/dfeat, dL/dpos (tokens × C) and dL/d(scale embedding).
     lazy var dFeat = Tensor(zeros: feat.shape)
     lazy var dPos = Tensor(zeros: pos.shape)

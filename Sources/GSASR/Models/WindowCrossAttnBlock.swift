@@ -181,7 +181,7 @@ public struct WindowCrossAttnBlock: @unchecked Sendable {
         var (y, f) = mlp.forward(x, saving: saving)
         if let conv {
             precondition(!saving, "Fea2GS_ROPE_AMP: training is not supported")
-            y = env.grid.convolve(y, conv)
+            y = env.grid.convolve(y, conv, cuts: env.cuts)
         }
         Kernels.add(y, query)
         guard let n, let f else { return (y, nil) }

@@ -166,9 +166,10 @@ public struct TiledUpscaler: @unchecked Sendable {
     /// Window rows of a core handled by one UPNet + heads pass.
     static let chunkWindows = 4
 
-    /// LR pixels an attention input sees on each side: the encoder's reach (from the registry's
-    /// architecture) and `img_feat_proj`'s two 3×3 convolutions.
-    var encoderReach: Int { upscaler.model.encoder.reach + 2 }
+    /// LR pixels an attention input sees on each side: the encoder's tiling context (its reach
+    /// for the convolutional encoders, from the registry's architecture) and `img_feat_proj`'s
+    /// two 3×3 convolutions.
+    var encoderReach: Int { upscaler.model.encoder.tilingContext + 2 }
 
     /// Runs the whole pipeline. `sink(rows, pixels)` receives output rows top to bottom:
     /// `pixels` holds `rows.count × outputWidth × 3` unclamped RGB values. `progress` gets
@@ -349,7 +350,12 @@ public struct TiledUpscaler: @unchecked Sendable {
 
         // 2. Attention on the region.
         t0 = Date()
-        let attended = dec.attend(feat, height: regionH, width: regionW, scaleEmbedding: semb, step: { _, _ in })
+        // Where the torus region wraps around the image's edge (every run after the first
+        // starts there): the RoPE decoder's convolutions see an edge there, as untiled.
+        let cuts = GridCuts(
+            rows: ay.runs(ti).dropFirst().map { $0.offset * ss }, columns: xr.dropFirst().map { $0.offset * ss })
+        let attended = dec.attend(
+            feat, height: regionH, width: regionW, scaleEmbedding: semb, cuts: cuts, step: { _, _ in })
         let (query, grid) = (attended.query, attended.grid)
         let img = dec.tokenImage(query, grid: grid)
         let gw = grid.gridWidth
@@ -400,13 +406,24 @@ public struct TiledUpscaler: @unchecked Sendable {
 
     /// Encoder + `img_feat_proj` for the rows × cols of the padded LR image, computed on the
     /// image with `encoderReach` extra pixels on each side (clamped to the image) and cropped:
-    /// (rows·cols) × C, exactly the untiled values there.
+    /// (rows·cols) × C, exactly the untiled values there for the convolutional encoders (EDSR,
+    /// RDN); approximately for the attention encoders (see below).
     func projected(rgb: [Float], width w: Int, height h: Int, plan p: Upscaler.Plan, rows: Range<Int>, cols: Range<Int>)
         -> Tensor
     {
         let e = encoderReach
-        let y0 = max(0, rows.lowerBound - e), y1 = min(p.paddedHeight, rows.upperBound + e)
-        let x0 = max(0, cols.lowerBound - e), x1 = min(p.paddedWidth, cols.upperBound + e)
+        var y0 = max(0, rows.lowerBound - e), y1 = min(p.paddedHeight, rows.upperBound + e)
+        var x0 = max(0, cols.lowerBound - e), x1 = min(p.paddedWidth, cols.upperBound + e)
+        if let ew = upscaler.model.encoder.windowSize {
+            // An attention encoder runs on whole windows of the image's window grid (the padded
+            // size is a multiple of the window). Its shifted windows then wrap around the region
+            // instead of the whole image (and HAT's channel attention averages the region):
+            // the features are close to the untiled ones, not equal (Benchmarks/README.md).
+            y0 = y0 / ew * ew
+            x0 = x0 / ew * ew
+            y1 = min(p.paddedHeight, (y1 + ew - 1) / ew * ew)
+            x1 = min(p.paddedWidth, (x1 + ew - 1) / ew * ew)
+        }
         let ph = y1 - y0, pw = x1 - x0
         // The padded image's pixels (reflect padding at the bottom and right, as `encode`).
         let x = Tensor(uninitialized: [ph, pw, 3])
