@@ -39,3 +39,20 @@ def official_archs(official):
     edsr = load_module(os.path.join(root, "archs", "edsr_arch.py"), "basicsr.archs.edsr_arch")
     fea2gs = load_module(os.path.join(root, "archs", "fea2gs_arch.py"), "basicsr.archs.fea2gs_arch")
     return edsr, fea2gs
+
+
+def official_zoo_classes(repo):
+    """The official inference classes (RDNNOUP, SwinIRNOUP, HATNOUP_ROPE_AMP, EDSRNOUP, Fea2GS,
+    Fea2GS_ROPE_AMP) from the `utils/` folder of a checkout of github ChrisDud0257/GSASR (the code
+    `inference_paper.py` and `inference_enhenced.py` run), unchanged. torchvision, which some of
+    those files import and never use, is stubbed when absent."""
+    if importlib.util.find_spec("torchvision") is None:
+        sys.modules["torchvision"] = types.ModuleType("torchvision")
+    u = os.path.join(repo, "utils")
+    mods = {n: load_module(os.path.join(u, n + ".py"), "gsasr_official_" + n)
+            for n in ["edsrbaseline", "rdn", "swinir", "hatropeamp", "fea2gs", "fea2gsropeamp"]}
+    return {
+        "EDSRNOUP": mods["edsrbaseline"].EDSRNOUP, "RDNNOUP": mods["rdn"].RDNNOUP,
+        "SwinIRNOUP": mods["swinir"].SwinIRNOUP, "HATNOUP_ROPE_AMP": mods["hatropeamp"].HATNOUP_ROPE_AMP,
+        "Fea2GS": mods["fea2gs"].Fea2GS, "Fea2GS_ROPE_AMP": mods["fea2gsropeamp"].Fea2GS_ROPE_AMP,
+    }

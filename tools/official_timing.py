@@ -16,6 +16,10 @@ for the render and the loss, whose official CPU cost is the torch port of gs.cu)
 
     python3 tools/official_timing.py --official /tmp/gsasr-official/TrainTestGSASR \\
         --model ../shared/golden/edsr_paper --sizes 48,96,180
+
+With --zoo, --official is the repository root and the networks are the inference code's classes
+(utils/: RDNNOUP, SwinIRNOUP, HATNOUP_ROPE_AMP, EDSRNOUP, Fea2GS, Fea2GS_ROPE_AMP), as
+config.json's types name them (model folders from tools/zoo_models.py).
 """
 import argparse
 import json
@@ -32,13 +36,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def networks(a, train):
     """The official encoder and decoder with the model's weights, in train or eval mode."""
     import torch
-    from official_modules import official_archs
+    from official_modules import official_archs, official_zoo_classes
 
     torch.set_num_threads(a.threads)
-    edsr, fea2gs = official_archs(a.official)
     cfg = json.load(open(os.path.join(a.model, "config.json")))
-    enc = edsr.EDSRNOUP(**{k: v for k, v in cfg["encoder"].items() if k != "type"})
-    dec = fea2gs.Fea2GS(**{k: v for k, v in cfg["decoder"].items() if k != "type"})
+    if a.zoo:
+        # The inference code's classes (utils/ of the repository root), any released type.
+        classes = official_zoo_classes(a.official)
+        enc = classes[cfg["encoder"]["type"]](**{k: v for k, v in cfg["encoder"].items() if k != "type"})
+        dec = classes[cfg["decoder"]["type"]](**{k: v for k, v in cfg["decoder"].items() if k != "type"})
+    else:
+        edsr, fea2gs = official_archs(a.official)
+        enc = edsr.EDSRNOUP(**{k: v for k, v in cfg["encoder"].items() if k != "type"})
+        dec = fea2gs.Fea2GS(**{k: v for k, v in cfg["decoder"].items() if k != "type"})
     for net, name in [(enc, "encoder"), (dec, "decoder")]:
         ck = torch.load(os.path.join(a.model, name + ".pth"), map_location="cpu", weights_only=True)
         net.load_state_dict(ck.get("params_ema", ck.get("params", ck)), strict=True)
@@ -101,6 +111,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train", type=int, help="time a training step's network forward and backward at this batch")
+    ap.add_argument("--zoo", action="store_true",
+                    help="--official is the repository root and the classes come from its utils/ (every released "
+                         "type: tools/zoo_models.py makes such model folders)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
@@ -109,6 +122,8 @@ def main():
     for size in [int(s) for s in a.sizes.split(",")]:
         cmd = [sys.executable, os.path.abspath(__file__), "--official", a.official, "--model", a.model, "--scale",
                a.scale, "--repeats", str(a.repeats), "--threads", str(a.threads), "--one", str(size)]
+        if a.zoo:
+            cmd += ["--zoo"]
         if a.train:
             cmd += ["--train", str(a.train)]
         r = subprocess.run(cmd, capture_output=True, text=True)
