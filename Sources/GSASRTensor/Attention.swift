@@ -59,15 +59,16 @@ extension Kernels {
                 // the scaled queries are copied.
                 let qRun = rowsAreRuns(qr, windows: windows, perWindow: nq)
                 let kRun = rowsAreRuns(kr, windows: windows, perWindow: nk)
-                let each: ((Int) -> Void) -> Void = { body in
-                    if parallel { Parallel.forEach(windows, body) } else { for w in 0..<windows { body(w) } }
-                }
-                each { w in
+                // Each worker takes windows w, w + workers, ... with its scratch allocated once
+                // (the windows are independent: the same bits for any split).
+                let workers = parallel ? max(1, min(Parallel.threadCount, windows)) : 1
+                Parallel.workers(workers) { worker in
                     let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
                     let kvScratch: UnsafeMutablePointer<Float>? = kRun ? nil : .allocate(capacity: 2 * nk * c)
                     let osScratch: UnsafeMutablePointer<Float>? = qRun ? nil : .allocate(capacity: nq * c)
                     let own = probabilities == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
                     defer { qs.deallocate(); kvScratch?.deallocate(); osScratch?.deallocate(); own?.deallocate() }
+                    for w in stride(from: worker, to: windows, by: workers) {
                     for i in 0..<nq {
                         let src = q + Int(qr[w * nq + i]) * ldQ
                         let dst = qs + i * c
@@ -92,6 +93,7 @@ extension Kernels {
                         for i in 0..<nq {
                             (out + Int(qr[w * nq + i]) * ldOut).update(from: osScratch + i * c, count: c)
                         }
+                    }
                     }
                 }
             }

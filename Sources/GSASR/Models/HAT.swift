@@ -111,21 +111,24 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
         }
 
         package func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int, convScale: Float) -> Tensor {
+            self(t, height: h, width: w, maps: SwinWindowMaps(height: h, width: w, window: ws), convScale: convScale)
+        }
+
+        /// With the window maps of the forward (computed once per size).
+        func callAsFunction(_ t: Tensor, height h: Int, width w: Int, maps: SwinWindowMaps, convScale: Float) -> Tensor {
             let c = t.shape[1]
             let n = norm1(t)
             let convX = convBlock(n.reshaped([h, w, c]), height: h, width: w)
-            let win = SwinWindows(height: h, width: w, window: ws, shift: shift)
-            let rows = win.rows()
+            let m = maps.maps(shift: shift, masked: false)
             let qkv = attn.qkv(n)
             // RoPE: the token at slot i of its (rolled) window at position i.
-            var slot = [Int32](repeating: 0, count: rows.count)
-            for (s, r) in rows.enumerated() { slot[Int(r)] = Int32(s % win.area) }
+            let slot = m.slot
             qkv.withPointer { p in
                 attn.rope.apply(p, ld: 3 * c, rows: h * w) { Int(slot[$0]) }
                 attn.rope.apply(p + c, ld: 3 * c, rows: h * w) { Int(slot[$0]) }
             }
             let a = Kernels.swinAttention(
-                qkv: qkv, channels: c, windows: win, rows: rows, heads: attn.heads, bias: nil, masks: nil)
+                qkv: qkv, channels: c, windows: m.windows, rows: m.rows, heads: attn.heads, bias: nil, masks: nil)
             let x = attn.proj(a)
             // x = (t + attn_x) + conv_x·conv_scale, in the official order.
             x.withPointer { xp in
@@ -161,10 +164,15 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
         }
 
         package func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int, overlap ows: Int) -> Tensor {
-            let c = t.shape[1]
+            self(t, height: h, width: w, maps: SwinWindowMaps(height: h, width: w, window: ws), overlap: ows)
+        }
+
+        /// With the window maps of the forward (computed once per size).
+        func callAsFunction(_ t: Tensor, height h: Int, width w: Int, maps: SwinWindowMaps, overlap ows: Int) -> Tensor {
+            let c = t.shape[1], ws = maps.window
             let qkvT = qkv(norm1(t))
-            let win = SwinWindows(height: h, width: w, window: ws, shift: 0)
-            let rows = win.rows()
+            let plain = maps.maps(shift: 0, masked: false)
+            let win = plain.windows, rows = plain.rows
             let pad = (ows - ws) / 2, area = ows * ows
             let windows = win.count
             // Per window: the ows × ows patch of k and v (zeros outside the map), k rotated
@@ -187,8 +195,7 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
                         rope.apply(kp + wi * area * 2 * c, ld: 2 * c, rows: area) { r in (r / ows) * side + r % ows }
                     }
                     // Queries: slot i of each window at position i.
-                    var slot = [Int32](repeating: 0, count: rows.count)
-                    for (s, r) in rows.enumerated() { slot[Int(r)] = Int32(s % win.area) }
+                    let slot = plain.slot
                     rope.apply(src, ld: 3 * c, rows: h * w) { Int(slot[$0]) }
                 }
             }
@@ -284,10 +291,11 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
         let x0 = convFirst(x, height: h, width: w)
         var t = patchNorm(x0.reshaped([h * w, d]))
         let scale = Float(config.convScale)
+        let maps = SwinWindowMaps(height: h, width: w, window: ws)
         for (i, layer) in layers.enumerated() {
             var u = t
-            for block in layer.blocks { u = block(u, height: h, width: w, window: ws, convScale: scale) }
-            u = layer.overlapAttn(u, height: h, width: w, window: ws, overlap: config.overlapWindowSize)
+            for block in layer.blocks { u = block(u, height: h, width: w, maps: maps, convScale: scale) }
+            u = layer.overlapAttn(u, height: h, width: w, maps: maps, overlap: config.overlapWindowSize)
             let y = layer.conv(u.reshaped([h, w, d]), height: h, width: w).reshaped([h * w, d])
             Kernels.add(y, t)
             t = y

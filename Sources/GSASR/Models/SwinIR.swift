@@ -75,12 +75,17 @@ public struct SwinIRNOUP: @unchecked Sendable {
 
         /// t: tokens (h·w × C) → the block's output (a new tensor).
         package func callAsFunction(_ t: Tensor, height h: Int, width w: Int, window ws: Int) -> Tensor {
+            self(t, maps: SwinWindowMaps(height: h, width: w, window: ws))
+        }
+
+        /// With the window maps of the forward (computed once per size).
+        func callAsFunction(_ t: Tensor, maps: SwinWindowMaps) -> Tensor {
             let c = t.shape[1]
-            let win = SwinWindows(height: h, width: w, window: ws, shift: shift)
+            let m = maps.maps(shift: shift, masked: true)
             let qkv = attn.qkv(norm1(t))
             let a = Kernels.swinAttention(
-                qkv: qkv, channels: c, windows: win, rows: win.rows(), heads: attn.heads,
-                bias: attn.relativePosition.bias, masks: shift > 0 ? win.masks() : nil)
+                qkv: qkv, channels: c, windows: m.windows, rows: m.rows, heads: attn.heads,
+                bias: attn.relativePosition.bias, masks: m.masks)
             let x = attn.proj(a)
             Kernels.add(x, t)
             Kernels.add(x, mlp(norm2(x)))
@@ -134,9 +139,10 @@ public struct SwinIRNOUP: @unchecked Sendable {
         precondition(h % ws == 0 && w % ws == 0, "SwinIR: the size must be a multiple of the window")
         let x0 = convFirst(x, height: h, width: w)
         var t = patchNorm(x0.reshaped([h * w, d]))
+        let maps = SwinWindowMaps(height: h, width: w, window: ws)
         for (i, layer) in layers.enumerated() {
             var u = t
-            for block in layer.blocks { u = block(u, height: h, width: w, window: ws) }
+            for block in layer.blocks { u = block(u, maps: maps) }
             let y = layer.conv(u.reshaped([h, w, d]), height: h, width: w).reshaped([h * w, d])
             Kernels.add(y, t)
             t = y

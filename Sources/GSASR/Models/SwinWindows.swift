@@ -76,6 +76,38 @@ struct SwinWindows {
     }
 }
 
+/// The window maps of one map size, computed once per forward and shared by its blocks: the
+/// row map, each token's slot in its window (RoPE positions) and the masks, per shift.
+final class SwinWindowMaps {
+    struct Maps {
+        let windows: SwinWindows
+        let rows: [Int32]
+        /// slot[token] = its index inside its (rolled) window.
+        let slot: [Int32]
+        let masks: (masks: [Float], ofWindow: [Int32])?
+    }
+    let height: Int, width: Int, window: Int
+    private var cache: [Int: Maps] = [:]
+
+    init(height: Int, width: Int, window: Int) {
+        self.height = height
+        self.width = width
+        self.window = window
+    }
+
+    /// The maps for `shift` (masked: Swin's masks too).
+    func maps(shift: Int, masked: Bool) -> Maps {
+        if let m = cache[shift * 2 + (masked ? 1 : 0)] { return m }
+        let w = SwinWindows(height: height, width: width, window: window, shift: shift)
+        let rows = w.rows()
+        var slot = [Int32](repeating: 0, count: rows.count)
+        for (s, r) in rows.enumerated() { slot[Int(r)] = Int32(s % w.area) }
+        let m = Maps(windows: w, rows: rows, slot: slot, masks: masked && shift > 0 ? w.masks() : nil)
+        cache[shift * 2 + (masked ? 1 : 0)] = m
+        return m
+    }
+}
+
 extension Kernels {
     /// Window self-attention on a token map: `qkv` (T × 3C, [q | k | v]) through the window
     /// row map `rows`; output (T × C) at the tokens' own rows.
