@@ -191,21 +191,23 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             }
         }
         if let g = try n.child("network_g") {
-            try g.only([
-                "type", "num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale", "res_scale", "img_range",
-            ])
+            // The type first: another family's arguments are not EDSRNOUP's.
             if let t = try g.string("type") {
-                // The registry names the encoders; the settings' hyperparameters are EDSRNOUP's.
-                guard Architectures.encoders.contains(where: { $0.officialName == t }) else {
+                // The registry names the encoders and which of them can be trained; the settings'
+                // hyperparameters are EDSRNOUP's.
+                guard let arch = Architectures.encoders.first(where: { $0.officialName == t }) else {
                     throw TrainingError(
                         "\(g.origin): network_g.type '\(t)' is not a registered encoder (\(Architectures.encoders.map { $0.officialName }.joined(separator: ", ")))"
                     )
                 }
-                guard t == EDSRNOUP.officialName else {
+                guard arch.trainable, t == EDSRNOUP.officialName else {
                     throw TrainingError(
-                        "\(g.origin): network_g.type '\(t)' is not supported for training (only EDSRNOUP)")
+                        "\(g.origin): training \(t) is not supported yet: it runs for inference only (trainable: EDSRNOUP)")
                 }
             }
+            try g.only([
+                "type", "num_in_ch", "num_out_ch", "num_feat", "num_block", "upscale", "res_scale", "img_range",
+            ])
             if let v = try g.int("num_feat") { encoder.numFeat = v }
             if let v = try g.int("num_block") { encoder.numBlock = v }
             if let v = try g.int("num_in_ch"), v != 3 {
@@ -216,15 +218,17 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             }
         }
         if let f = try n.child("network_fea2gs") {
+            if let t = try f.string("type"), t != "Fea2GS" {
+                throw TrainingError(
+                    ModelConfigFile.decoderTypes.contains(t)
+                        ? "\(f.origin): training \(t) is not supported yet: it runs for inference only (trainable: Fea2GS)"
+                        : "\(f.origin): network_fea2gs.type '\(t)' is not a decoder this version runs (\(ModelConfigFile.decoderTypes.joined(separator: ", ")))")
+            }
             try f.only([
                 "type", "inchannel", "channel", "num_heads", "num_crossattn_blocks", "num_crossattn_layers",
                 "num_selfattn_blocks", "num_selfattn_layers", "num_gs_seed", "gs_up_factor", "window_size", "img_range",
                 "shuffle_scale1", "shuffle_scale2",
             ])
-            if let t = try f.string("type"), t != "Fea2GS" {
-                throw TrainingError(
-                    "\(f.origin): network_fea2gs.type '\(t)' is not supported for training (only Fea2GS)")
-            }
             if let v = try f.int("inchannel") { decoder.inchannel = v }
             if let v = try f.int("channel") { decoder.channel = v }
             if let v = try f.int("num_heads") { decoder.numHeads = v }

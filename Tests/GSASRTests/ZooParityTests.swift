@@ -1,5 +1,6 @@
 import Foundation
 import GSASR
+import GSASRCheckpoint
 import Testing
 
 /// Parity of the whole pipeline with the official PyTorch code for the other released model
@@ -88,6 +89,40 @@ import Testing
             print(line + " PNG values differing \(String(format: "%.4f", png.fraction * 100)) % (max \(png.maxDiff))")
             #expect(png.fraction <= 0.002)
             #expect(png.maxDiff <= 1)
+        }
+    }
+}
+
+/// Layouts that are not (or not consistently) one of the registered families get one line that
+/// names what each architecture found missing or wrong.
+@Suite struct ZooRecognitionTests {
+    @Test func inconsistentLayoutsAreRefusedInOneLine() throws {
+        let dir = Fixtures.url("zoo/swinir_small")
+        var enc = try GSASRModel.loadStateDict(dir.appendingPathComponent("encoder.pth"), paramKey: nil)
+        let dec = try GSASRModel.loadStateDict(dir.appendingPathComponent("decoder.pth"), paramKey: nil)
+        // A SwinIR whose second layer lost a block's MLP.
+        var trimmed = StateDict()
+        for k in enc.keys where !k.hasPrefix("layers.1.residual_group.blocks.1.mlp.fc2") { trimmed.insert(k, enc[k]!) }
+        enc = trimmed
+        #expect {
+            _ = try GSASRModel.load(encoder: enc, encoderLabel: "encoder.pth", decoder: dec, decoderLabel: "decoder.pth")
+        } throws: { e in
+            let text = "\(e)"
+            print(text)
+            return !text.contains("\n") && text.contains("SwinIRNOUP: missing key 'layers.1.residual_group.blocks.1.mlp.fc2.weight'")
+                && text.contains("EDSRNOUP: no key 'body.0.conv1.weight'") == false && text.contains("HATNOUP_ROPE_AMP")
+        }
+        // config.json naming the other decoder type than the checkpoint's layout.
+        let cfg = try GSASRModel.loadStateDict(
+            Fixtures.url("zoo/edsr_rope_small/decoder.pth"), paramKey: nil)
+        #expect {
+            _ = try GSASRModel.load(
+                encoder: try GSASRModel.loadStateDict(
+                    Fixtures.url("zoo/edsr_rope_small/encoder.pth"), paramKey: nil), encoderLabel: "encoder.pth",
+                decoder: cfg, decoderLabel: "decoder.pth", decoderType: "Fea2GS")
+        } throws: { e in
+            print(e)
+            return "\(e)".contains("names decoder type 'Fea2GS' but decoder.pth has a Fea2GS_ROPE_AMP layout")
         }
     }
 }
