@@ -63,6 +63,28 @@ extension EncoderArchitecture {
     public static func override(_ config: inout Config, with numbers: [String: Double]) throws {}
 }
 
+/// An encoder with an inference forward only (RDN, SwinIR, HAT: no backward yet): its `encode`
+/// refuses `saving` and its `backward` is unreachable (`gsasr train` refuses the type first).
+public protocol InferenceOnlyEncoder: EncoderArchitecture {
+    /// x: (h × w × inChannels) → (h × w × outChannels).
+    func forward(_ x: Tensor, height: Int, width: Int, step: (_ done: Int, _ total: Int) throws -> Void) rethrows
+        -> Tensor
+}
+
+extension InferenceOnlyEncoder {
+    public func encode(
+        _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile?,
+        step: (_ done: Int, _ total: Int) throws -> Void
+    ) rethrows -> (Tensor, (any EncoderContext)?) {
+        precondition(!saving, "\(Self.officialName): training is not supported")
+        return (try forward(x, height: h, width: w, step: step), nil)
+    }
+
+    public func backward(_ context: any EncoderContext, dOut: Tensor, grads: Gradients, profile: StepProfile?) {
+        preconditionFailure("\(Self.officialName): training is not supported")
+    }
+}
+
 /// What the forward of an encoder keeps for its backward (each encoder has its own).
 public protocol EncoderContext {}
 

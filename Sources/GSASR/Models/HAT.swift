@@ -293,33 +293,26 @@ public struct HATNOUP_ROPE_AMP: @unchecked Sendable {
         let scale = Float(config.convScale)
         let maps = SwinWindowMaps(height: h, width: w, window: ws)
         for (i, layer) in layers.enumerated() {
-            var u = t
-            for block in layer.blocks { u = block(u, height: h, width: w, maps: maps, convScale: scale) }
-            u = layer.overlapAttn(u, height: h, width: w, maps: maps, overlap: config.overlapWindowSize)
-            let y = layer.conv(u.reshaped([h, w, d]), height: h, width: w).reshaped([h * w, d])
-            Kernels.add(y, t)
-            t = y
+            t = SwinOuterPath.residualGroup(t, height: h, width: w, conv: layer.conv) { t in
+                let u = layer.blocks.reduce(t) { u, block in block(u, height: h, width: w, maps: maps, convScale: scale) }
+                return layer.overlapAttn(u, height: h, width: w, maps: maps, overlap: config.overlapWindowSize)
+            }
             try step(i + 1, layers.count)
         }
-        let f = convAfterBody(norm(t).reshaped([h, w, d]), height: h, width: w)
-        Kernels.add(f, x0)
-        let y = convBeforeUpsample(f, height: h, width: w)
-        Kernels.leakyReLU(y, slope: 0.01)
-        return y
+        return SwinOuterPath.reconstruct(
+            t, x0: x0, height: h, width: w, norm: norm, convAfterBody: convAfterBody,
+            convBeforeUpsample: convBeforeUpsample)
     }
 }
 
-extension HATNOUP_ROPE_AMP: EncoderArchitecture {
+extension HATNOUP_ROPE_AMP: InferenceOnlyEncoder {
     public static let officialName = "HATNOUP_ROPE_AMP"
 
     /// embed_dim and input channels from `conv_first`; depths from the HABs present; heads from
     /// each HAB's `rope_freqs`; the window from its `rope_t_x` (ws²), the overlap window from the
     /// OCAB's (ows²); the MLP, CAB and channel-attention widths from their weights.
     public static func hyperparameters(inferredFrom sd: StateDict) throws -> Config {
-        func shape(_ k: String) throws -> [Int] {
-            guard let t = sd[k] else { throw ModelLoadError("no key '\(k)'") }
-            return t.shape
-        }
+        func shape(_ k: String) throws -> [Int] { try SwinOuterPath.shape(sd, k) }
         func square(_ n: Int, _ what: String) throws -> Int {
             let r = Int(Double(n).squareRoot().rounded())
             guard r >= 1, r * r == n else { throw ModelLoadError("\(what) holds \(n) positions, not a square") }
@@ -330,17 +323,11 @@ extension HATNOUP_ROPE_AMP: EncoderArchitecture {
         guard first.count == 4, first[2] == 3, first[3] == 3 else {
             throw ModelLoadError("'conv_first.weight' has shape \(first), expected [embed_dim, 3, 3, 3]")
         }
-        var depths: [Int] = [], heads: [Int] = []
-        while sd["layers.\(depths.count).residual_group.blocks.0.norm1.weight"] != nil {
-            let l = depths.count
-            var n = 0
-            while sd["layers.\(l).residual_group.blocks.\(n).norm1.weight"] != nil { n += 1 }
+        let (depths, heads) = try SwinOuterPath.depthsAndHeads(sd) { l in
             let f = try shape("layers.\(l).residual_group.blocks.0.attn.rope_freqs")
             guard f.count == 3, f[0] == 2 else { throw ModelLoadError("a HAB rope_freqs has shape \(f)") }
-            depths.append(n)
-            heads.append(f[1])
+            return f[1]
         }
-        guard !depths.isEmpty else { throw ModelLoadError("no key 'layers.0.residual_group.blocks.0.norm1.weight'") }
         let b = "layers.0.residual_group.blocks.0."
         let ws = try square(try shape(b + "attn.rope_t_x").first ?? 0, "'\(b)attn.rope_t_x'")
         let ows = try square(
@@ -405,18 +392,6 @@ extension HATNOUP_ROPE_AMP: EncoderArchitecture {
         return Double(h * w)
             * (Double(7 * config.embedDim + max(config.mlpHidden, config.ocabMlpHidden)) + 2 * ratio * Double(config.embedDim)
                 + Double(config.outChannels))
-    }
-
-    public func encode(
-        _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile?,
-        step: (_ done: Int, _ total: Int) throws -> Void
-    ) rethrows -> (Tensor, (any EncoderContext)?) {
-        precondition(!saving, "HATNOUP_ROPE_AMP: training is not supported")
-        return (try forward(x, height: h, width: w, step: step), nil)
-    }
-
-    public func backward(_ context: any EncoderContext, dOut: Tensor, grads: Gradients, profile: StepProfile?) {
-        preconditionFailure("HATNOUP_ROPE_AMP: training is not supported")
     }
 
     public var configArguments: [String: ArgumentValue] {

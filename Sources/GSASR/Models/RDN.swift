@@ -108,7 +108,7 @@ public struct RDNNOUP: @unchecked Sendable {
     }
 }
 
-extension RDNNOUP: EncoderArchitecture {
+extension RDNNOUP: InferenceOnlyEncoder {
     public static let officialName = "RDNNOUP"
 
     /// G0 and the input channels from `SFENet1.weight`, D from the `RDBs.{d}` present, C from
@@ -157,18 +157,6 @@ extension RDNNOUP: EncoderArchitecture {
     public func workingFloats(height h: Int, width w: Int) -> Double {
         let widest = Double(config.g0 + config.c * config.g)
         return Double(h * w) * (Double(config.d * config.g0) + 2 * widest + 4 * Double(config.g0))
-    }
-
-    public func encode(
-        _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile?,
-        step: (_ done: Int, _ total: Int) throws -> Void
-    ) rethrows -> (Tensor, (any EncoderContext)?) {
-        precondition(!saving, "RDNNOUP: training is not supported")
-        return (try forward(x, height: h, width: w, step: step), nil)
-    }
-
-    public func backward(_ context: any EncoderContext, dOut: Tensor, grads: Gradients, profile: StepProfile?) {
-        preconditionFailure("RDNNOUP: training is not supported")
     }
 
     /// `G0` and `n_colors` as the constructor takes them; D, C and G (which the official class

@@ -141,45 +141,32 @@ public struct SwinIRNOUP: @unchecked Sendable {
         var t = patchNorm(x0.reshaped([h * w, d]))
         let maps = SwinWindowMaps(height: h, width: w, window: ws)
         for (i, layer) in layers.enumerated() {
-            var u = t
-            for block in layer.blocks { u = block(u, maps: maps) }
-            let y = layer.conv(u.reshaped([h, w, d]), height: h, width: w).reshaped([h * w, d])
-            Kernels.add(y, t)
-            t = y
+            t = SwinOuterPath.residualGroup(t, height: h, width: w, conv: layer.conv) { t in
+                layer.blocks.reduce(t) { u, block in block(u, maps: maps) }
+            }
             try step(i + 1, layers.count)
         }
-        let f = convAfterBody(norm(t).reshaped([h, w, d]), height: h, width: w)
-        Kernels.add(f, x0)
-        let y = convBeforeUpsample(f, height: h, width: w)
-        Kernels.leakyReLU(y, slope: 0.01)
-        return y
+        return SwinOuterPath.reconstruct(
+            t, x0: x0, height: h, width: w, norm: norm, convAfterBody: convAfterBody,
+            convBeforeUpsample: convBeforeUpsample)
     }
 }
 
-extension SwinIRNOUP: EncoderArchitecture {
+extension SwinIRNOUP: InferenceOnlyEncoder {
     public static let officialName = "SwinIRNOUP"
 
     public static func hyperparameters(inferredFrom sd: StateDict) throws -> Config {
-        func shape(_ k: String) throws -> [Int] {
-            guard let t = sd[k] else { throw ModelLoadError("no key '\(k)'") }
-            return t.shape
-        }
+        func shape(_ k: String) throws -> [Int] { try SwinOuterPath.shape(sd, k) }
         let first = try shape("conv_first.weight")
         guard first.count == 4, first[2] == 3, first[3] == 3 else {
             throw ModelLoadError("'conv_first.weight' has shape \(first), expected [embed_dim, 3, 3, 3]")
         }
         guard sd["patch_embed.norm.weight"] != nil else { throw ModelLoadError("no key 'patch_embed.norm.weight'") }
-        var depths: [Int] = [], heads: [Int] = []
-        while sd["layers.\(depths.count).residual_group.blocks.0.norm1.weight"] != nil {
-            let l = depths.count
-            var n = 0
-            while sd["layers.\(l).residual_group.blocks.\(n).norm1.weight"] != nil { n += 1 }
+        let (depths, heads) = try SwinOuterPath.depthsAndHeads(sd) { l in
             let table = try shape("layers.\(l).residual_group.blocks.0.attn.relative_position_bias_table")
             guard table.count == 2 else { throw ModelLoadError("a relative_position_bias_table has shape \(table)") }
-            depths.append(n)
-            heads.append(table[1])
+            return table[1]
         }
-        guard !depths.isEmpty else { throw ModelLoadError("no key 'layers.0.residual_group.blocks.0.norm1.weight'") }
         let table = try shape("layers.0.residual_group.blocks.0.attn.relative_position_bias_table")
         let side = Int(Double(table[0]).squareRoot().rounded())
         guard side * side == table[0], side % 2 == 1 else {
@@ -231,18 +218,6 @@ extension SwinIRNOUP: EncoderArchitecture {
     /// Tokens, the block's qkv (3C), the MLP hidden, the attention output and a residual copy.
     public func workingFloats(height h: Int, width w: Int) -> Double {
         Double(h * w) * (Double(7 * config.embedDim + config.mlpHidden) + Double(config.outChannels))
-    }
-
-    public func encode(
-        _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile?,
-        step: (_ done: Int, _ total: Int) throws -> Void
-    ) rethrows -> (Tensor, (any EncoderContext)?) {
-        precondition(!saving, "SwinIRNOUP: training is not supported")
-        return (try forward(x, height: h, width: w, step: step), nil)
-    }
-
-    public func backward(_ context: any EncoderContext, dOut: Tensor, grads: Gradients, profile: StepProfile?) {
-        preconditionFailure("SwinIRNOUP: training is not supported")
     }
 
     public var configArguments: [String: ArgumentValue] {

@@ -1,3 +1,4 @@
+import GSASRCheckpoint
 import GSASRTensor
 
 /// Shifted-window bookkeeping shared by the Swin-style encoders (SwinIR, HAT): the windows of a
@@ -141,5 +142,51 @@ extension Kernels {
             }
         }
         return out
+    }
+}
+
+/// The outer path that SwinIRNOUP and HATNOUP_ROPE_AMP share around their residual groups.
+enum SwinOuterPath {
+    /// A residual group on tokens t (h·w × C): conv3×3(body(t)) + t (`resi_connection='1conv'`).
+    static func residualGroup(
+        _ t: Tensor, height h: Int, width w: Int, conv: Conv2d, body: (Tensor) -> Tensor
+    ) -> Tensor {
+        let d = t.shape[1]
+        let y = conv(body(t).reshaped([h, w, d]), height: h, width: w).reshaped([h * w, d])
+        Kernels.add(y, t)
+        return y
+    }
+
+    /// After the groups: LeakyReLU_0.01(conv_before_upsample.0(conv_after_body(norm(t)) + x0)).
+    static func reconstruct(
+        _ t: Tensor, x0: Tensor, height h: Int, width w: Int, norm: LayerNorm, convAfterBody: Conv2d,
+        convBeforeUpsample: Conv2d
+    ) -> Tensor {
+        let f = convAfterBody(norm(t).reshaped([h, w, t.shape[1]]), height: h, width: w)
+        Kernels.add(f, x0)
+        let y = convBeforeUpsample(f, height: h, width: w)
+        Kernels.leakyReLU(y, slope: 0.01)
+        return y
+    }
+
+    /// The groups' depths (blocks present under `layers.{k}.residual_group.blocks.{j}`) and heads
+    /// (`heads(k)`: read from group k's first block).
+    static func depthsAndHeads(_ sd: StateDict, heads: (Int) throws -> Int) throws -> (depths: [Int], heads: [Int]) {
+        var depths: [Int] = [], hs: [Int] = []
+        while sd["layers.\(depths.count).residual_group.blocks.0.norm1.weight"] != nil {
+            let l = depths.count
+            var n = 0
+            while sd["layers.\(l).residual_group.blocks.\(n).norm1.weight"] != nil { n += 1 }
+            hs.append(try heads(l))
+            depths.append(n)
+        }
+        guard !depths.isEmpty else { throw ModelLoadError("no key 'layers.0.residual_group.blocks.0.norm1.weight'") }
+        return (depths, hs)
+    }
+
+    /// A key's shape, or a one-line error naming it.
+    static func shape(_ sd: StateDict, _ k: String) throws -> [Int] {
+        guard let t = sd[k] else { throw ModelLoadError("no key '\(k)'") }
+        return t.shape
     }
 }
