@@ -252,8 +252,12 @@ func tempFolder() throws -> URL {
             ("a: [\n", "not valid YAML"),
             // network_g.type goes through the architecture registry.
             (
+                Self.official.replacingOccurrences(of: "type: EDSRNOUP", with: "type: VDSRNOUP"),
+                "network_g.type 'VDSRNOUP' is not a registered encoder (EDSRNOUP, RDNNOUP, SwinIRNOUP, HATNOUP_ROPE_AMP)"
+            ),
+            (
                 Self.official.replacingOccurrences(of: "type: EDSRNOUP", with: "type: RDNNOUP"),
-                "network_g.type 'RDNNOUP' is not a registered encoder (EDSRNOUP)"
+                "training RDNNOUP is not supported yet: it runs for inference only (trainable: EDSRNOUP)"
             ),
         ]
         for (yaml, expected) in cases where !expected.isEmpty {

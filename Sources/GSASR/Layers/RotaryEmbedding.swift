@@ -33,6 +33,13 @@ public struct RotaryEmbedding: @unchecked Sendable {
         for (name, t) in [("rope_t_x", tx), ("rope_t_y", ty)] where !t.allSatisfy({ $0.isFinite && abs($0) <= 65536 }) {
             throw ModelLoadError("\(s.label): '\(s.prefix)\(name)' holds a value that is not a position")
         }
+        // The table has positions × heads × headDim floats; the counts come from an untrusted
+        // file's shapes, so their product is bounded before anything is allocated (the released
+        // models need at most 576 × 192).
+        guard n <= 1 << 20, heads * d <= 1 << 16, n * heads * d <= 1 << 26 else {
+            throw ModelLoadError(
+                "\(s.label): '\(s.prefix)rope_t_x' gives \(n) positions of \(heads) × \(d) channels: too large a RoPE table")
+        }
         let f = freqs.array, p = d / 2
         var cs = [Float](repeating: 0, count: n * heads * p * 2)
         for i in 0..<n {
