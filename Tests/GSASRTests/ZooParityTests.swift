@@ -126,3 +126,59 @@ import Testing
         }
     }
 }
+
+/// Crafted state dicts of every family (the fixtures with one entry's shape changed, one entry
+/// dropped, or an entry of another family mixed in): each loads or fails with a one-line error,
+/// never a crash (a trap would end the test process).
+@Suite struct HostileZooLayoutTests {
+    @Test(arguments: ZooParityTests.configs) func mutatedLayoutsFailCleanly(config: String) throws {
+        let dir = Fixtures.url("zoo/\(config)")
+        let enc = try GSASRModel.loadStateDict(dir.appendingPathComponent("encoder.pth"), paramKey: nil)
+        let dec = try GSASRModel.loadStateDict(dir.appendingPathComponent("decoder.pth"), paramKey: nil)
+        var rng = SplitMix64(seed: UInt64(config.utf8.count) * 7919)
+        var loaded = 0, refused = 0
+        let dims = [0, 1, 2, 3, 7, 15, 16, 17, 24, 255, 4096, 65_537]
+        for trial in 0..<60 {
+            let mutateEncoder = trial % 2 == 0
+            let sd = mutateEncoder ? enc : dec
+            let keys = sd.keys
+            let victim = keys[Int(rng.next() % UInt64(keys.count))]
+            var out = StateDict()
+            for k in keys {
+                let t = sd[k]!
+                guard k == victim else {
+                    out.insert(k, t)
+                    continue
+                }
+                switch trial % 3 {
+                case 0: continue  // dropped
+                default:
+                    var shape = t.shape.isEmpty ? [1] : t.shape
+                    shape[Int(rng.next() % UInt64(shape.count))] = dims[Int(rng.next() % UInt64(dims.count))]
+                    if trial % 3 == 2 { shape.append(2) }
+                    let n = shape.reduce(1, *)
+                    guard n <= 1 << 22 else {
+                        out.insert(k, t)
+                        continue
+                    }
+                    out.insert(
+                        k,
+                        LoadedTensor(
+                            shape: shape, dtype: t.dtype, floats: [Float](repeating: 0.5, count: n),
+                            ints: t.ints == nil ? nil : [Int64](repeating: 0, count: n)))
+                }
+            }
+            do {
+                _ = try GSASRModel.load(
+                    encoder: mutateEncoder ? out : enc, encoderLabel: "encoder.pth", decoder: mutateEncoder ? dec : out,
+                    decoderLabel: "decoder.pth")
+                loaded += 1
+            } catch {
+                refused += 1
+                #expect(!"\(error)".contains("\n"), "\(error)")
+            }
+        }
+        print("[hostile zoo] \(config): 60 mutated layouts, \(refused) refused in one line, \(loaded) loaded")
+        #expect(refused > 0)
+    }
+}
