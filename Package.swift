@@ -58,10 +58,12 @@ let package = Package(
         .target(
             name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG", "CImageCodec", "CWebP", "CImageZlib"]),
         .target(name: "GSASRRaster", dependencies: ["GSASRTensor"]),
+        // The bundled default model's files (Models/default), embedded in the binary (#embed).
+        .target(name: "CDefaultModel"),
         .target(
             name: "GSASR",
             dependencies: [
-                "GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster",
+                "GSASRTensor", "GSASRCheckpoint", "GSASRImage", "GSASRRaster", "CDefaultModel",
             ]),
         // Training apart from inference: the trainer, its data and the YAML reader (Yams), so
         // that the server and library users of GSASR do not link them.

@@ -269,9 +269,6 @@ struct TileBenchCommand: ParsableCommand {
             let raw = tmp.appendingPathComponent("\(m.rawValue).f32"), js = tmp.appendingPathComponent("\(m.rawValue).json")
             var args = Array(CommandLine.arguments.dropFirst())
             args += ["--child", m.rawValue, "--child-raw", raw.path, "--child-json", js.path]
-            if modelOptions.model == nil && modelOptions.encoder == nil, let d = ModelOptions.defaultModelDirectory() {
-                args += ["-m", d.path]
-            }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
             p.arguments = args

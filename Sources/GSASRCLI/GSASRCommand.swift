@@ -17,7 +17,10 @@ struct GSASRCommand: ParsableCommand {
         commandName: "gsasr",
         abstract: "Arbitrary-scale super-resolution with 2D Gaussian splatting (GSASR, ICCV 2025).",
         version: "gsasr \(GSASRVersion.string)",
-        subcommands: [Upscale.self, Gaussians.self, Render.self, Serve.self, Train.self, Eval.self, Compare.self, Bench.self, Convert.self, Info.self],
+        subcommands: [
+            Upscale.self, Gaussians.self, Render.self, Serve.self, Train.self, Eval.self, Compare.self, Bench.self,
+            Convert.self, Info.self, Models.self,
+        ],
         defaultSubcommand: Upscale.self)
 
     static func main() {
@@ -61,7 +64,9 @@ struct CLIError: Error, CustomStringConvertible {
 struct ModelOptions: ParsableArguments {
     @Option(
         name: [.short, .customLong("model")],
-        help: "Model directory with encoder.pth and decoder.pth (or .safetensors) and optional config.json.")
+        help:
+            "Model folder (encoder.pth and decoder.pth or .safetensors, optional config.json) or a model name from the search path ($GSASR_MODELS, then ~/.local/share/gsasr/models; `gsasr models` lists them). Default: the model built into gsasr."
+    )
     var model: String?
 
     @Option(help: "Encoder checkpoint (instead of -m).")
@@ -82,39 +87,27 @@ struct ModelOptions: ParsableArguments {
         guard let m = model else {
             throw CLIError("no model given: use -m MODELDIR (for example -m Models/small) or --encoder/--decoder")
         }
-        let dir = URL(fileURLWithPath: m)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-            throw CLIError("model directory '\(m)' does not exist")
+        guard case .folder(let dir) = try ModelLocations.resolve(m) else {
+            throw CLIError("the built-in model has no checkpoint files: give a model folder")
         }
         return (
             try GSASRModel.checkpoint(in: dir, named: "encoder"), try GSASRModel.checkpoint(in: dir, named: "decoder")
         )
     }
 
-    /// The bundled default model folder: `$GSASR_DEFAULT_MODEL`, else `Models/default` in the
-    /// current folder, else next to the source tree of the built binary (`.build/<config>/gsasr`).
-    static func defaultModelDirectory() -> URL? {
-        let fm = FileManager.default
-        var candidates: [URL] = []
-        if let e = ProcessInfo.processInfo.environment["GSASR_DEFAULT_MODEL"] { candidates.append(URL(fileURLWithPath: e)) }
-        candidates.append(URL(fileURLWithPath: "Models/default"))
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var dir = exe.deletingLastPathComponent()
-        for _ in 0..<4 {
-            candidates.append(dir.appendingPathComponent("Models/default"))
-            dir = dir.deletingLastPathComponent()
-        }
-        return candidates.first { fm.fileExists(atPath: $0.appendingPathComponent("config.json").path) }
-    }
-
-    /// `load()`, or the bundled default model when no model option is given.
+    /// `load()`, or the model built into gsasr when no model option is given (or `-m default`
+    /// with no folder of that name in the search path). `$GSASR_DEFAULT_MODEL` (a folder)
+    /// replaces the built-in model.
     func loadOrDefault() throws -> (GSASRModel, String) {
-        if model == nil && encoder == nil && decoder == nil {
-            guard let dir = Self.defaultModelDirectory() else {
-                throw CLIError("no model given and the bundled default model (Models/default) was not found: use -m MODELDIR")
+        if encoder == nil && decoder == nil {
+            var builtIn = model == nil
+            if let m = model, case .builtIn = try ModelLocations.resolve(m) { builtIn = true }
+            if builtIn {
+                if let e = ProcessInfo.processInfo.environment["GSASR_DEFAULT_MODEL"] {
+                    return (try GSASRModel.load(directory: URL(fileURLWithPath: e), paramKey: paramKey), "default")
+                }
+                return (try GSASRModel.bundledDefault(), "default")
             }
-            return (try GSASRModel.load(directory: dir, paramKey: paramKey), "default")
         }
         return try load()
     }
@@ -385,20 +378,14 @@ struct Upscale: ParsableCommand {
             destination: destination, width: plan.outputWidth, height: plan.outputHeight, channels: output.channels,
             options: output.options)
         var lastStage: UpscaleStage? = nil
-        var lastPercent = -1
+        let progress = ProgressReporter(quiet: quiet)
         let result = try up.upscale(rgb: img.pixels, width: img.width, height: img.height, request: request) {
             stage, frac in
             if stage != lastStage {
                 lastStage = stage
-                note("\(stage.rawValue)...\n")
+                progress.line("\(stage.rawValue)...")
             }
-            if stage == .render {
-                let pct = Int(frac * 100)
-                if pct != lastPercent {
-                    lastPercent = pct
-                    note("\rrendering \(pct)%" + (frac >= 1 ? "\n" : ""))
-                }
-            }
+            if stage == .render { progress.percent("rendering", frac) }
         }
         var alpha: [Float]? = nil
         if let a = decoded.alpha {
@@ -454,13 +441,12 @@ struct Upscale: ParsableCommand {
                 outWidth: plan.outputWidth, outHeight: plan.outputHeight)
         }
         let start = Date()
-        note("tiling: tiles of \(t.tile) LR pixels with a margin of \(t.margin)\n")
+        let progress = ProgressReporter(quiet: quiet)
+        progress.line("tiling: tiles of \(t.tile) LR pixels with a margin of \(t.margin)")
         let stats = try t.upscale(
             rgb: img.pixels, width: img.width, height: img.height, request: request,
             progress: { done, total in
-                let elapsed = Date().timeIntervalSince(start)
-                let eta = elapsed / Double(done) * Double(total - done)
-                note(String(format: "\rtile %d/%d, ETA %.0f s ", done, total, eta) + (done == total ? "\n" : ""))
+                progress.percent("tiles", Double(done) / Double(max(1, total)), detail: "tile \(done)/\(total)")
             }
         ) { rows, px in
             let w = plan.outputWidth

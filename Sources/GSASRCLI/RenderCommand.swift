@@ -98,6 +98,7 @@ struct Render: ParsableCommand {
         let start = Date()
         let rasterizer = export.rasterizer()
         let band = Self.bandRows(width: view.outputWidth, height: view.outputHeight)
+        let progress = ProgressReporter(quiet: quiet)
         var top = 0
         while top < view.outputHeight {
             let rows = top..<min(view.outputHeight, top + band)
@@ -111,9 +112,8 @@ struct Render: ParsableCommand {
             }
             try px.withUnsafeBufferPointer { try writer.write(rows: $0, rowCount: rows.count) }
             top = rows.upperBound
-            if view.outputHeight > band { note("\rrendering \(100 * top / view.outputHeight)%") }
+            if view.outputHeight > band { progress.percent("rendering", Double(top) / Double(view.outputHeight)) }
         }
-        if view.outputHeight > band { note("\n") }
         try writer.finish()
         note(
             String(

@@ -119,24 +119,18 @@ struct Serve: ParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         try setThreads(jobs ?? max(1, cores / limits.concurrentJobs))
         var loaded: [(name: String, model: GSASRModel)] = []
-        if models.isEmpty {
-            guard let dir = ModelOptions.defaultModelDirectory() else {
-                throw CLIError(
-                    "no model given and the bundled default model (Models/default) was not found: use -m MODELDIR")
-            }
-            loaded.append(("default", try GSASRModel.load(directory: dir)))
-        }
+        if models.isEmpty { loaded.append(("default", try GSASRModel.bundledDefault())) }
         for path in models {
-            let dir = URL(fileURLWithPath: path)
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-                throw CLIError("model directory '\(path)' does not exist")
+            // A folder, or a name from the model search path (`default`: the built-in model).
+            let name: String, model: GSASRModel
+            switch try ModelLocations.resolve(path) {
+            case .builtIn: (name, model) = ("default", try GSASRModel.bundledDefault())
+            case .folder(let dir): (name, model) = (dir.standardizedFileURL.lastPathComponent, try GSASRModel.load(directory: dir))
             }
-            let name = dir.standardizedFileURL.lastPathComponent
             guard !loaded.contains(where: { $0.name == name }) else {
                 throw CLIError("two models are named '\(name)' (their folder names); rename one")
             }
-            loaded.append((name, try GSASRModel.load(directory: dir)))
+            loaded.append((name, model))
         }
         // The input limit and the memory limit must agree: derive the first from the second,
         // or refuse a given one that the memory cannot hold.

@@ -29,6 +29,15 @@ public enum Safetensors {
         } catch {
             throw CheckpointError("\(context): cannot read file (\(error.localizedDescription))")
         }
+        return try parse(data, context: context)
+    }
+
+    /// Reads a safetensors file held in memory (`name` labels errors).
+    public static func load(data: Data, name: String) throws -> StateDict {
+        try parse(data, context: "safetensors \(name)").tensors
+    }
+
+    static func parse(_ data: Data, context: String) throws -> (tensors: StateDict, metadata: [String: String]) {
         guard data.count >= 8 else {
             throw CheckpointError("\(context): truncated (file shorter than the 8-byte header length)")
         }

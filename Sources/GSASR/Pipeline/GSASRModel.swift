@@ -77,29 +77,34 @@ public struct GSASRModel: @unchecked Sendable {
         return try GSASRModel(encoder: enc, encoderState: es.entries, decoder: dec, decoderState: ds.entries)
     }
 
+    /// Builds a model from two state dicts and a checked config file (`config.json`'s decoder
+    /// arguments, denominator, types and encoder numbers).
+    public static func load(
+        encoder encSD: StateDict, encoderLabel: String, decoder decSD: StateDict, decoderLabel: String,
+        configFile file: ModelConfigFile?
+    ) throws -> GSASRModel {
+        var cfg = try Fea2GSConfig(inferringFrom: decSD)
+        if let file { cfg.apply(file) }
+        return try load(
+            encoder: encSD, encoderLabel: encoderLabel, decoder: decSD, decoderLabel: decoderLabel, config: cfg,
+            encoderType: file?.encoderType, denominator: file?.denominator, encoderNumbers: file?.encoderNumbers ?? [:],
+            decoderType: file?.decoderType)
+    }
+
     /// Loads `encoder.pth`/`decoder.pth` (or `.safetensors`) and an optional `config.json`.
     public static func load(
         encoder encURL: URL, decoder decURL: URL, config configURL: URL? = nil, paramKey: String? = nil
     ) throws -> GSASRModel {
         let encSD = try loadStateDict(encURL, paramKey: paramKey)
         let decSD = try loadStateDict(decURL, paramKey: paramKey)
-        var cfg = try Fea2GSConfig(inferringFrom: decSD)
-        var denominator: Int? = nil
-        var encoderType: String? = nil, decoderType: String? = nil
-        var numbers: [String: Double] = [:]
+        var file: ModelConfigFile? = nil
         if let configURL, FileManager.default.fileExists(atPath: configURL.path) {
             // Untrusted: size-capped and checked key by key (ModelConfigFile).
-            let file = try ModelConfigFile.read(configURL)
-            cfg.apply(file)
-            denominator = file.denominator
-            encoderType = file.encoderType
-            decoderType = file.decoderType
-            numbers = file.encoderNumbers
+            file = try ModelConfigFile.read(configURL)
         }
         return try load(
             encoder: encSD, encoderLabel: encURL.lastPathComponent, decoder: decSD,
-            decoderLabel: decURL.lastPathComponent, config: cfg, encoderType: encoderType, denominator: denominator,
-            encoderNumbers: numbers, decoderType: decoderType)
+            decoderLabel: decURL.lastPathComponent, configFile: file)
     }
 
     /// Loads a model directory holding encoder/decoder checkpoints (`.pth` or `.safetensors`)
