@@ -4,6 +4,10 @@
 // them as dependencies, so a changed model rebuilds this file. Paths are relative to this file.
 #include "CDefaultModel.h"
 
+// #embed is standard C23; SwiftPM compiles C targets in an earlier mode, where clang accepts it as
+// an extension and says so.
+#pragma clang diagnostic ignored "-Wc23-extensions"
+
 static const unsigned char encoder_bytes[] = {
 #embed "../../Models/default/encoder.safetensors"
 };

@@ -1,7 +1,7 @@
 import GSASRTensor
 
 /// `nn.Conv2d(cin, cout, 3, 1, 1)` on channels-last maps (zero padding). The weight is kept as
-/// (cout, ky, kx, cin) (``Conv3x3Weights``); its state-dict entry converts to PyTorch's
+/// (cout, ky, kx, cin) (`Conv3x3Weights`); its state-dict entry converts to PyTorch's
 /// (cout, cin, 3, 3). The backward needs only the forward's input.
 public struct Conv2d: @unchecked Sendable {
     public let weights: Conv3x3Weights

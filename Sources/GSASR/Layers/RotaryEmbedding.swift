@@ -8,7 +8,7 @@ import GSASRTensor
 ///
 /// The angle of position n, head h, pair j is θ = t_x[n]·F[0,h,j] + t_y[n]·F[1,h,j] in float32
 /// (as `compute_cis`); `freqs_cis` = e^{iθ} is tabulated here once at load (the official code
-/// recomputes it at every forward from the same values). ``Kernels/rotary`` applies it.
+/// recomputes it at every forward from the same values). `Kernels/rotary` applies it.
 public struct RotaryEmbedding: @unchecked Sendable {
     public let freqs: Tensor  // (2, heads, headDim/2), the parameter `rope_freqs`
     public let positions: Int

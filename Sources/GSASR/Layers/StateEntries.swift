@@ -5,7 +5,7 @@ import GSASRTensor
 public enum ParameterLayout: Sendable, Equatable {
     /// The same row-major layout as the official tensor.
     case plain
-    /// A 3×3 convolution weight stored as (cout, ky, kx, cin) (see ``Conv3x3Weights``); the
+    /// A 3×3 convolution weight stored as (cout, ky, kx, cin) (see `Conv3x3Weights`); the
     /// official tensor is (cout, cin, ky, kx). Element-wise code (Adam, EMA) is layout-blind;
     /// export and import permute.
     case conv3x3(cout: Int, cin: Int)
@@ -119,7 +119,7 @@ extension Array where Element == StateEntry {
         compactMap { if case .parameter(let p) = $0 { return p } else { return nil } }
     }
 
-    /// A ``StateDict`` of the current values in PyTorch's layout (`values` replaces each
+    /// A `StateDict` of the current values in PyTorch's layout (`values` replaces each
     /// parameter's tensor, e.g. by its EMA copy, when given).
     public func stateDict(values: ((NamedParameter) -> Tensor)? = nil) -> StateDict {
         var sd = StateDict()

@@ -109,7 +109,7 @@ public protocol EncoderArchitecture: NetworkArchitecture {
     /// Peak working floats of one forward on an h × w input (inference).
     func workingFloats(height: Int, width: Int) -> Double
     /// The forward (x: h × w × inChannels channels-last → h × w × outChannels); with `saving`
-    /// also the context of ``backward(_:dOut:grads:profile:)``. `step(done, total)` reports
+    /// also the context of `backward(_:dOut:grads:profile:)`. `step(done, total)` reports
     /// progress (throw to stop).
     func encode(
         _ x: Tensor, height: Int, width: Int, saving: Bool, profile: StepProfile?,

@@ -70,7 +70,7 @@ public struct EDSRNOUP: @unchecked Sendable {
         try forward(x, height: h, width: w, saving: false, step: step).0
     }
 
-    /// The forward; with `saving`, also the ``Context`` of ``backward(_:dOut:grads:profile:)``
+    /// The forward; with `saving`, also the ``Context`` of `backward(_:dOut:grads:profile:)`
     /// (the residual sums are then new tensors, so the saved inputs are never overwritten).
     public func forward(
         _ x: Tensor, height h: Int, width w: Int, saving: Bool, profile: StepProfile? = nil,

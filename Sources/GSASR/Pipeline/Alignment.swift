@@ -2,7 +2,7 @@ import Foundation
 import GSASRImage
 
 /// How far an upscaled image is displaced from its ground truth, to a hundredth of a pixel:
-/// the measurement behind the exact geometry (``GaussianGeometry``).
+/// the measurement behind the exact geometry (`GaussianGeometry`).
 ///
 /// For a region `R` of the ground truth `G`, the shift `d = (dx, dy)` minimises
 ///

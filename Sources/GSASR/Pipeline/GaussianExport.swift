@@ -17,7 +17,7 @@ import Foundation
 ///   over the Gaussians whose `dmax` box (|dx| ≤ dmax and |dy| ≤ dmax, normalised units) holds it.
 /// * `opacity` (N): the opacity alpha in (0, 1) that `colors` is multiplied by.
 ///
-/// These are exactly the rasterizer's kernel inputs (``GaussianKernels``), so rendering them at
+/// These are exactly the rasterizer's kernel inputs (`GaussianKernels`), so rendering them at
 /// the render size and cropping gives the upscale pipeline's output bit for bit.
 public struct GaussianExport: Sendable {
     public var kernels: GaussianKernels

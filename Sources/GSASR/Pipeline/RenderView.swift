@@ -8,7 +8,7 @@ import Foundation
 /// exactly the requested size. The effective zoom per axis is then `output side / region side`
 /// (= Z whenever `side·Z` is whole), so that the output covers the region exactly: output pixel
 /// `i` is the centre of the i-th of equal parts of the region, at zoom-1 position
-/// `x + (i + ½)/zoomX − ½` (see ``SampleAxis``). At zoom 1 the samples are the zoom-1 pixels.
+/// `x + (i + ½)/zoomX − ½` (see `SampleAxis`). At zoom 1 the samples are the zoom-1 pixels.
 public struct RenderView: Sendable, Equatable {
     public var x: Int
     public var y: Int

@@ -16,11 +16,11 @@ import Foundation
 ///
 /// Which scale of the interval [W/w, (W+1)/w) of scales with floor(s·w) = W is taken depends on
 /// the ``geometry``, because with the exact geometry the scale is also where the picture lands:
-/// - ``GaussianGeometry/exact``: W/w itself (nudged up by the last bits when floating-point
+/// - `GaussianGeometry/exact`: W/w itself (nudged up by the last bits when floating-point
 ///   rounding would floor s·w below W), so that the input's w pixels span exactly the W output
 ///   pixels; for one isotropic scale, the larger of W/w and H/h (one axis spans its output
 ///   exactly, the other overshoots by less than a pixel, cropped as with `-s`).
-/// - ``GaussianGeometry/official``: the middle of the interval (of the intersection of both
+/// - `GaussianGeometry/official`: the middle of the interval (of the intersection of both
 ///   axes' intervals for one isotropic scale), our choice before the exact geometry existed,
 ///   kept so that `--geometry official` reproduces earlier outputs bit for bit.
 public struct ScaleRequest: Sendable, Equatable {

@@ -21,7 +21,7 @@ public enum UpscaleStage: String, Sendable {
 /// 3. render at floor(s·Hp) × floor(s·Wp) (sizes in Double, as Python does), a Gaussian with
 ///    normalised mean m at pixel position m·E − ½ per axis, where E is s·Wp (the exact
 ///    geometry, ours and the default) or floor(s·Wp) (the official geometry; see
-///    ``GaussianGeometry``);
+///    `GaussianGeometry`);
 /// 4. crop top-left to floor(s·H) × floor(s·W).
 /// The result is not clamped; `ImageIO.quantize` clamps and rounds half to even for 8 bits.
 public struct Upscaler: @unchecked Sendable {
@@ -59,7 +59,7 @@ public struct Upscaler: @unchecked Sendable {
         public let gaussians: Int
         public let estimatedBytes: Int
         /// The output lengths that the means' unit interval spans on x and y, from the
-        /// request's geometry (``GaussianGeometry/meanExtent(paddedSide:scale:)``): where every
+        /// request's geometry (`GaussianGeometry/meanExtent(paddedSide:scale:)`): where every
         /// Gaussian centre is placed, in the untiled and the tiled pipeline and the export.
         public let meanExtentX, meanExtentY: Double
         /// The scale per axis and the decoder's conditioning scale.

@@ -69,7 +69,7 @@ public enum GSASRInitialization {
     /// The index buffer of `WindowCrossAttn`, exactly as its constructor builds it: the offsets
     /// between seed centres ((i + ½)·window) and feature-pixel centres ((j + ½)·seedSide) along
     /// each axis are labelled by their position in `list(set(sorted(offsets)))` (CPython's set
-    /// iteration order, reproduced by ``PythonFloatSet``), then label_y·max + label_x. Offsets
+    /// iteration order, reproduced by `PythonFloatSet`), then label_y·max + label_x. Offsets
     /// must be integers (true when seedSide and window are both even or equal).
     public static func crossAttentionIndex(seedSide s: Int, windowSize ws: Int) throws -> [Int64] {
         // coords_delta[axis, q, k] for q over s×s seeds, k over ws×ws pixels.
