@@ -39,11 +39,16 @@ enum CLI {
         return Result(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: r.stderr)
     }
 
-    /// Runs gsasr with its standard output collected as bytes (an image written to `-o -`).
-    static func runBytes(_ args: [String]) throws -> (status: Int32, stdout: Data, stderr: String) {
+    /// Runs gsasr (or `executable`) with its standard output collected as bytes (an image written
+    /// to `-o -`), optionally in another folder and environment.
+    static func runBytes(
+        _ args: [String], executable: URL = binary, in directory: URL? = nil, environment: [String: String]? = nil
+    ) throws -> (status: Int32, stdout: Data, stderr: String) {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable
         p.arguments = args
+        if let directory { p.currentDirectoryURL = directory }
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

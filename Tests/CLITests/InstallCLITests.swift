@@ -9,19 +9,8 @@ import Testing
     static func run(
         _ binary: URL, _ args: [String], in directory: URL, environment: [String: String]
     ) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.currentDirectoryURL = directory
-        p.environment = environment
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = try CLI.runBytes(args, executable: binary, in: directory, environment: environment)
+        return (r.status, String(decoding: r.stdout, as: UTF8.self), r.stderr)
     }
 
     static func scratch(_ tag: String) throws -> URL {

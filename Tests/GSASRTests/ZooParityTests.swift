@@ -12,8 +12,12 @@ import Testing
     static let configs = ["rdn_small", "swinir_small", "edsr_rope_small", "swinir_rope_small", "hatl_small"]
     static let images = ["astronaut_48x48", "coffee_37x50"]
 
+    /// Loaded models, shared by the zoo suites (which may run concurrently: hence the lock).
     nonisolated(unsafe) static var cache: [String: GSASRModel] = [:]
+    static let cacheLock = NSLock()
     static func model(_ name: String) throws -> GSASRModel {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
         if let m = cache[name] { return m }
         let m = try GSASRModel.load(directory: Fixtures.url("zoo/\(name)"))
         cache[name] = m
