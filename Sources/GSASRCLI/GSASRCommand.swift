@@ -248,6 +248,15 @@ struct Upscale: ParsableCommand {
     @Flag(help: "Folder mode: replace output files that already exist (default: skip them).")
     var overwrite = false
 
+    @Option(
+        help:
+            "Folder mode: process only share I of N of the folder's images (I/N, 0-based), or `auto` from a Kubernetes Indexed Job or Slurm job array (docs/cluster.md)."
+    )
+    var shard: String?
+
+    @Option(help: "Folder mode: write a JSON summary of this run (done, failed with reasons, skipped, seconds).")
+    var summary: String?
+
     @Option(name: .short, help: "Threads (default: all cores).")
     var jobs: Int?
 
@@ -285,6 +294,9 @@ struct Upscale: ParsableCommand {
         if folder {
             try runFolder(inURL, outURL, target: target, mode: mode, dmax: dmax, format: format)
             return
+        }
+        if shard != nil || summary != nil {
+            throw CLIError("--shard and --summary are for a folder input (-i FOLDER -o FOLDER)")
         }
         if destination != .standardOutput { try refuseOverwritingInput(inURL, outURL) }
         // Everything that can be rejected is checked before the first progress line.
@@ -507,11 +519,15 @@ struct Upscale: ParsableCommand {
         if fm.fileExists(atPath: outDir.path, isDirectory: &isDir), !isDir.boolValue {
             throw CLIError("input '\(inDir.path)' is a folder, so the output '\(outDir.path)' must be a folder too")
         }
+        let share = try shard.map { try Shard.parse($0) }
+        let started = Date()
+        var report = ShardSummary(shard: share?.description ?? "all")
         var jobs: [FolderJob] = []
         var skipped = 0, failed = 0, images = 0
         var claimed: [String: String] = [:]  // output path -> the input that produces it
         func skip(_ relative: String, _ why: String) {
             skipped += 1
+            report.skipped.append(relative)
             warn("gsasr: skipping \(relative): \(why)\n")
         }
         func collect(_ dir: URL, _ prefix: String) throws {
@@ -551,14 +567,25 @@ struct Upscale: ParsableCommand {
                     continue
                 }
                 images += 1
+                // The image's number in the folder's order decides its shard (before any check
+                // that depends on the disk's state, so every shard numbers alike).
+                let mine = share?.owns(images - 1) ?? true
                 let outRelative = (relative as NSString).deletingPathExtension + "." + format.fileExtension
                 let destination = outDir.appendingPathComponent(outRelative)
                 if let first = claimed[destination.path] {
-                    failed += 1
-                    warn("gsasr: error: \(relative): its output \(outRelative) is also the output of \(first)\n")
+                    if mine {
+                        failed += 1
+                        let reason = "its output \(outRelative) is also the output of \(first)"
+                        report.failed.append(.init(file: relative, reason: reason))
+                        warn("gsasr: error: \(relative): \(reason)\n")
+                    }
                     continue
                 }
                 claimed[destination.path] = relative
+                guard mine else {
+                    report.otherShards += 1
+                    continue
+                }
                 if !overwrite && fm.fileExists(atPath: destination.path) {
                     skip(relative, "\(outRelative) exists (use --overwrite to replace it)")
                     continue
@@ -585,14 +612,24 @@ struct Upscale: ParsableCommand {
                         at: job.destination.deletingLastPathComponent(), withIntermediateDirectories: true)
                     try upscale(decoded, with: up, target: target, output: output, to: job.destination)
                     succeeded += 1
+                    report.done.append(job.relative)
                 } catch {
                     failed += 1
                     let message = "\(error)".split(separator: "\n").first.map(String.init) ?? "failed"
+                    report.failed.append(.init(file: job.relative, reason: message))
                     warn("gsasr: error: \(job.relative): \(message)\n")
                 }
             }
         }
-        warn("\(succeeded) succeeded, \(failed) failed, \(skipped) skipped\n")
+        let others = share.map { ", \(report.otherShards) for other shards (this is shard \($0))" } ?? ""
+        warn("\(succeeded) succeeded, \(failed) failed, \(skipped) skipped\(others)\n")
+        if let summary {
+            report.seconds = Date().timeIntervalSince(started)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            try TrainingFiles.atomicWrite(encoder.encode(report), to: URL(fileURLWithPath: summary))
+        }
         if failed > 0 { throw ExitCode(1) }
     }
 }
