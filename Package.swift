@@ -47,9 +47,16 @@ let package = Package(
         .systemLibrary(
             name: "CImageZlib", path: "Sources/CImageZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(
+            name: "CTIFF", path: "Sources/CTIFF", pkgConfig: "libtiff-4",
+            providers: [.apt(["libtiff-dev"]), .brew(["libtiff"])]),
+        .systemLibrary(
+            name: "CHeif", path: "Sources/CHeif", pkgConfig: "libheif",
+            providers: [.apt(["libheif-dev"]), .brew(["libheif"])]),
         // libpng and libjpeg report errors by longjmp; this C target keeps every such call
         // behind its own setjmp and returns error codes to Swift.
-        .target(name: "CImageCodec", dependencies: ["CPNG", "CJPEGLib"]),
+        // libtiff's tag API is variadic, which Swift cannot call: tiff_codec.c wraps it.
+        .target(name: "CImageCodec", dependencies: ["CPNG", "CJPEGLib", "CTIFF"]),
         // The softmax with AVX2 instructions, chosen at run time (the Swift code is built for
         // the x86-64 baseline); results identical to the portable Swift version.
         .target(name: "CKernels"),
@@ -58,7 +65,8 @@ let package = Package(
             name: "GSASRCheckpoint",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(
-            name: "GSASRImage", dependencies: ["CPNG", "CTurboJPEG", "CImageCodec", "CWebP", "CImageZlib"]),
+            name: "GSASRImage",
+            dependencies: ["CPNG", "CTurboJPEG", "CImageCodec", "CWebP", "CImageZlib", "CTIFF", "CHeif"]),
         .target(name: "GSASRRaster", dependencies: ["GSASRTensor"]),
         // The bundled default model's files (Models/default), embedded in the binary (#embed).
         .target(name: "CDefaultModel"),

@@ -31,8 +31,9 @@ static void cic_png_on_warning(png_structp png, png_const_charp text) {
 
 cic_png *cic_png_create(FILE *file, uint32_t width, uint32_t height, int channels, int depth,
                         const uint8_t *iccp_chunk, size_t iccp_chunk_size, int srgb,
-                        char *message, size_t message_size) {
+                        const uint8_t *exif, size_t exif_size, char *message, size_t message_size) {
     static const png_byte iccp_name[5] = {'i', 'C', 'C', 'P', '\0'};
+    static const png_byte exif_name[5] = {'e', 'X', 'I', 'f', '\0'};
     int color_type;
     switch (channels) {
     case 1: color_type = PNG_COLOR_TYPE_GRAY; break;
@@ -79,6 +80,8 @@ cic_png *cic_png_create(FILE *file, uint32_t width, uint32_t height, int channel
     // Written raw so that the profile bytes are carried as given (png_set_iCCP would validate
     // and could drop them); the position (after IHDR, before IDAT) is where iCCP belongs.
     if (iccp_chunk != NULL) png_write_chunk(w->png, iccp_name, iccp_chunk, iccp_chunk_size);
+    // The Exif block (TIFF structure) as given, before IDAT as PNG 3rd edition §11.3.6 asks.
+    if (exif != NULL && exif_size > 0) png_write_chunk(w->png, exif_name, exif, exif_size);
     return w;
 }
 

@@ -184,7 +184,7 @@ struct TileBenchCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .shortAndLong, help: "LR image (PNG or JPEG).")
+    @Option(name: .shortAndLong, help: "LR image (PNG, JPEG, TIFF, HEIC or AVIF).")
     var input: String = "Examples/seeding_160x120.png"
 
     @Option(name: .shortAndLong, help: "Scale factor.")

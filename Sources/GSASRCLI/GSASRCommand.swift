@@ -207,15 +207,17 @@ func setThreads(_ n: Int?) throws {
 
 struct Upscale: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Upscale an image (PNG or JPEG in; PNG, JPEG or WebP out) by any factor ≥ 1.")
+        abstract: "Upscale an image (PNG, JPEG, TIFF, HEIC or AVIF in; PNG, JPEG, WebP or TIFF out) by any factor ≥ 1.")
 
-    @Option(name: .shortAndLong, help: "Input image (PNG or JPEG; grey, RGB or RGBA), or a folder of them.")
+    @Option(
+        name: .shortAndLong,
+        help: "Input image (PNG, JPEG, TIFF, HEIC or AVIF; grey, RGB or RGBA), or a folder of them.")
     var input: String
 
     @Option(
         name: .shortAndLong,
         help:
-            "Output file (.png, .jpg/.jpeg, .webp; written atomically; never the input), or a folder when -i is a folder."
+            "Output file (.png, .jpg/.jpeg, .webp, .tif/.tiff; written atomically; never the input), or a folder when -i is a folder."
     )
     var output: String
 
@@ -233,14 +235,26 @@ struct Upscale: ParsableCommand {
 
     @Option(
         name: [.short, .long],
-        help: "Output format: png, jpg (or jpeg), webp (default: the output file's extension; png for folders).")
+        help:
+            "Output format: png, jpg (or jpeg), webp, tiff (or tif) (default: the output file's extension; png for folders)."
+    )
     var format: String?
 
-    @Option(help: "JPEG or WebP quality, 1...100 (default: JPEG 95, WebP 90; not for PNG).")
+    @Option(help: "JPEG or WebP quality, 1...100 (default: JPEG 95, WebP 90; not for PNG or TIFF).")
     var quality: Int?
 
-    @Option(help: "Bits per output sample, 8 or 16 (16: PNG only; default: 16 for 16-bit PNG inputs, else 8).")
+    @Option(
+        help:
+            "Bits per output sample, 8 or 16 (16: PNG or TIFF; default: 16 for 16-bit inputs (PNG, TIFF, 10/12-bit HEIC or AVIF) written as PNG or TIFF, else 8)."
+    )
     var depth: Int?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Carry the input's Exif (camera, dates, exposure, GPS) into the output, its orientation set to 1 (the pixels are upright); --no-exif leaves it out."
+    )
+    var exif = true
 
     @Flag(name: .shortAndLong, help: "Folder mode: include sub-folders, mirrored into the output folder.")
     var recursive = false
@@ -326,7 +340,7 @@ struct Upscale: ParsableCommand {
     /// Checked here, before any work: alpha with JPEG is an error (an `ImageIOError`; `name` is
     /// the input's name, for the note about a dropped grey profile).
     func outputSettings(for decoded: DecodedImage, format: OutputFormat, name: String) throws -> OutputSettings {
-        let depth = self.depth ?? (format == .png && decoded.bitDepth == 16 ? 16 : 8)
+        let depth = self.depth ?? (format.supportedDepths.contains(16) && decoded.bitDepth == 16 ? 16 : 8)
         // What the decode left out (an ICC profile that is not valid, an APNG's later frames).
         for note in decoded.notes { warn("gsasr: note: \(name): \(note)\n") }
         var icc = decoded.iccProfile
@@ -339,7 +353,14 @@ struct Upscale: ParsableCommand {
                 "gsasr: note: \(name): its grey ICC profile is not carried into \(format.displayName), which stores RGB\n"
             )
         }
-        let options = ImageWriteOptions(format: format, depth: depth, quality: quality, icc: icc)
+        var exif = self.exif ? decoded.exif : nil
+        if let block = exif, !ImageWriteOptions.fits(block, in: format) {
+            exif = nil
+            warn(
+                "gsasr: note: \(name): its Exif block (\(block.tiff.count) bytes) is larger than a JPEG holds (\(ImageWriteOptions.maxJPEGExifBytes) bytes): not carried\n"
+            )
+        }
+        let options = ImageWriteOptions(format: format, depth: depth, quality: quality, icc: icc, exif: exif)
         let channels = OutputLayout.channels(grey: decoded.isGrey, alpha: decoded.alpha != nil)
         try options.validate(channels: channels)
         return OutputSettings(options: options, grey: decoded.isGrey, channels: channels)
@@ -490,7 +511,8 @@ struct Upscale: ParsableCommand {
 
     /// Files that are never images and are skipped without trying: macOS and Windows folder metadata.
     static let systemFiles: Set<String> = [".ds_store", "thumbs.db", "desktop.ini"]
-    static let inputExtensions: Set<String> = ["png", "jpg", "jpeg"]
+    static let inputExtensions: Set<String> = ["png", "jpg", "jpeg", "tif", "tiff", "heic", "heif", "avif"]
+    static let inputExtensionList = ".png, .jpg, .jpeg, .tif, .tiff, .heic, .heif or .avif"
 
     /// One image of folder mode: its path relative to the input folder, and where it goes.
     struct FolderJob {
@@ -499,7 +521,7 @@ struct Upscale: ParsableCommand {
         var destination: URL
     }
 
-    /// Folder mode (as realesrgan-ncnn-vulkan): every .png/.jpg/.jpeg of the input folder (with -r,
+    /// Folder mode (as realesrgan-ncnn-vulkan): every image (``inputExtensions``) of the input folder (with -r,
     /// of its sub-folders too, mirrored), in name order, to `<output folder>/<relative path>.<ext
     /// of the format>`. Hidden files and folders (names starting with '.'), system files
     /// (`.DS_Store`, `Thumbs.db`, `desktop.ini`), other files, symbolic links to folders and, unless
@@ -563,7 +585,7 @@ struct Upscale: ParsableCommand {
                     continue
                 }
                 guard Self.inputExtensions.contains((name as NSString).pathExtension.lowercased()) else {
-                    skip(relative, "not a .png, .jpg or .jpeg file")
+                    skip(relative, "not a \(Self.inputExtensionList) file")
                     continue
                 }
                 images += 1
@@ -596,7 +618,7 @@ struct Upscale: ParsableCommand {
         try collect(inDir, "")
         guard images > 0 else {
             throw CLIError(
-                "folder '\(inDir.path)' holds no .png, .jpg or .jpeg files"
+                "folder '\(inDir.path)' holds no \(Self.inputExtensionList) files"
                     + (recursive ? "" : " (-r: sub-folders too)"))
         }
         var succeeded = 0

@@ -17,7 +17,7 @@ struct Render: ParsableCommand {
     @Argument(help: "A Gaussian export (.safetensors) written by `gsasr gaussians`.")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Output image (.png, .jpg/.jpeg, .webp; written atomically).")
+    @Option(name: .shortAndLong, help: "Output image (.png, .jpg/.jpeg, .webp, .tif/.tiff; written atomically).")
     var output: String
 
     @Option(help: "Region X,Y,WIDTH,HEIGHT in zoom-1 output pixels (default: the whole image).")
@@ -46,7 +46,7 @@ struct Render: ParsableCommand {
     @Option(help: "JPEG or WebP quality, 1...100 (default: JPEG 95, WebP 90; not for PNG).")
     var quality: Int?
 
-    @Option(help: "Bits per output sample, 8 or 16 (16: PNG only; default 8).")
+    @Option(help: "Bits per output sample, 8 or 16 (16: PNG or TIFF; default 8).")
     var depth: Int?
 
     @Option(name: .short, help: "Threads (default: all cores).")

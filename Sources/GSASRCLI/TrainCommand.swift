@@ -189,7 +189,7 @@ struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make a before/after picture: the HR image is downscaled as `gsasr eval` does, then bicubic | model | HR.")
 
-    @Option(help: "HR image (PNG or JPEG).")
+    @Option(help: "HR image (PNG, JPEG, TIFF, HEIC or AVIF).")
     var hr: String
 
     @Option(name: .shortAndLong, help: "Scale.")

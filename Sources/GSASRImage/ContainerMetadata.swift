@@ -1,7 +1,7 @@
 import Foundation
 
-/// Metadata read straight from the container bytes: the ICC profile of a PNG or JPEG and the
-/// Exif orientation of a JPEG. The pixel decoders (libpng's simplified API, TurboJPEG) do not
+/// Metadata read straight from the container bytes: the ICC profile of a PNG or JPEG, the
+/// Exif block of a JPEG or PNG and the Exif orientation of a JPEG. The pixel decoders (libpng's simplified API, TurboJPEG) do not
 /// expose them.
 ///
 /// The files are untrusted: every offset and length is checked against the bytes at hand
@@ -70,6 +70,28 @@ enum ContainerMetadata {
         return nil
     }
 
+    /// The data of the PNG's `eXIf` chunk (PNG 3rd edition §11.3.6; anywhere between `IHDR` and
+    /// `IEND`), its CRC checked: `.none` when there is none, a note when it is damaged.
+    static func pngExif(_ bytes: UnsafeRawBufferPointer) -> (exif: [UInt8]?, note: String?) {
+        var offset = 8
+        while offset <= bytes.count - 12 {
+            let length = Int(readBE32(bytes, offset))
+            guard length <= bytes.count - offset - 12 else { return (nil, nil) }
+            let type = (bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7])
+            if type == (0x49, 0x45, 0x4E, 0x44) { return (nil, nil) }  // IEND
+            if type == (0x65, 0x58, 0x49, 0x66) {  // eXIf
+                let body = offset + 8
+                guard
+                    readBE32(bytes, body + length)
+                        == Zlib.crc32(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(body + length)]))
+                else { return (nil, "its eXIf chunk fails its CRC: Exif not carried") }
+                return (Array(UnsafeRawBufferPointer(rebasing: bytes[body..<(body + length)])), nil)
+            }
+            offset += 12 + length
+        }
+        return (nil, nil)
+    }
+
     /// The profile of the PNG's `iCCP` chunk (before the first `IDAT`), inflated and checked.
     static func pngICC(_ bytes: UnsafeRawBufferPointer) -> ICCResult {
         guard let (body, length) = pngChunkBeforeIDAT(bytes, type: (0x69, 0x43, 0x43, 0x50)) else { return .none }
@@ -105,6 +127,8 @@ enum ContainerMetadata {
         /// Why a profile found is not carried (see ``ICCResult``).
         var iccNote: String?
         var orientation: Int
+        /// The first APP1 Exif segment's TIFF structure (after `Exif\0\0`), unchecked.
+        var exif: [UInt8]? = nil
     }
 
     static let iccSignature = Array("ICC_PROFILE".utf8) + [0]
@@ -140,6 +164,7 @@ enum ContainerMetadata {
                 sawExif = true
                 let tiff = (payload.lowerBound + exifSignature.count)..<payload.upperBound
                 info.orientation = exifOrientation(UnsafeRawBufferPointer(rebasing: bytes[tiff])) ?? 1
+                info.exif = Array(UnsafeRawBufferPointer(rebasing: bytes[tiff]))
             } else if marker == 0xE2 && hasPrefix(bytes, payload, iccSignature) && payload.count >= 14 {
                 let head = payload.lowerBound + iccSignature.count
                 iccParts.append((Int(bytes[head]), Int(bytes[head + 1]), (head + 2)..<payload.upperBound))

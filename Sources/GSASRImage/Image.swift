@@ -47,6 +47,11 @@ public struct Image: Sendable, Equatable {
 public enum ImageFormat: String, Sendable {
     case png
     case jpeg
+    case tiff
+    /// HEIF with HEVC-coded images (phones' `.heic`).
+    case heic
+    /// HEIF with AV1-coded images (`.avif`).
+    case avif
 }
 
 /// The result of `ImageIO.load`: the colour as RGB, plus the alpha plane if the file had one.
@@ -58,7 +63,8 @@ public struct DecodedImage: Sendable {
     /// chunk counts as alpha).
     public var alpha: [Float]?
     public var sourceFormat: ImageFormat
-    /// Bits per sample of the decoded data: 8, or 16 for 16-bit PNGs.
+    /// Bits per sample of the decoded data: 8, or 16 for 16-bit PNGs and TIFFs and 10- or 12-bit
+    /// HEIC and AVIF images.
     public var bitDepth: Int
     /// True when the file stores grey samples (PNG colour type 0 or 4, a one-component JPEG);
     /// `rgb` then holds three equal channels. Palette PNGs count as colour, even if every
@@ -68,19 +74,24 @@ public struct DecodedImage: Sendable {
     /// JPEG `APP2 ICC_PROFILE` segments joined in sequence order), or nil when there is none or
     /// it is malformed or has no valid ICC header (then ``notes`` says so).
     public var iccProfile: [UInt8]?
-    /// The Exif orientation (1-8) that was applied to a JPEG while decoding, 1 when there was
-    /// none (always 1 for PNG).
+    /// The orientation (1-8, Exif's numbering) that was applied while decoding: a JPEG's Exif
+    /// orientation or a TIFF's orientation tag; 1 when there was none (always 1 for PNG, and for
+    /// HEIC and AVIF, whose rotation and mirroring libheif applies).
     public var appliedOrientation: Int
     /// What the file holds that the decode leaves out, one line each (an ICC profile that is not
     /// valid or is over 16 MiB, the frames of an animated PNG after the first): notes for the
     /// user, not errors.
     public var notes: [String]
+    /// The file's Exif (JPEG APP1, PNG `eXIf`, TIFF tags and Exif IFDs, HEIF Exif item), its
+    /// orientation set to 1, or nil when there is none or it is malformed (then ``notes`` says so).
+    public var exif: ExifMetadata?
 
     public init(
         rgb: Image, alpha: [Float]?, sourceFormat: ImageFormat, bitDepth: Int, isGrey: Bool = false,
-        iccProfile: [UInt8]? = nil, appliedOrientation: Int = 1, notes: [String] = []
+        iccProfile: [UInt8]? = nil, appliedOrientation: Int = 1, notes: [String] = [], exif: ExifMetadata? = nil
     ) {
         self.notes = notes
+        self.exif = exif
         self.rgb = rgb
         self.alpha = alpha
         self.sourceFormat = sourceFormat

@@ -4,12 +4,15 @@ import Foundation
 ///
 /// Formats are recognised by their magic bytes, never by the file extension: PNG files start
 /// with the 8-byte signature `89 50 4E 47 0D 0A 1A 0A`, JPEG files with the SOI marker
-/// `FF D8` followed by another marker (`FF`).
+/// `FF D8` followed by another marker (`FF`), TIFF files with `II*\0` or `MM\0*` (BigTIFF:
+/// `II+\0`, `MM\0+`), HEIC and AVIF files with an ISO-BMFF `ftyp` box whose brands name HEVC
+/// (`heic`, `heix`, `heim`, `heis`, `hevc`, `hevx`, `hevm`, `hevs`) or AV1 (`avif`, `avis`)
+/// images.
 public enum ImageIO {
     /// Default ceiling on `width * height` for decoded images (2^28, about 268 megapixels).
     public static let defaultMaxPixels = 1 << 28
 
-    /// Decodes a PNG or JPEG file.
+    /// Decodes a PNG, JPEG, TIFF, HEIC or AVIF file.
     ///
     /// The dimensions are read from the header and checked (non-zero, `width * height <=
     /// maxPixels`) before any pixel buffer is allocated. Truncated or corrupt files throw an
@@ -28,24 +31,51 @@ public enum ImageIO {
         return try decode(data, name: name, maxPixels: maxPixels)
     }
 
-    /// Decodes PNG or JPEG bytes held in memory. `name` is used only in error messages.
+    /// Decodes PNG, JPEG, TIFF, HEIC or AVIF bytes held in memory. `name` is used only in error
+    /// messages.
     public static func decode(_ data: Data, name: String = "<memory>", maxPixels: Int = defaultMaxPixels) throws
         -> DecodedImage
     {
         switch detectFormat(data) {
         case .png?: return try PNGCodec.decode(data, name: name, maxPixels: maxPixels)
         case .jpeg?: return try JPEGCodec.decode(data, name: name, maxPixels: maxPixels)
-        case nil:
+        case .tiff?: return try TIFFCodec.decode(data, name: name, maxPixels: maxPixels)
+        case let f? where f == .heic || f == .avif:
+            return try HEIFCodec.decode(data, name: name, format: f, maxPixels: maxPixels)
+        default:
             throw ImageIOError(
-                "image \(name) is neither a PNG nor a JPEG file (unrecognised signature, \(data.count) bytes)")
+                "image \(name) is not a PNG, JPEG, TIFF, HEIC or AVIF file (unrecognised signature, \(data.count) bytes)")
         }
     }
 
-    /// Identifies the format from the leading bytes, or nil if it is neither PNG nor JPEG.
+    /// Identifies the format from the leading bytes, or nil if it is none of PNG, JPEG, TIFF,
+    /// HEIC and AVIF.
     public static func detectFormat(_ data: Data) -> ImageFormat? {
+        let head = [UInt8](data.prefix(64))
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        if data.count >= png.count && data.prefix(png.count).elementsEqual(png) { return .png }
-        if data.count >= 3 && data.prefix(3).elementsEqual([0xFF, 0xD8, 0xFF]) { return .jpeg }
+        if head.starts(with: png) { return .png }
+        if head.starts(with: [0xFF, 0xD8, 0xFF]) { return .jpeg }
+        if head.starts(with: [0x49, 0x49, 0x2A, 0x00]) || head.starts(with: [0x4D, 0x4D, 0x00, 0x2A])
+            || head.starts(with: [0x49, 0x49, 0x2B, 0x00]) || head.starts(with: [0x4D, 0x4D, 0x00, 0x2B])
+        {
+            return .tiff
+        }
+        // ISO-BMFF: box size (4 bytes), "ftyp", major brand, minor version, compatible brands.
+        guard head.count >= 16, Array(head[4..<8]) == Array("ftyp".utf8) else { return nil }
+        let size = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
+        guard size >= 16 else { return nil }
+        var brands = [String(decoding: head[8..<12], as: UTF8.self)]
+        var at = 16
+        while at + 4 <= min(size, head.count) {
+            brands.append(String(decoding: head[at..<(at + 4)], as: UTF8.self))
+            at += 4
+        }
+        let av1: Set<String> = ["avif", "avis"]
+        let hevc: Set<String> = ["heic", "heix", "heim", "heis", "hevc", "hevx", "hevm", "hevs"]
+        if av1.contains(brands[0]) { return .avif }
+        if hevc.contains(brands[0]) { return .heic }
+        if brands.contains(where: av1.contains) { return .avif }
+        if brands.contains(where: hevc.contains) { return .heic }
         return nil
     }
 

@@ -19,6 +19,10 @@ import Foundation
 ///   depend on the image height. libpng and libjpeg report errors by `longjmp`, which must never
 ///   cross Swift frames, so they are driven through the C target `CImageCodec`, whose entry points
 ///   each do their own `setjmp` and return an error code and message.
+/// * TIFF streams through libtiff's `TIFFWriteScanline` (C target `CImageCodec`), into the
+///   temporary file; libtiff must seek, so a TIFF bound for a stream (a pipe, standard output)
+///   is written to an anonymous temporary file first and copied out at `finish()`. The Exif and
+///   GPS IFDs of an ``ExifMetadata`` are appended after libtiff has closed the file.
 /// * WebP has no row API in libwebp: the writer buffers the whole image at 8 bits (width ×
 ///   height × 3 or 4 bytes) and encodes it in `finish()`. Grey rows (1 or 2 channels) are
 ///   expanded to RGB(A) with three equal channels, since WebP has no grey mode.
@@ -49,6 +53,7 @@ public final class ImageRowWriter {
         case jpeg(OpaquePointer)
         /// The whole image, 8-bit RGB or RGBA.
         case webp([UInt8])
+        case tiff(OpaquePointer)
     }
 
     private enum State { case open, finished, failed }
@@ -56,6 +61,8 @@ public final class ImageRowWriter {
     private var encoder = Encoder.none
     private var state = State.failed
     private var file: UnsafeMutablePointer<FILE>?
+    /// For a TIFF bound for a stream: the seekable file libtiff writes, copied out at the end.
+    private var tiffSpool: UnsafeMutablePointer<FILE>?
     private var tempPath: String?
     private var scratch: [UInt8] = []
     /// Filled by CImageCodec on failure. Its size is passed as a constant, not `message.count`,
@@ -159,6 +166,12 @@ public final class ImageRowWriter {
             case .png(let png): try check(cic_png_finish(png, &message, Self.messageSize))
             case .jpeg(let jpeg): try check(cic_jpeg_finish(jpeg, &message, Self.messageSize))
             case .webp(let pixels): try writeAll(try encodeWebP(pixels))
+            case .tiff(let tiff):
+                encoder = .none
+                let status = cic_tiff_finish(tiff, &message, Self.messageSize)
+                cic_tiff_destroy(tiff)
+                try check(status)
+                try finishTIFF()
             case .none: break
             }
             releaseEncoder()
@@ -197,7 +210,7 @@ public final class ImageRowWriter {
             let target = URL(fileURLWithPath: path)
             let temp = target.deletingLastPathComponent().appendingPathComponent(
                 ".\(target.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-            fd = open(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            fd = open(temp.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)  // TIFF reads back its directory
             guard fd >= 0 else {
                 let e = errno
                 throw ImageIOError(
@@ -224,10 +237,13 @@ public final class ImageRowWriter {
         switch options.format {
         case .png:
             let chunk = try options.icc.map(ContainerMetadata.pngICCPChunkData)
+            let exif = options.exif?.tiff
             let png = chunk.withOptionalBuffer { data, size in
-                cic_png_create(
-                    file, UInt32(width), UInt32(height), Int32(channels), Int32(options.depth), data, size,
-                    chunk == nil ? 1 : 0, &message, Self.messageSize)
+                exif.withOptionalBuffer { exifData, exifSize in
+                    cic_png_create(
+                        file, UInt32(width), UInt32(height), Int32(channels), Int32(options.depth), data, size,
+                        chunk == nil ? 1 : 0, exifData, exifSize, &message, Self.messageSize)
+                }
             }
             guard let png else { throw failure() }
             encoder = .png(png)
@@ -239,19 +255,26 @@ public final class ImageRowWriter {
                     subsample, &message, Self.messageSize)
             else { throw failure() }
             encoder = .jpeg(jpeg)
+            if let exif = options.exif {
+                let segment = ContainerMetadata.exifSignature + exif.tiff
+                try check(cic_jpeg_write_marker(jpeg, 0xE1, segment, segment.count, &message, Self.messageSize))
+            }
             for segment in try ContainerMetadata.jpegICCSegments(options.icc ?? []) {
                 try check(cic_jpeg_write_marker(jpeg, 0xE2, segment, segment.count, &message, Self.messageSize))
             }
         case .webp:
             encoder = .webp([UInt8](repeating: 0, count: width * height * (channels % 2 == 0 ? 4 : 3)))
+        case .tiff:
+            try startTIFF()
         }
     }
 
     /// Quantises one chunk of rows and hands it to the encoder.
     private func encode(_ rows: UnsafeBufferPointer<Float>, rowCount: Int) throws {
         switch encoder {
-        case .png, .jpeg:
+        case .png, .jpeg, .tiff:
             let rowBytes = width * channels * bytesPerSample
+            let bigEndian16 = options.format != .tiff  // PNG stores 16-bit samples big-endian; libtiff takes them native
             if scratch.count < rowCount * rowBytes { scratch = [UInt8](repeating: 0, count: rowCount * rowBytes) }
             scratch.withUnsafeMutableBufferPointer { out in
                 if bytesPerSample == 1 {
@@ -259,8 +282,11 @@ public final class ImageRowWriter {
                 } else {
                     for i in 0..<rows.count {
                         let v = ImageIO.quantize16(rows[i])
-                        out[2 * i] = UInt8(v >> 8)
-                        out[2 * i + 1] = UInt8(v & 0xFF)
+                        let stored = bigEndian16 ? v.bigEndian : v  // memory order: big-endian or native
+                        withUnsafeBytes(of: stored) { bytes in
+                            out[2 * i] = bytes[0]
+                            out[2 * i + 1] = bytes[1]
+                        }
                     }
                 }
             }
@@ -268,6 +294,8 @@ public final class ImageRowWriter {
                 try check(cic_png_write_rows(png, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
             } else if case .jpeg(let jpeg) = encoder {
                 try check(cic_jpeg_write_rows(jpeg, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
+            } else if case .tiff(let tiff) = encoder {
+                try check(cic_tiff_write_rows(tiff, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
             }
         case .webp(var pixels):
             encoder = .none  // keep the buffer uniquely referenced while it is filled
@@ -304,19 +332,22 @@ public final class ImageRowWriter {
             : WebPEncodeRGB(pixels, Int32(width), Int32(height), Int32(width * 3), quality, &output)
         defer { WebPFree(output) }
         guard size > 0, let output else { throw ImageIOError("cannot write \(destination.displayName): the WebP encoder failed") }
-        guard let icc = options.icc else { return Array(UnsafeBufferPointer(start: output, count: size)) }
+        if options.icc == nil && options.exif == nil { return Array(UnsafeBufferPointer(start: output, count: size)) }
         guard let mux = WebPMuxNew() else { throw ImageIOError("cannot write \(destination.displayName): WebPMuxNew failed") }
         defer { WebPMuxDelete(mux) }
         var image = WebPData(bytes: output, size: size)
         guard WebPMuxSetImage(mux, &image, 1) == WEBP_MUX_OK else {
             throw ImageIOError("cannot write \(destination.displayName): cannot add the image to the WebP container")
         }
-        let status = icc.withUnsafeBufferPointer { buf -> WebPMuxError in
-            var profile = WebPData(bytes: buf.baseAddress, size: buf.count)
-            return WebPMuxSetChunk(mux, "ICCP", &profile, 1)
-        }
-        guard status == WEBP_MUX_OK else {
-            throw ImageIOError("cannot write \(destination.displayName): cannot add the ICC profile to the WebP container")
+        for (fourcc, bytes, what) in [("ICCP", options.icc, "ICC profile"), ("EXIF", options.exif?.tiff, "Exif")] {
+            guard let bytes else { continue }
+            let status = bytes.withUnsafeBufferPointer { buf -> WebPMuxError in
+                var chunk = WebPData(bytes: buf.baseAddress, size: buf.count)
+                return WebPMuxSetChunk(mux, fourcc, &chunk, 1)
+            }
+            guard status == WEBP_MUX_OK else {
+                throw ImageIOError("cannot write \(destination.displayName): cannot add the \(what) to the WebP container")
+            }
         }
         var assembled = WebPData()
         WebPDataInit(&assembled)
@@ -333,9 +364,69 @@ public final class ImageRowWriter {
         guard n == bytes.count else { throw systemError(errno) }
     }
 
+    /// Opens libtiff on a duplicate of the output's descriptor (or of a spool file for a stream)
+    /// with the header, the profile, the Exif's text tags and its IFD placeholders.
+    private func startTIFF() throws {
+        guard let file else { throw spent() }
+        var target = file
+        if destination.isStream {
+            guard let spool = tmpfile() else { throw systemError(errno) }
+            tiffSpool = spool
+            target = spool
+        }
+        let fd = dup(fileno(target))
+        guard fd >= 0 else { throw systemError(errno) }
+        let samples = width * height * channels * bytesPerSample
+        let bigTIFF = samples > 3584 << 20  // 3.5 GiB: the offsets of a classic TIFF are 32-bit
+        let exif = options.exif
+        let texts = exif?.textTagsForTIFF() ?? []
+        let subIFDs = bigTIFF ? [] : (exif?.subIFDsForTIFF() ?? [])
+        var values: [CChar] = []
+        for t in texts { values += t.value.utf8CString }  // each NUL-terminated
+        let tags = texts.map { UInt32($0.tag) }
+        let created = (options.icc ?? []).withUnsafeBufferPointer { icc in
+            cic_tiff_create(
+                fd, UInt32(width), UInt32(height), Int32(channels), Int32(options.depth),
+                (exif.map { !$0.isLittleEndian } ?? false) ? 1 : 0, bigTIFF ? 1 : 0, icc.baseAddress, icc.count,
+                tags, values, Int32(tags.count), subIFDs.contains { $0.tag == 0x8769 } ? 1 : 0,
+                subIFDs.contains { $0.tag == 0x8825 } ? 1 : 0, &message, Self.messageSize)
+        }
+        guard let created else {
+            close(fd)
+            throw failure()
+        }
+        encoder = .tiff(created)
+    }
+
+    /// After libtiff has closed its descriptor: appends the Exif and GPS IFDs, and copies a
+    /// spooled TIFF to its stream.
+    private func finishTIFF() throws {
+        guard let file else { throw spent() }
+        let target = tiffSpool ?? file
+        if let exif = options.exif, !(width * height * channels * bytesPerSample > 3584 << 20) {
+            try exif.appendSubIFDs(toTIFF: fileno(target), name: destination.displayName)
+        }
+        guard let spool = tiffSpool else { return }
+        rewind(spool)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, spool) }
+            if n == 0 { break }
+            let written = chunk.withUnsafeBytes { fwrite($0.baseAddress, 1, n, file) }
+            guard written == n else { throw systemError(errno) }
+        }
+        guard ferror(spool) == 0 else { throw systemError(errno) }
+        fclose(spool)
+        tiffSpool = nil
+    }
+
     /// Frees the encoder, closes and removes the temporary file; idempotent.
     private func abandon() {
         releaseEncoder()
+        if let tiffSpool {
+            fclose(tiffSpool)
+            self.tiffSpool = nil
+        }
         if let file {
             fclose(file)
             self.file = nil
@@ -352,6 +443,7 @@ public final class ImageRowWriter {
         switch encoder {
         case .png(let png): cic_png_destroy(png)
         case .jpeg(let jpeg): cic_jpeg_destroy(jpeg)
+        case .tiff(let tiff): cic_tiff_destroy(tiff)
         case .webp, .none: break
         }
         encoder = .none

@@ -8,23 +8,29 @@ public enum OutputFormat: String, Sendable, CaseIterable {
     case jpeg
     /// 8-bit lossy WebP (libwebp): RGB or RGBA (WebP has no grey mode).
     case webp
+    /// 8- or 16-bit TIFF (libtiff): grey, grey+alpha, RGB or RGBA, Deflate-compressed with the
+    /// horizontal predictor (lossless); one page, top-left orientation, unassociated alpha.
+    case tiff
 
-    /// Parses a format name or a file extension, case-insensitively: `png`, `jpg`/`jpeg`, `webp`.
+    /// Parses a format name or a file extension, case-insensitively: `png`, `jpg`/`jpeg`, `webp`,
+    /// `tif`/`tiff`.
     public init?(name: String) {
         switch name.lowercased() {
         case "png": self = .png
         case "jpg", "jpeg": self = .jpeg
         case "webp": self = .webp
+        case "tif", "tiff": self = .tiff
         default: return nil
         }
     }
 
-    /// The extension given to files of this format (folder mode): png, jpg, webp.
+    /// The extension given to files of this format (folder mode): png, jpg, webp, tif.
     public var fileExtension: String {
         switch self {
         case .png: "png"
         case .jpeg: "jpg"
         case .webp: "webp"
+        case .tiff: "tif"
         }
     }
 
@@ -34,13 +40,15 @@ public enum OutputFormat: String, Sendable, CaseIterable {
         case .png: "PNG"
         case .jpeg: "JPEG"
         case .webp: "WebP"
+        case .tiff: "TIFF"
         }
     }
 
-    /// The quality used when none is given: JPEG 95, WebP 90; PNG has none (it is lossless).
+    /// The quality used when none is given: JPEG 95, WebP 90; PNG and TIFF have none (they are
+    /// lossless).
     public var defaultQuality: Int? {
         switch self {
-        case .png: nil
+        case .png, .tiff: nil
         case .jpeg: 95
         case .webp: 90
         }
@@ -49,13 +57,16 @@ public enum OutputFormat: String, Sendable, CaseIterable {
     public var supportsAlpha: Bool { self != .jpeg }
     /// WebP stores grey images as RGB with three equal channels.
     public var supportsGrey: Bool { self != .webp }
-    public var supportedDepths: [Int] { self == .png ? [8, 16] : [8] }
+    public var supportedDepths: [Int] { self == .png || self == .tiff ? [8, 16] : [8] }
+    /// Lossless formats (no quality setting).
+    public var isLossless: Bool { self == .png || self == .tiff }
     /// Largest width or height the container allows.
     public var maxSide: Int {
         switch self {
         case .png: Int(Int32.max)
         case .jpeg: 65500  // libjpeg's JPEG_MAX_DIMENSION
         case .webp: 16383  // WEBP_MAX_DIMENSION
+        case .tiff: Int(UInt32.max)
         }
     }
 }
@@ -68,8 +79,12 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 /// standard Huffman tables (optimised tables would buffer the whole image) and no progressive
 /// scans. WebP is lossy at the given quality. An `icc` profile is written byte for byte (PNG
 /// `iCCP`, JPEG `APP2 ICC_PROFILE` segments, WebP `ICCP`); without one, a PNG gets an `sRGB`
-/// chunk, as the pixels are sRGB-encoded values. No Exif is written, so no orientation tag:
-/// the pixels are already upright.
+/// chunk, as the pixels are sRGB-encoded values; TIFF takes it as tag 34675. An `exif` block
+/// (``ExifMetadata``, its orientation already 1: the pixels are upright) goes into a JPEG APP1
+/// segment, a PNG `eXIf` chunk, a WebP `EXIF` chunk, or, for TIFF, the output's own Exif and GPS
+/// IFDs and text tags (see ``ExifMetadata``; not into a BigTIFF, which a TIFF output becomes
+/// past 3.5 GiB of samples). A block too large for a JPEG APP1 segment (64 KiB) is refused by
+/// ``validate(channels:)``; callers drop it with a note.
 public struct ImageWriteOptions: Sendable, Equatable {
     public var format: OutputFormat
     /// 8 or 16 bits per sample (16 for PNG only).
@@ -78,12 +93,26 @@ public struct ImageWriteOptions: Sendable, Equatable {
     public var quality: Int?
     /// The ICC profile to embed, or nil.
     public var icc: [UInt8]?
+    /// The Exif block to embed, or nil.
+    public var exif: ExifMetadata?
 
-    public init(format: OutputFormat = .png, depth: Int = 8, quality: Int? = nil, icc: [UInt8]? = nil) {
+    public init(
+        format: OutputFormat = .png, depth: Int = 8, quality: Int? = nil, icc: [UInt8]? = nil,
+        exif: ExifMetadata? = nil
+    ) {
         self.format = format
         self.depth = depth
         self.quality = quality
         self.icc = icc
+        self.exif = exif
+    }
+
+    /// Largest Exif block a JPEG holds: one APP1 segment of 65533 payload bytes, less `Exif\0\0`.
+    public static let maxJPEGExifBytes = 65533 - 6
+
+    /// Whether `format` can hold `exif` (only JPEG limits its size).
+    public static func fits(_ exif: ExifMetadata, in format: OutputFormat) -> Bool {
+        format != .jpeg || exif.tiff.count <= maxJPEGExifBytes
     }
 
     /// The quality the encoder uses: the given one or the format's default (nil for PNG).
@@ -97,11 +126,12 @@ public struct ImageWriteOptions: Sendable, Equatable {
         }
         guard depth == 8 || depth == 16 else { throw ImageIOError("bit depth \(depth) is not 8 or 16") }
         guard format.supportedDepths.contains(depth) else {
-            throw ImageIOError("\(format.displayName) output is 8-bit only; depth \(depth) needs PNG")
+            throw ImageIOError("\(format.displayName) output is 8-bit only; depth \(depth) needs PNG or TIFF")
         }
         if let quality {
-            guard format != .png else {
-                throw ImageIOError("quality applies to JPEG and WebP only; PNG is lossless and takes no quality")
+            guard !format.isLossless else {
+                throw ImageIOError(
+                    "quality applies to JPEG and WebP only; \(format.displayName) is lossless and takes no quality")
             }
             guard (1...100).contains(quality) else {
                 throw ImageIOError("quality \(quality) is not in 1...100")
@@ -109,11 +139,15 @@ public struct ImageWriteOptions: Sendable, Equatable {
         }
         if channels % 2 == 0 && !format.supportsAlpha {
             throw ImageIOError(
-                "\(format.displayName) has no alpha channel and this image has one; write PNG or WebP to keep it")
+                "\(format.displayName) has no alpha channel and this image has one; write PNG, WebP or TIFF to keep it")
         }
         if let icc, icc.isEmpty { throw ImageIOError("the ICC profile is empty") }
         if format == .jpeg, let icc {
             _ = try ContainerMetadata.jpegICCSegments(icc)  // size check
+        }
+        if let exif, !Self.fits(exif, in: format) {
+            throw ImageIOError(
+                "the Exif block (\(exif.tiff.count) bytes) is larger than a JPEG APP1 segment holds (\(Self.maxJPEGExifBytes) bytes)")
         }
     }
 }

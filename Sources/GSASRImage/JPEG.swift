@@ -14,7 +14,7 @@ import Foundation
 ///
 /// An Exif orientation (APP1, tag 0x0112) is applied after decoding, so a phone photo comes out
 /// upright; see `Orientation`. An ICC profile (APP2 `ICC_PROFILE` segments) is kept as bytes and
-/// not applied: pixels are never colour-converted.
+/// not applied: pixels are never colour-converted. The Exif block is carried (``ExifMetadata``).
 enum JPEGCodec {
     static func decode(_ data: Data, name: String, maxPixels: Int) throws -> DecodedImage {
         guard let handle = tjInitDecompress() else {
@@ -58,11 +58,12 @@ enum JPEGCodec {
             upright.pixels.withUnsafeBufferPointer { src in
                 for i in 0..<src.count { pixels[i] = Float(src[i]) / 255 }
             }
+            var notes = info.iccNote.map { [$0] } ?? []
+            let exif = info.exif.flatMap { ExifMetadata.carried($0, notes: &notes) }
             return DecodedImage(
                 rgb: Image(width: upright.width, height: upright.height, channels: 3, pixels: pixels),
                 alpha: nil, sourceFormat: .jpeg, bitDepth: 8, isGrey: colorspace == Int32(TJCS_GRAY.rawValue),
-                iccProfile: info.iccProfile, appliedOrientation: info.orientation,
-                notes: info.iccNote.map { [$0] } ?? [])
+                iccProfile: info.iccProfile, appliedOrientation: info.orientation, notes: notes, exif: exif)
         }
     }
 }

@@ -21,6 +21,8 @@ import Foundation
 /// * An `iCCP` profile is returned as bytes (`ContainerMetadata.pngICC`), not applied; one that
 ///   is malformed, over 16 MiB or without a valid ICC header is dropped with a note.
 /// * An animated PNG (`acTL`) decodes to its first frame, with a note.
+/// * An `eXIf` chunk is carried (``ExifMetadata``); PNG has no orientation tag of its own, and
+///   readers ignore the Exif one in PNG files, so it is not applied (and is set to 1).
 /// * Files that declare a non-sRGB gamma (`gAMA`) are converted to sRGB by libpng; files with
 ///   no colour-space chunks, the usual case, are passed through unchanged.
 enum PNGCodec {
@@ -83,10 +85,13 @@ enum PNGCodec {
             if let frames = ContainerMetadata.apngFrameCount(UnsafeRawBufferPointer(raw)) {
                 notes.append("it is an animated PNG (\(frames) frames): only its first frame is upscaled")
             }
+            let found = ContainerMetadata.pngExif(UnsafeRawBufferPointer(raw))
+            if let note = found.note { notes.append(note) }
+            let exif = found.exif.flatMap { ExifMetadata.carried($0, notes: &notes) }
             return DecodedImage(
                 rgb: Image(width: width, height: height, channels: 3, pixels: rgb),
                 alpha: alpha, sourceFormat: .png, bitDepth: sixteen ? 16 : 8, isGrey: isGrey,
-                iccProfile: icc.profile, notes: notes)
+                iccProfile: icc.profile, notes: notes, exif: exif)
         }
     }
 

@@ -54,7 +54,7 @@ enum Page {
         <main>
           <section>
             <h2>1. Image and size</h2>
-            <div id="drop" tabindex="0">Drop a PNG or JPEG here, or click to pick one
+            <div id="drop" tabindex="0">Drop a PNG, JPEG, TIFF, HEIC or AVIF here, or click to pick one
               <input id="file" type="file" accept="image/png,image/jpeg" hidden>
               <img id="preview" alt="" hidden>
               <div id="fileInfo" class="muted"></div>

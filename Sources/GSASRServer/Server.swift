@@ -8,7 +8,7 @@ import Hummingbird
 /// - `GET /` the page; `GET /api/info` models and limits.
 /// - `POST /api/jobs?scale=S` (or `size=WxH`, `width=W`, `height=H`; optional `model=NAME`,
 ///   `geometry=exact|official`, default exact: where the Gaussians land, ``GaussianGeometry``) with
-///   the image file as the body (PNG or JPEG): 202 and the job's status; 413 (body or pixels over
+///   the image file as the body (PNG, JPEG, TIFF, HEIC or AVIF): 202 and the job's status; 413 (body or pixels over
 ///   the limit), 415 (not PNG/JPEG), 422 (bad or missing parameter, corrupt image, output or
 ///   memory over the limits), 503 + Retry-After (queue full).
 /// - `GET /api/jobs/{id}`: state (queued, running, done, failed, cancelled), stage, progress,
@@ -168,12 +168,12 @@ public struct GSASRServer: Sendable {
             bytes.append(contentsOf: chunk.readableBytesView)
         }
         guard !bytes.isEmpty else {
-            throw APIError.unprocessable("the request has no image: send the PNG or JPEG file as the body")
+            throw APIError.unprocessable("the request has no image: send the image file (PNG, JPEG, TIFF, HEIC or AVIF) as the body")
         }
         let data = Data(bytes)
         bytes = []
         guard ImageIO.detectFormat(data) != nil else {
-            throw APIError.unsupported("the upload (\(data.count) bytes) is neither a PNG nor a JPEG file")
+            throw APIError.unsupported("the upload (\(data.count) bytes) is not a PNG, JPEG, TIFF, HEIC or AVIF file")
         }
         let decoded: DecodedImage
         do {

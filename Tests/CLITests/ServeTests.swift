@@ -122,7 +122,7 @@ struct CLIError: Error, CustomStringConvertible {
         let cases: [(String, String, Data?, Int, String)] = [
             ("truncated PNG", "/api/jobs?scale=2", png.prefix(png.count / 2), 422, "upload"),
             ("PNG bomb", "/api/jobs?scale=2", bomb, 413, "100000x100000"),
-            ("random bytes", "/api/jobs?scale=2", random, 415, "neither a PNG nor a JPEG"),
+            ("random bytes", "/api/jobs?scale=2", random, 415, "is not a PNG, JPEG, TIFF, HEIC or AVIF file"),
             ("50 MB body", "/api/jobs?scale=2", Data(count: 50 << 20), 413, "over the limit"),
             ("scale NaN", "/api/jobs?scale=nan", png, 422, "scale 'nan' is not a decimal number"),
             ("scale 0", "/api/jobs?scale=0", png, 422, "below 1"),

@@ -62,7 +62,7 @@ import Testing
         let bytes = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let message = try loadError(bytes, name: "noise.png")
         checkOneLine(message)
-        #expect(message?.contains("neither a PNG nor a JPEG") == true)
+        #expect(message?.contains("is not a PNG, JPEG, TIFF, HEIC or AVIF file") == true)
         // Random bytes behind valid signatures must also fail cleanly.
         checkOneLine(try loadError([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + bytes, name: "noise2.png"))
         checkOneLine(try loadError([0xFF, 0xD8, 0xFF] + bytes, name: "noise.jpg"))

@@ -112,7 +112,7 @@ import Testing
     /// format produces the same bytes as one call with all rows.
     @Test(arguments: [
         (OutputFormat.png, 8, 3), (.png, 16, 4), (.png, 16, 2), (.jpeg, 8, 3), (.jpeg, 8, 1), (.webp, 8, 4),
-        (.webp, 8, 1),
+        (.webp, 8, 1), (.tiff, 8, 3), (.tiff, 16, 4), (.tiff, 16, 1),
     ])
     func bandsGiveTheSameFile(format: OutputFormat, depth: Int, channels: Int) throws {
         let dir = try makeTempDir()
