@@ -73,13 +73,15 @@ public struct ExifMetadata: Sendable, Equatable {
     }
 
     /// An Exif block built from a TIFF file's own IFD0: its text tags and its Exif and GPS IFDs
-    /// (a TIFF file keeps its Exif there rather than in a separate block). nil when the file has
-    /// none of them; a malformed structure throws.
+    /// (a TIFF file keeps its Exif there rather than in a separate block), and Orientation 1.
+    /// nil when the file has none of them; a malformed structure throws.
     static func fromTIFFFile(_ bytes: UnsafeRawBufferPointer) throws -> ExifMetadata? {
         let reader = try TIFFStructure(Array(bytes))
         let ifd0 = try reader.readIFD(at: reader.firstIFD, depth: 0, visited: [])
-        let carried = ifd0.filter { Self.textTags.contains($0.tag) || $0.child != nil }
-        guard carried.contains(where: { $0.child != nil || Self.textTags.contains($0.tag) }) else { return nil }
+        var carried = ifd0.filter { Self.textTags.contains($0.tag) || $0.child != nil }
+        guard !carried.isEmpty else { return nil }
+        // Orientation 1, said explicitly: the decoder turns the pixels upright.
+        carried.append(.init(tag: 0x0112, type: 3, count: 1, value: reader.little ? [1, 0] : [0, 1], child: nil))
         var out: [UInt8] = reader.little ? [0x49, 0x49, 42, 0, 8, 0, 0, 0] : [0x4D, 0x4D, 0, 42, 0, 0, 0, 8]
         out += TIFFStructure.serialize(carried, at: 8, little: reader.little)
         return parse(out)
