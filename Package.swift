@@ -77,7 +77,10 @@ let package = Package(
             ]),
         // Training apart from inference: the trainer, its data and the YAML reader (Yams), so
         // that the server and library users of GSASR do not link them.
-        .target(name: "GSASRTraining", dependencies: ["GSASR", .product(name: "Yams", package: "Yams")]),
+        // Open MPI, loaded at run time (dlopen) for data-parallel training: see Sources/CMPI/include/cmpi.h.
+        .target(name: "CMPI"),
+        .target(
+            name: "GSASRTraining", dependencies: ["GSASR", "CMPI", .product(name: "Yams", package: "Yams")]),
         .target(name: "GSASRBench", dependencies: ["GSASR", "GSASRTraining"]),
         .target(
             name: "GSASRServer",

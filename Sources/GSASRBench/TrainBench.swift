@@ -81,7 +81,7 @@ public enum TrainBench {
             if it == 1 { trainer.profile = profile }
             let b = ds.batch(start: it * batch, count: batch)
             let t0 = Date()
-            let r = trainer.step(b)
+            let r = try trainer.step(b)
             let dt = Date().timeIntervalSince(t0)
             if it > 0 { times.append((dt, r.step.forwardSeconds, r.step.renderSeconds, r.step.backwardSeconds)) }
         }

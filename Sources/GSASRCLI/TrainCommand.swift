@@ -28,17 +28,38 @@ struct Train: ParsableCommand {
     @Option(help: "Also checkpoint every this many seconds (0: only at save_checkpoint_freq).")
     var checkpointSeconds: Double = 600
 
-    @Option(help: "Worker threads (default: all cores).")
+    @Option(help: "Worker threads (default: all cores; under mpirun, the cores divided among the ranks on this machine).")
     var threads: Int?
+
+    @Option(
+        help:
+            "Global batch: split evenly over the MPI ranks (each rank trains global/ranks samples an iteration; default: datasets.train.batch_size_per_gpu per rank, as BasicSR).")
+    var globalBatch: Int?
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)  // progress lines reach a log file as they are printed
+        // Under mpirun: this process's rank (Open MPI loaded now); alone otherwise.
+        let world = try DataParallel.fromEnvironment()
+        if threads == nil && world.localSize > 1 {
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            setenv("GSASR_THREADS", String(max(1, cores / world.localSize)), 1)
+        }
         try setThreads(threads)
+        func say(_ line: String) { if world.isLeader { print(line) } }
         // A process-wide allocator setting, so the process (this command) makes it, not the library.
         Allocator.keepFreedMemoryForReuse()
         let text = try Self.readConfig(config)
         var settings = try TrainingSettings.load(yaml: text, origin: config)
         try settings.apply(overrides: overrides)
+        if let g = globalBatch {
+            guard g >= 1, g % world.size == 0 else {
+                throw CLIError(
+                    "--global-batch \(g) is not a positive multiple of the \(world.size) MPI ranks: give a multiple of \(world.size) (each rank trains global/\(world.size) samples an iteration)"
+                )
+            }
+            settings.batchSize = g / world.size
+            try settings.validate(origin: "--global-batch")
+        }
         let folder = URL(fileURLWithPath: runFolder ?? "runs/\(settings.name)")
         let ckpt = TrainingRun.checkpointURL(in: folder)
         let trainer: Trainer
@@ -47,6 +68,11 @@ struct Train: ParsableCommand {
                 throw CLIError("--resume: '\(ckpt.path)' does not exist")
             }
             trainer = try Trainer.resume(from: ckpt)
+            guard trainer.checkpointWorldSize == world.size else {
+                throw CLIError(
+                    "--resume: the checkpoint was written by a run of \(trainer.checkpointWorldSize) rank(s) (global batch \(trainer.settings.batchSize * trainer.checkpointWorldSize)); resume it with as many (mpirun -np \(trainer.checkpointWorldSize)), since the global batch and the data order depend on it"
+                )
+            }
             // Only the run length, the reporting frequencies and the validation folder may change on resume.
             func fixed(_ s: TrainingSettings) -> TrainingSettings {
                 var f = s
@@ -60,22 +86,24 @@ struct Train: ParsableCommand {
                     "--resume: the config differs from the checkpoint's in more than total_iter, val/print/save frequencies or the validation folder"
                 )
             }
-            print("resuming '\(settings.name)' at iteration \(trainer.iteration)")
+            say("resuming '\(settings.name)' at iteration \(trainer.iteration)")
         } else {
             guard !FileManager.default.fileExists(atPath: ckpt.path) else {
                 throw CLIError("run folder '\(folder.path)' already holds a checkpoint: pass --resume, or choose another --run")
             }
             trainer = Trainer(settings: settings, model: try Trainer.initialModel(settings))
         }
+        trainer.world = world
         let runner = try TrainingRun(folder: folder, trainer: trainer, settings: settings)
         runner.checkpointSeconds = checkpointSeconds
-        if resume { try runner.truncateLog(after: trainer.iteration) }
+        if !world.isLeader { runner.output = { _ in } }
+        if resume && world.isLeader { try runner.truncateLog(after: trainer.iteration) }
         let t0 = Date()
-        print("loading training photos ...")
+        say("loading training photos ...")
         let photos = try TrainingPhotos.load(
             paths: settings.photos, downscale: settings.downscale,
             minSide: Int((settings.scaleMax * Double(settings.lrSize)).rounded(.toNearestOrEven)))
-        print(
+        say(
             String(
                 format: "%d photos, %.1f megapixels after downscale %d (%.0f s)", photos.photos.count, photos.megapixels,
                 settings.downscale, Date().timeIntervalSince(t0)))
@@ -84,9 +112,13 @@ struct Train: ParsableCommand {
             useFlips: settings.useHflip, useRotation: settings.useRot, flatThreshold: settings.flatThreshold,
             seed: settings.manualSeed)
         let n = trainer.parameters.reduce(0) { $0 + $1.param.value.count }
-        print("model: \(n) parameters; batch \(settings.batchSize), lr_size \(settings.lrSize), to iteration \(settings.totalIter)")
+        say(
+            "model: \(n) parameters; batch \(settings.batchSize)"
+                + (world.size > 1 ? " per rank x \(world.size) ranks = \(settings.batchSize * world.size)" : "")
+                + ", lr_size \(settings.lrSize), to iteration \(settings.totalIter)")
         try runner.run(dataset: dataset, stopAfter: iterations)
-        print("checkpoint: \(runner.checkpointURL.path)\nmodel: \(runner.modelURL.path)\ncurve: \(runner.curveURL.path)")
+        say("checkpoint: \(runner.checkpointURL.path)\nmodel: \(runner.modelURL.path)\ncurve: \(runner.curveURL.path)")
+        world.finish()
     }
 }
 

@@ -11,6 +11,10 @@ import GSASRTensor
 /// code has one Adam per network with identical settings, which is the same as one over both),
 /// then the EMA of the parameters.
 ///
+/// Gradients are summed over the batch's samples in a fixed tree, each sample's computed on
+/// its own, so that training over any number of MPI ranks gives the same bits
+/// (``DataParallel``): ``world`` sums the ranks' partial sums.
+///
 /// State that makes a resume exact: parameters, EMA, Adam moments and step, the iteration
 /// (the data order is a pure function of seed and sample index, the schedule of the
 /// iteration), all written by ``saveCheckpoint(to:)``.
@@ -28,6 +32,11 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var iteration = 0
     /// Seconds of training wall time before this process (from the checkpoint).
     public var previousWallSeconds = 0.0
+    /// The ranks this trainer's gradients are summed over (``DataParallel/single`` by default).
+    public var world = DataParallel.single
+    /// The rank count of the run that wrote the checkpoint this trainer resumed from (1 when
+    /// fresh): a resume must keep it, or the global batch (and the data order) would change.
+    public private(set) var checkpointWorldSize = 1
 
     public struct IterationResult: Sendable {
         public var iteration: Int
@@ -101,11 +110,53 @@ public final class Trainer: @unchecked Sendable {
     /// Buffers reused across samples and steps.
     let scratch = TrainingScratch()
 
-    /// One training iteration on `batch`.
-    public func step(_ batch: [TrainingPair]) -> IterationResult {
+    /// One training iteration on `batch`, this rank's part of the global batch (all of it when
+    /// training alone): each sample's gradient on its own, summed in ``GradientTree`` order
+    /// with the batch loss as one more element, then summed over ``world``'s ranks.
+    public func step(_ batch: [TrainingPair]) throws -> IterationResult {
         iteration += 1
-        grads.zero()
-        let r = model.lossAndGradients(batch, rasterizer: rasterizer, grads: grads, profile: profile, scratch: scratch)
+        let globalBatch = batch.count * world.size
+        var r = StepResult(loss: 0, perSampleLoss: [])
+        var tree = GradientTree()
+        let total = parameters.reduce(0) { $0 + $1.param.value.count }
+        for sample in batch {
+            grads.zero()
+            let one = model.lossAndGradients(
+                [sample], rasterizer: rasterizer, grads: grads, profile: profile, scratch: scratch,
+                batchSize: globalBatch)
+            r.perSampleLoss += one.perSampleLoss
+            r.forwardSeconds += one.forwardSeconds
+            r.renderSeconds += one.renderSeconds
+            r.backwardSeconds += one.backwardSeconds
+            var leaf = [Float](repeating: 0, count: total + 1)
+            var at = 0
+            for (_, p) in parameters {
+                let g = grads.of(p.value)
+                withExtendedLifetime(g) {
+                    leaf.withUnsafeMutableBufferPointer { l in
+                        for i in 0..<g.count { l[at + i] = g.ptr[i] }
+                    }
+                }
+                at += g.count
+            }
+            leaf[total] = one.perSampleLoss[0]
+            tree.push(leaf)
+        }
+        var summed = tree.finish() ?? [Float](repeating: 0, count: total + 1)
+        let tComm = StepProfile.now()
+        try world.sum(&summed)
+        profile?.add("gradient sum over ranks (MPI)", .backward, since: tComm)
+        var at = 0
+        for (_, p) in parameters {
+            let g = grads.of(p.value)
+            withExtendedLifetime(g) {
+                summed.withUnsafeBufferPointer { s in
+                    for i in 0..<g.count { g.ptr[i] = s[at + i] }
+                }
+            }
+            at += g.count
+        }
+        r.loss = summed[total] / Float(globalBatch)
         let tOpt = StepProfile.now()
         var norm2 = 0.0
         for (_, p) in parameters {
@@ -204,6 +255,8 @@ public final class Trainer: @unchecked Sendable {
         var adamStep: Int
         var wallSeconds: Double
         var settings: TrainingSettings
+        /// MPI ranks of the run (absent in checkpoints from before data-parallel training: 1).
+        var worldSize: Int?
     }
 
     /// One safetensors file: `params.`, `ema.`, `adam_m.` and `adam_v.` + the parameter key, in
@@ -224,7 +277,9 @@ public final class Trainer: @unchecked Sendable {
                 "adam_v." + key,
                 LoadedTensor(shape: shape, dtype: .float32, floats: p.torchValues(of: adam.expAvgSq.of(p.value))))
         }
-        let state = State(iteration: iteration, adamStep: adam.step, wallSeconds: wallSeconds, settings: settings)
+        let state = State(
+            iteration: iteration, adamStep: adam.step, wallSeconds: wallSeconds, settings: settings,
+            worldSize: world.size)
         let json = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
         let data = try Safetensors.data(sd, metadata: ["gsasr_state": json], context: "checkpoint")
         try TrainingFiles.atomicWrite(data, to: url)
@@ -281,6 +336,7 @@ public final class Trainer: @unchecked Sendable {
         t.adam.restore(step: state.adamStep)
         t.iteration = state.iteration
         t.previousWallSeconds = state.wallSeconds
+        t.checkpointWorldSize = state.worldSize ?? 1
         return t
     }
 

@@ -46,9 +46,12 @@ public final class TrainingRun {
         guard FileManager.default.isWritableFile(atPath: folder.path) else {
             throw TrainingError("run folder '\(folder.path)' is not writable")
         }
-        // Temporaries of checkpoint writes that a kill interrupted (their writer is gone).
-        TrainingFiles.removeStaleTemporaries(of: checkpointURL)
-        TrainingFiles.removeStaleTemporaries(of: logURL)
+        // Temporaries of checkpoint writes that a kill interrupted (their writer is gone); the
+        // leader's files (set ``Trainer/world`` first).
+        if trainer.world.isLeader {
+            TrainingFiles.removeStaleTemporaries(of: checkpointURL)
+            TrainingFiles.removeStaleTemporaries(of: logURL)
+        }
     }
 
     /// Drops log lines past the checkpoint's iteration (a resumed run rewrites them).
@@ -88,7 +91,11 @@ public final class TrainingRun {
     /// Trains until `totalIter` (or `stopAfter` more iterations), checkpointing on the way.
     public func run(dataset: ContinuousBicubicDataset, stopAfter: Int? = nil) throws {
         let t = trainer
-        let prefetch = BatchPrefetcher(dataset: dataset, batchSize: t.settings.batchSize)
+        let world = t.world
+        let leader = world.isLeader
+        let prefetch = BatchPrefetcher(
+            dataset: dataset, batchSize: t.settings.batchSize, globalBatch: t.settings.batchSize * world.size,
+            offset: world.rank * t.settings.batchSize)
         let start = Date()
         var lastSave = Date()
         var windowStart = Date(), windowIters = 0
@@ -104,7 +111,7 @@ public final class TrainingRun {
         }
         while t.iteration < last {
             let batch = prefetch.batch(iteration: t.iteration + 1)
-            let r = t.step(batch)
+            let r = try t.step(batch)
             guard r.loss.isFinite else {
                 throw TrainingError(
                     "loss became \(r.loss) at iteration \(r.iteration); the last checkpoint is kept (lower the learning rate or clip gradients)"
@@ -115,6 +122,8 @@ public final class TrainingRun {
             phase.render += r.step.renderSeconds
             phase.backward += r.step.backwardSeconds
             windowIters += 1
+            // Rank 0 reports, validates and writes; the others only train.
+            guard leader else { continue }
             if r.iteration % printFreq == 0 || r.iteration == last {
                 let dt = Date().timeIntervalSince(windowStart)
                 let ips = Double(windowIters) / max(dt, 1e-9)
@@ -131,7 +140,7 @@ public final class TrainingRun {
                     "iter": r.iteration, "loss": mean, "lr": r.learningRate, "grad_norm": r.gradNorm, "it_per_s": ips,
                     "wall_s": wall(), "forward_s": phase.forward, "render_s": phase.render,
                     "backward_s": phase.backward,
-                ])
+                ].merging(world.size > 1 ? ["ranks": world.size, "bytes_sent_rank0": world.bytesSent] : [:]) { a, _ in a })
                 phase = (0, 0, 0)
                 windowStart = Date()
                 windowIters = 0
@@ -159,7 +168,7 @@ public final class TrainingRun {
                 try save()
             }
         }
-        try? writeCurve()
+        if leader { try? writeCurve() }
     }
 
     static func duration(_ s: Double) -> String {

@@ -333,7 +333,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         }
     }
 
-    func validate(origin: String) throws {
+    public func validate(origin: String) throws {
         func fail(_ m: String) -> TrainingError { TrainingError("\(origin): \(m)") }
         guard lrSize > 0, lrSize % decoder.windowSize == 0 else {
             throw fail(

@@ -42,17 +42,17 @@ func tempFolder() throws -> URL {
         let ds = ContinuousBicubicDataset(photos: syntheticPhotos(), lrSize: s.lrSize, seed: 5)
         let a = Trainer(settings: s, model: try Trainer.initialModel(s))
         var lossA: [Float] = []
-        for it in 1...6 { lossA.append(a.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
+        for it in 1...6 { lossA.append(try a.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
 
         let b = Trainer(settings: s, model: try Trainer.initialModel(s))
         var lossB: [Float] = []
-        for it in 1...3 { lossB.append(b.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
+        for it in 1...3 { lossB.append(try b.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
         let dir = try tempFolder()
         let url = dir.appendingPathComponent("checkpoint.safetensors")
         try b.saveCheckpoint(to: url, wallSeconds: 1.5)
         let c = try Trainer.resume(from: url)
         #expect(c.iteration == 3 && c.adam.step == 3 && c.previousWallSeconds == 1.5)
-        for it in 4...6 { lossB.append(c.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
+        for it in 4...6 { lossB.append(try c.step(ds.batch(start: (it - 1) * 2, count: 2)).loss) }
         print("losses straight \(lossA), resumed \(lossB)")
         #expect(lossA == lossB)
         let sa = snapshot(a), sc = snapshot(c)
@@ -140,7 +140,7 @@ func tempFolder() throws -> URL {
         let block = Data(repeating: 0, count: 4096)
         while (try? h.write(contentsOf: block)) != nil {}
         try? h.close()
-        _ = t.step(ContinuousBicubicDataset(photos: syntheticPhotos(), lrSize: 8, seed: 1).batch(start: 0, count: 2))
+        _ = try t.step(ContinuousBicubicDataset(photos: syntheticPhotos(), lrSize: 8, seed: 1).batch(start: 0, count: 2))
         do {
             try t.saveCheckpoint(to: url, wallSeconds: 1)
             Issue.record("a save onto a full disk succeeded")
@@ -157,7 +157,7 @@ func tempFolder() throws -> URL {
         let s = tinySettings()
         let ds = ContinuousBicubicDataset(photos: syntheticPhotos(), lrSize: s.lrSize, seed: 5)
         let t = Trainer(settings: s, model: try Trainer.initialModel(s))
-        for it in 1...2 { _ = t.step(ds.batch(start: (it - 1) * 2, count: 2)) }
+        for it in 1...2 { _ = try t.step(ds.batch(start: (it - 1) * 2, count: 2)) }
         let dir = try tempFolder().appendingPathComponent("model")
         try t.exportModel(to: dir)
         let m = try GSASRModel.load(directory: dir)

@@ -29,6 +29,11 @@ public struct StepResult: Sendable {
     public var perSampleLoss: [Float]
     /// Seconds spent in the network forward, render + loss, and backward (network + render).
     public var forwardSeconds = 0.0, renderSeconds = 0.0, backwardSeconds = 0.0
+
+    public init(loss: Float, perSampleLoss: [Float]) {
+        self.loss = loss
+        self.perSampleLoss = perSampleLoss
+    }
 }
 
 /// Optional taps into a step (for the parity tests).
@@ -46,10 +51,13 @@ extension GSASRModel {
     /// the unpadded LR, decoder with scale_modify, render at gt_size × gt_size with
     /// step = 1.2/scale_modify, L1 against the GT; the gradient of the batch loss is accumulated
     /// into `grads` (not zeroed here). Samples run one after another (activations of one sample
-    /// at a time), which computes the same gradient as a batched forward.
+    /// at a time), which computes the same gradient as a batched forward. `batchSize` is the
+    /// batch the loss averages over (default: `batch.count`; the trainer passes one sample at a
+    /// time with the global batch size).
     public func lossAndGradients(
         _ batch: [TrainingPair], rasterizer: Rasterizer, loss: L1Loss = L1Loss(), grads: Gradients,
-        taps: StepTaps = StepTaps(), profile: StepProfile? = nil, scratch: TrainingScratch? = nil
+        taps: StepTaps = StepTaps(), profile: StepProfile? = nil, scratch: TrainingScratch? = nil,
+        batchSize: Int? = nil
     ) -> StepResult {
         var result = StepResult(loss: 0, perSampleLoss: [])
         let ws = decoder.config.windowSize
@@ -77,7 +85,7 @@ extension GSASRModel {
             let l = loss.value(render, s.gt)
             result.perSampleLoss.append(l)
             total += Double(l)
-            let dRender = loss.gradient(render, s.gt, batchSize: batch.count)
+            let dRender = loss.gradient(render, s.gt, batchSize: batchSize ?? batch.count)
             profile?.add("L1 loss (value and gradient)", .forward, since: tLoss)
             let dRawArray = timed(profile, "rasterizer", .backward) {
                 rasterizer.renderBackward(

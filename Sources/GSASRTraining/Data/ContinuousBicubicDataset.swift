@@ -144,21 +144,27 @@ public struct ContinuousBicubicDataset: Sendable {
 public final class BatchPrefetcher: @unchecked Sendable {
     private let dataset: ContinuousBicubicDataset
     private let batchSize: Int
+    private let globalBatch: Int
+    private let offset: Int
     private let queue = DispatchQueue(label: "gsasr.prefetch", qos: .userInitiated)
     private let lock = NSLock()
     private var pending: (start: Int, done: DispatchSemaphore, box: Box)?
 
     private final class Box: @unchecked Sendable { var value: [TrainingPair] = [] }
 
-    public init(dataset: ContinuousBicubicDataset, batchSize: Int) {
+    /// `batchSize` samples per iteration, at `offset` into each iteration's global batch of
+    /// `globalBatch` samples (a data-parallel rank's part; by default the whole batch).
+    public init(dataset: ContinuousBicubicDataset, batchSize: Int, globalBatch: Int? = nil, offset: Int = 0) {
         self.dataset = dataset
         self.batchSize = batchSize
+        self.globalBatch = globalBatch ?? batchSize
+        self.offset = offset
     }
 
-    /// The batch of iteration `iter` (1-based): samples (iter−1)·B ..< iter·B. Starts preparing
-    /// the next one before returning.
+    /// The batch of iteration `iter` (1-based): samples (iter−1)·G + offset ..< + B, where G is
+    /// the global batch. Starts preparing the next one before returning.
     public func batch(iteration iter: Int) -> [TrainingPair] {
-        let start = (iter - 1) * batchSize
+        let start = (iter - 1) * globalBatch + offset
         let result: [TrainingPair]
         lock.lock()
         let p = pending
@@ -171,7 +177,7 @@ public final class BatchPrefetcher: @unchecked Sendable {
             p?.done.wait()
             result = dataset.batch(start: start, count: batchSize)
         }
-        schedule(start: start + batchSize)
+        schedule(start: start + globalBatch)
         return result
     }
 
