@@ -42,6 +42,18 @@ enum HEIFCodec {
             defer { heif_image_handle_release(handle) }
             let width = Int(heif_image_handle_get_width(handle)), height = Int(heif_image_handle_get_height(handle))
             try ImageIO.checkDimensions(width: width, height: height, name: name, maxPixels: maxPixels)
+            // The coded size (before a crop) too, and no canvas larger than these sides plus a
+            // coding block (HEVC codes whole 64-pixel units, AV1 up to 128): an overlay ('iovl')
+            // or grid declares its canvas separately from its size, and a forged one would
+            // otherwise make libheif allocate and fill gigabytes (found by fuzzing). Memory is
+            // then bounded by the longer side squared.
+            let codedWidth = Int(heif_image_handle_get_ispe_width(handle))
+            let codedHeight = Int(heif_image_handle_get_ispe_height(handle))
+            if codedWidth > 0 && codedHeight > 0 {
+                try ImageIO.checkDimensions(width: codedWidth, height: codedHeight, name: name, maxPixels: maxPixels)
+            }
+            heif_context_set_maximum_image_size_limit(
+                ctx, Int32(clamping: max(width, height, codedWidth, codedHeight) + 129))
             let hasAlpha = heif_image_handle_has_alpha_channel(handle) != 0
             let lumaBits = Int(heif_image_handle_get_luma_bits_per_pixel(handle))
             let high = lumaBits > 8

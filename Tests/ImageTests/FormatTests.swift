@@ -74,6 +74,10 @@ import Testing
     @Test(arguments: [
         ("five_samples.tif", "5 samples per pixel"), ("cmyk.tif", "CMYK"), ("two_pages.tif", "multi-page TIFF (2 pages)"),
         ("truncated.heic", "cannot decode HEIC"),
+        // Found by fuzzing: an overlay whose canvas (61248x4658) is far larger than the image it
+        // declares (24x16); libheif filled it for seconds. The canvas is now bounded first (by
+        // the declared sides plus a coding block: 153).
+        ("fuzz_overlay_canvas.avif", "exceeds the maximum image size"),
     ])
     func refusedInOneLine(file: String, mentions: String) throws {
         do {
