@@ -169,17 +169,12 @@ def tiffs():
     t.chain([ifd])
     write("bilevel.tif", t.buf)
 
-    # Refused: 5 samples per pixel (RGB and two extra samples).
-    t = TIFF("<")
-    ifd = t.ifd(image_entries(t, W, H, 8, 5, 2, [t.samples(pattern8(5))], more=[(338, "SHORT", [2, 0])]))
-    t.chain([ifd])
-    write("five_samples.tif", t.buf)
-
-    # Refused: CMYK.
-    t = TIFF("<")
-    ifd = t.ifd(image_entries(t, W, H, 8, 4, 5, [t.samples(pattern8(4))]))
-    t.chain([ifd])
-    write("cmyk.tif", t.buf)
+    # Refused: 5 samples per pixel (RGB and two extra samples), and CMYK.
+    for name, spp, photometric, more in [("five_samples.tif", 5, 2, [(338, "SHORT", [2, 0])]),
+                                         ("cmyk.tif", 4, 5, [])]:
+        t = TIFF("<")
+        t.chain([t.ifd(image_entries(t, W, H, 8, spp, photometric, [t.samples(pattern8(spp))], more=more))])
+        write(name, t.buf)
 
     # Refused: two pages.
     t = TIFF("<")
