@@ -207,7 +207,7 @@ func setThreads(_ n: Int?) throws {
 
 struct Upscale: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Upscale an image (PNG, JPEG, TIFF, HEIC or AVIF in; PNG, JPEG, WebP or TIFF out) by any factor ≥ 1.")
+        abstract: "Upscale an image (PNG, JPEG, TIFF, HEIC or AVIF in; PNG, JPEG, WebP, TIFF or AVIF out) by any factor ≥ 1.")
 
     @Option(
         name: .shortAndLong,
@@ -217,7 +217,7 @@ struct Upscale: ParsableCommand {
     @Option(
         name: .shortAndLong,
         help:
-            "Output file (.png, .jpg/.jpeg, .webp, .tif/.tiff; written atomically; never the input), or a folder when -i is a folder."
+            "Output file (.png, .jpg/.jpeg, .webp, .tif/.tiff, .avif; written atomically; never the input), or a folder when -i is a folder."
     )
     var output: String
 
@@ -236,11 +236,11 @@ struct Upscale: ParsableCommand {
     @Option(
         name: [.short, .long],
         help:
-            "Output format: png, jpg (or jpeg), webp, tiff (or tif) (default: the output file's extension; png for folders)."
+            "Output format: png, jpg (or jpeg), webp, tiff (or tif), avif (default: the output file's extension; png for folders)."
     )
     var format: String?
 
-    @Option(help: "JPEG or WebP quality, 1...100 (default: JPEG 95, WebP 90; not for PNG or TIFF).")
+    @Option(help: "JPEG, WebP or AVIF quality, 1...100 (default: JPEG 95, WebP 90, AVIF 85; not for PNG or TIFF).")
     var quality: Int?
 
     @Option(

@@ -16,10 +16,10 @@ func resolveOutputFormat(_ format: String?, for outURL: URL, folder: Bool, strea
     if stream && OutputFormat(name: ext) == nil { return requested ?? .png }
     guard !ext.isEmpty else {
         if let requested { return requested }
-        throw CLIError("output '\(name)' has no extension: name it .png, .jpg, .webp or .tif, or give -f")
+        throw CLIError("output '\(name)' has no extension: name it .png, .jpg, .webp, .tif or .avif, or give -f")
     }
     guard let byExtension = OutputFormat(name: ext) else {
-        throw CLIError("output '\(name)' has extension .\(ext), which is not .png, .jpg/.jpeg, .webp or .tif/.tiff")
+        throw CLIError("output '\(name)' has extension .\(ext), which is not .png, .jpg/.jpeg, .webp, .tif/.tiff or .avif")
     }
     if let requested, requested != byExtension {
         throw CLIError(

@@ -17,7 +17,7 @@ struct Render: ParsableCommand {
     @Argument(help: "A Gaussian export (.safetensors) written by `gsasr gaussians`.")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Output image (.png, .jpg/.jpeg, .webp, .tif/.tiff; written atomically).")
+    @Option(name: .shortAndLong, help: "Output image (.png, .jpg/.jpeg, .webp, .tif/.tiff, .avif; written atomically).")
     var output: String
 
     @Option(help: "Region X,Y,WIDTH,HEIGHT in zoom-1 output pixels (default: the whole image).")
@@ -43,7 +43,7 @@ struct Render: ParsableCommand {
         help: "Output format: png, jpg (or jpeg), webp (default: the output file's extension).")
     var format: String?
 
-    @Option(help: "JPEG or WebP quality, 1...100 (default: JPEG 95, WebP 90; not for PNG).")
+    @Option(help: "JPEG, WebP or AVIF quality, 1...100 (default: JPEG 95, WebP 90, AVIF 85; not for PNG or TIFF).")
     var quality: Int?
 
     @Option(help: "Bits per output sample, 8 or 16 (16: PNG or TIFF; default 8).")

@@ -1,3 +1,4 @@
+import CHeif
 import CImageCodec
 import CWebP
 import Foundation
@@ -23,7 +24,7 @@ import Foundation
 ///   temporary file; libtiff must seek, so a TIFF bound for a stream (a pipe, standard output)
 ///   is written to an anonymous temporary file first and copied out at `finish()`. The Exif and
 ///   GPS IFDs of an ``ExifMetadata`` are appended after libtiff has closed the file.
-/// * WebP has no row API in libwebp: the writer buffers the whole image at 8 bits (width ×
+/// * WebP and AVIF have no row API in libwebp and libheif: the writer buffers the whole image at 8 bits (width ×
 ///   height × 3 or 4 bytes) and encodes it in `finish()`. Grey rows (1 or 2 channels) are
 ///   expanded to RGB(A) with three equal channels, since WebP has no grey mode.
 ///
@@ -52,7 +53,7 @@ public final class ImageRowWriter {
         case png(OpaquePointer)
         case jpeg(OpaquePointer)
         /// The whole image, 8-bit RGB or RGBA.
-        case webp([UInt8])
+        case buffered([UInt8])
         case tiff(OpaquePointer)
     }
 
@@ -165,7 +166,8 @@ public final class ImageRowWriter {
             switch encoder {
             case .png(let png): try check(cic_png_finish(png, &message, Self.messageSize))
             case .jpeg(let jpeg): try check(cic_jpeg_finish(jpeg, &message, Self.messageSize))
-            case .webp(let pixels): try writeAll(try encodeWebP(pixels))
+            case .buffered(let pixels):
+                try writeAll(options.format == .avif ? try encodeAVIF(pixels) : try encodeWebP(pixels))
             case .tiff(let tiff):
                 encoder = .none
                 let status = cic_tiff_finish(tiff, &message, Self.messageSize)
@@ -262,8 +264,8 @@ public final class ImageRowWriter {
             for segment in try ContainerMetadata.jpegICCSegments(options.icc ?? []) {
                 try check(cic_jpeg_write_marker(jpeg, 0xE2, segment, segment.count, &message, Self.messageSize))
             }
-        case .webp:
-            encoder = .webp([UInt8](repeating: 0, count: width * height * (channels % 2 == 0 ? 4 : 3)))
+        case .webp, .avif:
+            encoder = .buffered([UInt8](repeating: 0, count: width * height * (channels % 2 == 0 ? 4 : 3)))
         case .tiff:
             try startTIFF()
         }
@@ -297,7 +299,7 @@ public final class ImageRowWriter {
             } else if case .tiff(let tiff) = encoder {
                 try check(cic_tiff_write_rows(tiff, scratch, rowBytes, UInt32(rowCount), &message, Self.messageSize))
             }
-        case .webp(var pixels):
+        case .buffered(var pixels):
             encoder = .none  // keep the buffer uniquely referenced while it is filled
             let outChannels = channels % 2 == 0 ? 4 : 3
             let start = rowsWritten * width * outChannels
@@ -315,10 +317,80 @@ public final class ImageRowWriter {
                     if outChannels == 4 { out[dst + 3] = ImageIO.quantize(rows[src + channels - 1]) }
                 }
             }
-            encoder = .webp(pixels)
+            encoder = .buffered(pixels)
         case .none:
             throw spent()
         }
+    }
+
+    /// AVIF of the buffered image through libheif's AV1 encoder (libaom): 4:4:4 chroma at the
+    /// given quality, speed 6 (libheif's default), as many encoder threads as ours; the ICC
+    /// profile as a `colr` box and the Exif as an Exif item (libheif adds the 4-byte offset).
+    private func encodeAVIF(_ pixels: [UInt8]) throws -> [UInt8] {
+        let name = destination.displayName
+        func check(_ e: heif_error, _ what: String) throws {
+            guard e.code == heif_error_Ok else {
+                let text = e.message.map { String(cString: $0) } ?? "error \(e.code.rawValue)"
+                throw ImageIOError("cannot write \(name): \(what): \(text)")
+            }
+        }
+        guard heif_have_encoder_for_format(heif_compression_AV1) != 0 else {
+            throw ImageIOError("cannot write \(name): this libheif has no AV1 encoder (Debian's libheif1 has libaom)")
+        }
+        guard let ctx = heif_context_alloc() else { throw ImageIOError("cannot write \(name): out of memory") }
+        defer { heif_context_free(ctx) }
+        var encoderOut: OpaquePointer? = nil
+        try check(heif_context_get_encoder_for_format(ctx, heif_compression_AV1, &encoderOut), "no AV1 encoder")
+        guard let encoder = encoderOut else { throw ImageIOError("cannot write \(name): no AV1 encoder") }
+        defer { heif_encoder_release(encoder) }
+        try check(heif_encoder_set_lossy_quality(encoder, Int32(options.effectiveQuality ?? 85)), "quality")
+        try check(heif_encoder_set_parameter(encoder, "chroma", "444"), "chroma")
+        let threads = max(1, min(16, ProcessInfo.processInfo.activeProcessorCount))
+        _ = heif_encoder_set_parameter(encoder, "threads", "\(threads)")  // older libaom builds lack it
+        let alpha = channels % 2 == 0
+        var imageOut: OpaquePointer? = nil
+        try check(
+            heif_image_create(
+                Int32(width), Int32(height), heif_colorspace_RGB,
+                alpha ? heif_chroma_interleaved_RGBA : heif_chroma_interleaved_RGB, &imageOut), "image")
+        guard let image = imageOut else { throw ImageIOError("cannot write \(name): out of memory") }
+        defer { heif_image_release(image) }
+        try check(heif_image_add_plane(image, heif_channel_interleaved, Int32(width), Int32(height), 8), "plane")
+        var stride: Int32 = 0
+        guard let plane = heif_image_get_plane(image, heif_channel_interleaved, &stride) else {
+            throw ImageIOError("cannot write \(name): no image plane")
+        }
+        let rowBytes = width * (alpha ? 4 : 3)
+        pixels.withUnsafeBufferPointer { src in
+            for y in 0..<height {
+                (plane + y * Int(stride)).update(from: src.baseAddress! + y * rowBytes, count: rowBytes)
+            }
+        }
+        if let icc = options.icc {
+            try check(heif_image_set_raw_color_profile(image, "prof", icc, icc.count), "ICC profile")
+        }
+        var handleOut: OpaquePointer? = nil
+        try check(heif_context_encode_image(ctx, image, encoder, nil, &handleOut), "AV1 encoding")
+        guard let handle = handleOut else { throw ImageIOError("cannot write \(name): AV1 encoding failed") }
+        defer { heif_image_handle_release(handle) }
+        if let exif = options.exif {
+            try check(heif_context_add_exif_metadata(ctx, handle, exif.tiff, Int32(exif.tiff.count)), "Exif")
+        }
+        final class Sink { var bytes: [UInt8] = [] }
+        let sink = Sink()
+        var writer = heif_writer(
+            writer_api_version: 1,
+            write: { _, data, size, user in
+                let sink = Unmanaged<Sink>.fromOpaque(user!).takeUnretainedValue()
+                if let data, size > 0 {
+                    sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size))
+                }
+                return heif_error(code: heif_error_Ok, subcode: heif_suberror_Unspecified, message: nil)
+            })
+        try check(
+            withExtendedLifetime(sink) { heif_context_write(ctx, &writer, Unmanaged.passUnretained(sink).toOpaque()) },
+            "writing the container")
+        return sink.bytes
     }
 
     /// Lossy WebP of the buffered image, with the ICC profile in an `ICCP` chunk (libwebpmux).
@@ -444,7 +516,7 @@ public final class ImageRowWriter {
         case .png(let png): cic_png_destroy(png)
         case .jpeg(let jpeg): cic_jpeg_destroy(jpeg)
         case .tiff(let tiff): cic_tiff_destroy(tiff)
-        case .webp, .none: break
+        case .buffered, .none: break
         }
         encoder = .none
     }

@@ -11,15 +11,19 @@ public enum OutputFormat: String, Sendable, CaseIterable {
     /// 8- or 16-bit TIFF (libtiff): grey, grey+alpha, RGB or RGBA, Deflate-compressed with the
     /// horizontal predictor (lossless); one page, top-left orientation, unassociated alpha.
     case tiff
+    /// 8-bit lossy AVIF (libheif with libaom's AV1 encoder): RGB or RGBA at 4:4:4 chroma (AVIF
+    /// stores grey as RGB with three equal channels here, as WebP).
+    case avif
 
     /// Parses a format name or a file extension, case-insensitively: `png`, `jpg`/`jpeg`, `webp`,
-    /// `tif`/`tiff`.
+    /// `tif`/`tiff`, `avif`.
     public init?(name: String) {
         switch name.lowercased() {
         case "png": self = .png
         case "jpg", "jpeg": self = .jpeg
         case "webp": self = .webp
         case "tif", "tiff": self = .tiff
+        case "avif": self = .avif
         default: return nil
         }
     }
@@ -31,6 +35,7 @@ public enum OutputFormat: String, Sendable, CaseIterable {
         case .jpeg: "jpg"
         case .webp: "webp"
         case .tiff: "tif"
+        case .avif: "avif"
         }
     }
 
@@ -41,22 +46,24 @@ public enum OutputFormat: String, Sendable, CaseIterable {
         case .jpeg: "JPEG"
         case .webp: "WebP"
         case .tiff: "TIFF"
+        case .avif: "AVIF"
         }
     }
 
-    /// The quality used when none is given: JPEG 95, WebP 90; PNG and TIFF have none (they are
-    /// lossless).
+    /// The quality used when none is given: JPEG 95, WebP 90, AVIF 85 (libheif's scale; its own
+    /// default, 50, blurs the detail an upscaler adds); PNG and TIFF have none (they are lossless).
     public var defaultQuality: Int? {
         switch self {
         case .png, .tiff: nil
         case .jpeg: 95
         case .webp: 90
+        case .avif: 85
         }
     }
 
     public var supportsAlpha: Bool { self != .jpeg }
     /// WebP stores grey images as RGB with three equal channels.
-    public var supportsGrey: Bool { self != .webp }
+    public var supportsGrey: Bool { self != .webp && self != .avif }
     public var supportedDepths: [Int] { self == .png || self == .tiff ? [8, 16] : [8] }
     /// Lossless formats (no quality setting).
     public var isLossless: Bool { self == .png || self == .tiff }
@@ -67,6 +74,7 @@ public enum OutputFormat: String, Sendable, CaseIterable {
         case .jpeg: 65500  // libjpeg's JPEG_MAX_DIMENSION
         case .webp: 16383  // WEBP_MAX_DIMENSION
         case .tiff: Int(UInt32.max)
+        case .avif: 16384  // ours: AV1 allows 65536, but libaom's time grows with the area
         }
     }
 }
@@ -77,19 +85,20 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 /// depth 16) in Float32, round half to even (`ImageIO.quantize`, `ImageIO.quantize16`); NaN
 /// becomes 0. JPEG uses 4:4:4 chroma at quality ≥ 90 and 4:2:0 below (as libvips does), the
 /// standard Huffman tables (optimised tables would buffer the whole image) and no progressive
-/// scans. WebP is lossy at the given quality. An `icc` profile is written byte for byte (PNG
-/// `iCCP`, JPEG `APP2 ICC_PROFILE` segments, WebP `ICCP`); without one, a PNG gets an `sRGB`
+/// scans. WebP and AVIF are lossy at the given quality (AVIF at 4:4:4 chroma). An `icc` profile
+/// is written byte for byte (PNG `iCCP`, JPEG `APP2 ICC_PROFILE` segments, WebP `ICCP`, AVIF
+/// `colr`); without one, a PNG gets an `sRGB`
 /// chunk, as the pixels are sRGB-encoded values; TIFF takes it as tag 34675. An `exif` block
 /// (``ExifMetadata``, its orientation already 1: the pixels are upright) goes into a JPEG APP1
-/// segment, a PNG `eXIf` chunk, a WebP `EXIF` chunk, or, for TIFF, the output's own Exif and GPS
+/// segment, a PNG `eXIf` chunk, a WebP `EXIF` chunk, an AVIF Exif item, or, for TIFF, the output's own Exif and GPS
 /// IFDs and text tags (see ``ExifMetadata``; not into a BigTIFF, which a TIFF output becomes
 /// past 3.5 GiB of samples). A block too large for a JPEG APP1 segment (64 KiB) is refused by
 /// ``validate(channels:)``; callers drop it with a note.
 public struct ImageWriteOptions: Sendable, Equatable {
     public var format: OutputFormat
-    /// 8 or 16 bits per sample (16 for PNG only).
+    /// 8 or 16 bits per sample (16 for PNG and TIFF only).
     public var depth: Int
-    /// 1...100 for JPEG and WebP (nil: the format's default); must be nil for PNG.
+    /// 1...100 for JPEG, WebP and AVIF (nil: the format's default); must be nil for PNG and TIFF.
     public var quality: Int?
     /// The ICC profile to embed, or nil.
     public var icc: [UInt8]?
@@ -131,7 +140,7 @@ public struct ImageWriteOptions: Sendable, Equatable {
         if let quality {
             guard !format.isLossless else {
                 throw ImageIOError(
-                    "quality applies to JPEG and WebP only; \(format.displayName) is lossless and takes no quality")
+                    "quality applies to JPEG, WebP and AVIF only; \(format.displayName) is lossless and takes no quality")
             }
             guard (1...100).contains(quality) else {
                 throw ImageIOError("quality \(quality) is not in 1...100")
@@ -139,7 +148,7 @@ public struct ImageWriteOptions: Sendable, Equatable {
         }
         if channels % 2 == 0 && !format.supportsAlpha {
             throw ImageIOError(
-                "\(format.displayName) has no alpha channel and this image has one; write PNG, WebP or TIFF to keep it")
+                "\(format.displayName) has no alpha channel and this image has one; write PNG, WebP, TIFF or AVIF to keep it")
         }
         if let icc, icc.isEmpty { throw ImageIOError("the ICC profile is empty") }
         if format == .jpeg, let icc {
