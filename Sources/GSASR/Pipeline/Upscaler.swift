@@ -164,17 +164,37 @@ public struct Upscaler: @unchecked Sendable {
         rgb: [Float], width w: Int, height h: Int, request: ScaleRequest,
         progress: ((UpscaleStage, Double) -> Void)? = nil
     ) throws -> Result {
+        try upscale(rgb: rgb, width: w, height: h, request: request, cancellableProgress: { progress?($0, $1) })
+    }
+
+    /// The whole pipeline, cancellable: `cancellableProgress` runs at the start of each stage,
+    /// after each residual or attention block and during the render, and may throw to stop the
+    /// run there (the error propagates: for example `try Task.checkCancellation()` inside it
+    /// ends the work of a cancelled task with `CancellationError`). Nothing is returned then,
+    /// and nothing is left allocated.
+    public func upscale(
+        rgb: [Float], width w: Int, height h: Int, request: ScaleRequest,
+        cancellableProgress progress: (UpscaleStage, Double) throws -> Void
+    ) throws -> Result {
         guard rgb.count == w * h * 3 else {
             throw UpscaleError("image buffer has \(rgb.count) values, expected \(w * h * 3)")
         }
         let p = try plan(width: w, height: h, request: request)
         var timings = Timings()
-        let gs = gaussians(rgb: rgb, plan: p, timings: &timings) { progress?($0, $1) }
-        progress?(.render, 0)
+        let gs = try gaussians(rgb: rgb, plan: p, timings: &timings, progress: progress)
+        try progress(.render, 0)
         let t0 = Date()
-        let full = render(gs, plan: p) { progress?(.render, $0) }
+        // The rasterizer's callback cannot throw: a throw there is kept and raised after it.
+        var stop: Error? = nil
+        let full = withoutActuallyEscaping(progress) { progress in
+            render(gs, plan: p) { f in
+                guard stop == nil else { return }
+                do { try progress(.render, f) } catch { stop = error }
+            }
+        }
+        if let stop { throw stop }
         timings.rasterizer = Date().timeIntervalSince(t0)
-        progress?(.render, 1)
+        try progress(.render, 1)
         return Result(
             pixels: crop(full, plan: p), width: p.outputWidth, height: p.outputHeight, gaussianCount: p.gaussians,
             timings: timings)
