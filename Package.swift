@@ -60,7 +60,7 @@ let package = Package(
         // The softmax with AVX2 instructions, chosen at run time (the Swift code is built for
         // the x86-64 baseline); results identical to the portable Swift version.
         .target(name: "CKernels"),
-        .target(name: "GSASRTensor", dependencies: ["CKernels"]),
+        .target(name: "GSASRTensor", dependencies: ["CKernels", "CBF16"]),
         .target(
             name: "GSASRCheckpoint",
             dependencies: [.product(name: "ZIPFoundation", package: "ZIPFoundation")]),
@@ -77,6 +77,9 @@ let package = Package(
             ]),
         // Training apart from inference: the trainer, its data and the YAML reader (Yams), so
         // that the server and library users of GSASR do not link them.
+        // bf16 matrix products through oneDNN (libdnnl-dev: headers in /usr/include, no pkg-config
+        // file; oneDNN runs on OpenMP, libgomp).
+        .target(name: "CBF16", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         // Open MPI, loaded at run time (dlopen) for data-parallel training: see Sources/CMPI/include/cmpi.h.
         .target(name: "CMPI"),
         .target(

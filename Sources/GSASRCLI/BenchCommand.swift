@@ -7,10 +7,10 @@ import GSASRBench
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`), re-rendering an export (`bench render`).",
+            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`), re-rendering an export (`bench render`), float32 vs bf16 GEMMs (`bench gemm`).",
         subcommands: [
             PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self, TileBenchCommand.self,
-            RenderBenchCommand.self,
+            RenderBenchCommand.self, GEMMBenchCommand.self,
         ],
         defaultSubcommand: PipelineBenchCommand.self)
 }
@@ -353,6 +353,34 @@ struct RenderBenchCommand: ParsableCommand {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             enc.keyEncodingStrategy = .convertToSnakeCase
             try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+    }
+}
+
+struct GEMMBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemm",
+        abstract:
+            "float32 GEMM (ours) vs oneDNN's bf16 matmul on the decoder's large shapes (in-run baseline); medians, error, peak RSS.")
+
+    @Option(help: "Timed rounds per shape (interleaved; medians).")
+    var repeats: Int = 9
+
+    @Option(name: .short, help: "Threads.")
+    var jobs: Int?
+
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try setThreads(jobs)
+        guard repeats >= 1 && repeats <= 1000 else { throw CLIError("--repeats \(repeats) must be 1...1000") }
+        let r = try GEMMBench.run(repeats: repeats)
+        print(GEMMBench.format(r))
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(r).write(to: URL(fileURLWithPath: json))
         }
     }
 }

@@ -16,6 +16,8 @@
 // `dlopen`s libopenblas. SkylakeX and Haswell are the kernel sets every DYNAMIC_ARCH OpenBLAS
 // since 0.2.20 has for these extensions; newer names (Cooperlake, Sapphire Rapids, Zen) use the
 // same sgemm kernels.
+import CBF16
+
 #if canImport(Accelerate)
     import Accelerate
 #elseif canImport(Glibc)
@@ -253,6 +255,54 @@ public enum BLAS {
                 Int32(ldb), beta, c, Int32(ldc))
         #endif
     }
+}
+
+/// bf16 products (issue 26, first step): oneDNN's matmul with bf16 inputs and float32
+/// accumulation and output, on CPUs that multiply bf16 natively (AVX512_BF16, AMX). Weights
+/// (PyTorch's out x in layout) are converted and reordered once, when a ``BF16Matmul`` is made;
+/// activations are converted per call (``BF16/convert``). Not used by the models yet: this is the
+/// layer the precision option will be built on, measured by `gsasr bench blas`.
+package enum BF16 {
+    /// Whether this CPU multiplies bf16 natively, and oneDNN's name for its instruction set.
+    package static let native: (yes: Bool, isa: String) = {
+        var name = [CChar](repeating: 0, count: 64)
+        let yes = cbf16_native(&name, name.count) != 0
+        return (yes, name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+    }()
+
+    /// bf16 of each float, rounded to nearest even.
+    package static func convert(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, count: Int) {
+        cbf16_from_float(x, y, count)
+    }
+}
+
+/// C (m x n) = A (m x k, bf16) · Wᵀ (W: n x k), through one oneDNN primitive for this shape.
+package final class BF16Matmul {
+    private let handle: OpaquePointer
+    package let m: Int, k: Int, n: Int
+
+    package init(m: Int, k: Int, n: Int, weights: UnsafePointer<Float>) throws {
+        var message = [CChar](repeating: 0, count: 256)
+        guard let h = cbf16_matmul_create(Int64(m), Int64(k), Int64(n), weights, &message, message.count) else {
+            throw BF16Error(message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        }
+        handle = h
+        (self.m, self.k, self.n) = (m, k, n)
+    }
+
+    deinit { cbf16_matmul_destroy(handle) }
+
+    /// Runs the product with oneDNN's OpenMP team set to `Parallel.threadCount` (call it from
+    /// one thread, outside `Parallel` work, so that the pools never nest).
+    package func run(a: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>) throws {
+        cbf16_set_threads(Int32(Parallel.threadCount))
+        guard cbf16_matmul_run(handle, a, c) == 0 else { throw BF16Error("oneDNN: the bf16 matmul failed") }
+    }
+}
+
+package struct BF16Error: Error, CustomStringConvertible {
+    package var description: String
+    init(_ d: String) { description = d }
 }
 
 extension String {

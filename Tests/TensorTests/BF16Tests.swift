@@ -1,0 +1,54 @@
+import Foundation
+import GSASRTensor
+import Testing
+
+/// The bf16 matmul (oneDNN): on a CPU with native bf16 its result is the float32 product of the
+/// bf16-rounded inputs (float32 accumulation: relative error against a float64 product of the
+/// same rounded inputs ≤ 1e-5), and its error against the float32 product is that of rounding
+/// the inputs (relative L2 about 2e-3). Skipped where the CPU has no native bf16.
+@Suite(.enabled(if: BF16.native.yes, "no native bf16 on this CPU (oneDNN: \(BF16.native.isa))"))
+struct BF16Tests {
+    @Test(arguments: [(64, 180, 720), (576, 180, 540), (333, 77, 45)])
+    func productOfRoundedInputs(m: Int, k: Int, n: Int) throws {
+        var rng = SystemRandomNumberGenerator()
+        let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        var a16 = [UInt16](repeating: 0, count: a.count), w16 = [UInt16](repeating: 0, count: w.count)
+        BF16.convert(a, &a16, count: a.count)
+        BF16.convert(w, &w16, count: w.count)
+        func f(_ b: UInt16) -> Double { Double(Float(bitPattern: UInt32(b) << 16)) }
+        let mm = try w.withUnsafeBufferPointer { try BF16Matmul(m: m, k: k, n: n, weights: $0.baseAddress!) }
+        var c = [Float](repeating: 0, count: m * n)
+        try a16.withUnsafeBufferPointer { ap in try c.withUnsafeMutableBufferPointer { try mm.run(a: ap.baseAddress!, c: $0.baseAddress!) } }
+        var errRounded = 0.0, errF32 = 0.0, norm = 0.0
+        for i in 0..<m {
+            for j in 0..<n {
+                var exactRounded = 0.0, exact = 0.0
+                for p in 0..<k {
+                    exactRounded += f(a16[i * k + p]) * f(w16[j * k + p])
+                    exact += Double(a[i * k + p]) * Double(w[j * k + p])
+                }
+                let got = Double(c[i * n + j])
+                errRounded += (got - exactRounded) * (got - exactRounded)
+                errF32 += (got - exact) * (got - exact)
+                norm += exact * exact
+            }
+        }
+        let relRounded = (errRounded / norm).squareRoot(), relF32 = (errF32 / norm).squareRoot()
+        print("bf16 \(m)x\(k)x\(n) (\(BF16.native.isa)): relative L2 error vs the rounded inputs' product \(relRounded), vs the float product \(relF32)")
+        #expect(relRounded < 1e-5)
+        #expect(relF32 > 1e-4 && relF32 < 1e-2)
+    }
+
+    @Test func roundingIsToNearestEven() {
+        // bf16 keeps 7 fraction bits: at 1 its step is 2^-7. Ties (1 + 2^-8, 1 + 3·2^-8) go to
+        // the even one; 1 + 3·2^-9 is nearer 1 + 2^-7, 1 + 2^-9 nearer 1.
+        let x: [Float] = [1, 1 + 0x1p-8, 1 + 3 * 0x1p-9, 1 + 0x1p-9, .infinity, -0.0, 1 + 3 * 0x1p-8]
+        var y = [UInt16](repeating: 0, count: x.count)
+        BF16.convert(x, &y, count: x.count)
+        #expect(y == [0x3F80, 0x3F80, 0x3F81, 0x3F80, 0x7F80, 0x8000, 0x3F82])
+        var nan = [UInt16](repeating: 0, count: 1)
+        BF16.convert([Float.nan], &nan, count: 1)
+        #expect(nan[0] & 0x7F80 == 0x7F80 && nan[0] & 0x7F != 0)
+    }
+}
