@@ -65,12 +65,7 @@ struct PipelineBenchCommand: ParsableCommand {
             dmax: try parseDmax(dmax), repeats: repeats)
         report.blas = BLASBench.run(executable: Bundle.main.executablePath)
         print(PipelineBench.format(report))
-        if let json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            enc.keyEncodingStrategy = .convertToSnakeCase
-            try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
-        }
+        try writeBenchJSON(report, to: json)
     }
 
     /// Mirror-tiles an image to size × size (deterministic synthetic LR of any size).
@@ -167,12 +162,7 @@ struct TrainBenchCommand: ParsableCommand {
         var r = try TrainBench.run(settings: settings, name: name, batch: batch, lrSize: lrSize, steps: steps)
         r.blas = BLASBench.run(executable: Bundle.main.executablePath)
         print(TrainBench.format(r))
-        if let json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            enc.keyEncodingStrategy = .convertToSnakeCase
-            try enc.encode(r).write(to: URL(fileURLWithPath: json), options: .atomic)
-        }
+        try writeBenchJSON(r, to: json)
     }
 }
 
@@ -288,12 +278,7 @@ struct TileBenchCommand: ParsableCommand {
             model: name, lrWidth: img.width, lrHeight: img.height, settings: settings, threads: Parallel.threadCount,
             runs: runs)
         print(TileBench.format(report))
-        if let json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            enc.keyEncodingStrategy = .convertToSnakeCase
-            try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
-        }
+        try writeBenchJSON(report, to: json)
     }
 }
 
@@ -348,12 +333,7 @@ struct RenderBenchCommand: ParsableCommand {
         }
         let report = try RenderBench.run(export: e, regionOutput: regionSize, zoom: zoom, repeats: repeats)
         print(RenderBench.format(report), terminator: "")
-        if let json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            enc.keyEncodingStrategy = .convertToSnakeCase
-            try enc.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
-        }
+        try writeBenchJSON(report, to: json)
     }
 }
 
@@ -363,7 +343,7 @@ struct GEMMBenchCommand: ParsableCommand {
         abstract:
             "float32 GEMM (ours) vs oneDNN's bf16 matmul on the decoder's large shapes (in-run baseline); medians, error, peak RSS.")
 
-    @Option(help: "Timed rounds per shape (interleaved; medians).")
+    @Option(help: "Timed rounds per shape (interleaved; medians; 1...100).")
     var repeats: Int = 9
 
     @Option(name: .short, help: "Threads.")
@@ -374,13 +354,18 @@ struct GEMMBenchCommand: ParsableCommand {
 
     func run() throws {
         try setThreads(jobs)
-        guard repeats >= 1 && repeats <= 1000 else { throw CLIError("--repeats \(repeats) must be 1...1000") }
+        guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
         let r = try GEMMBench.run(repeats: repeats)
         print(GEMMBench.format(r))
-        if let json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(r).write(to: URL(fileURLWithPath: json))
-        }
+        try writeBenchJSON(r, to: json)
     }
+}
+
+/// Writes a bench report as pretty, sorted, snake_case JSON, atomically (nothing when `path` is nil).
+func writeBenchJSON<T: Encodable>(_ report: T, to path: String?) throws {
+    guard let path else { return }
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    enc.keyEncodingStrategy = .convertToSnakeCase
+    try enc.encode(report).write(to: URL(fileURLWithPath: path), options: .atomic)
 }
