@@ -2,9 +2,9 @@
 // swift-gsasr: GSASR (arXiv 2501.06838) arbitrary-scale super-resolution in Swift.
 //
 // Module graph (dependencies flow one way):
-//   gsasr (CLI) -> GSASRBench, GSASRServer (HTTP, Hummingbird), GSASRTraining (trainer, data, YAML)
-//     -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage
-//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple), CKernels (AVX2 softmax, AVX2 + FMA optimiser updates)
+//   gsasr (CLI) -> GSASRBench, GSASRServer (HTTP, Hummingbird), GSASRTraining (trainer, data, YAML; CMPI: Open MPI via dlopen)
+//     -> GSASR (models, pipeline) -> GSASRRaster, GSASRCheckpoint, GSASRImage (libpng, libjpeg-turbo, libwebp, libtiff, libheif)
+//   GSASR, GSASRRaster -> GSASRTensor (kernels, threads) -> BLAS (OpenBLAS via dlopen on Linux, Accelerate on Apple), CKernels (AVX2 softmax, AVX2 + FMA optimiser updates), CBF16 (bf16 matmul through oneDNN)
 import Foundation
 import PackageDescription
 
