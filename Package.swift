@@ -79,7 +79,8 @@ let package = Package(
         // that the server and library users of GSASR do not link them.
         // bf16 matrix products through oneDNN (libdnnl-dev: headers in /usr/include, no pkg-config
         // file; oneDNN runs on OpenMP, libgomp).
-        .target(name: "CBF16", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
+        .target(
+            name: "CBF16", linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp", .when(platforms: [.linux]))]),
         // Open MPI, loaded at run time (dlopen) for data-parallel training: see Sources/CMPI/include/cmpi.h.
         .target(name: "CMPI"),
         .target(

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void omp_set_num_threads(int);  // libgomp, which libdnnl links
+// OpenMP's team size (libgomp, which Debian's libdnnl links). Weak: a oneDNN built on another
+// threading runtime (TBB, a thread pool) has none, and then its own default applies.
+void omp_set_num_threads(int) __attribute__((weak));
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
@@ -43,7 +45,9 @@ int cbf16_native(char *isa_name, size_t isa_name_size) {
     return native;
 }
 
-void cbf16_set_threads(int threads) { omp_set_num_threads(threads < 1 ? 1 : threads); }
+void cbf16_set_threads(int threads) {
+    if (omp_set_num_threads != NULL) omp_set_num_threads(threads < 1 ? 1 : threads);
+}
 
 static void fail(char *message, size_t size, const char *what, dnnl_status_t s) {
     if (message != NULL && size > 0) snprintf(message, size, "oneDNN: %s failed (status %d)", what, (int)s);
