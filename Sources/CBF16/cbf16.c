@@ -7,24 +7,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CBF16_X86 1
+#endif
+
 // OpenMP's team size (libgomp, which Debian's libdnnl links). Weak: a oneDNN built on another
 // threading runtime (TBB, a thread pool) has none, and then its own default applies.
 void omp_set_num_threads(int) __attribute__((weak));
 
 static dnnl_engine_t engine;
-static dnnl_stream_t stream;
 static dnnl_status_t engine_status = dnnl_runtime_error;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 
-static void make_engine(void) {
-    engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
-    if (engine_status == dnnl_success) engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
+// Per calling thread: a stream and a scratchpad buffer, freed by the key's destructor.
+typedef struct {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t scratch_size;
+} thread_state;
+static pthread_key_t state_key;
+
+static void free_state(void *p) {
+    thread_state *s = (thread_state *)p;
+    if (s == NULL) return;
+    if (s->stream) dnnl_stream_destroy(s->stream);
+    free(s->scratch);
+    free(s);
 }
 
-struct cbf16_matmul {
-    dnnl_primitive_t primitive;
-    dnnl_memory_t src, weights, dst;
-};
+static void make_engine(void) {
+    engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
+    if (engine_status == dnnl_success && pthread_key_create(&state_key, free_state) != 0)
+        engine_status = dnnl_out_of_memory;
+}
+
+static thread_state *this_thread(void) {
+    thread_state *s = (thread_state *)pthread_getspecific(state_key);
+    if (s != NULL) return s;
+    s = (thread_state *)calloc(1, sizeof *s);
+    if (s == NULL) return NULL;
+    if (dnnl_stream_create(&s->stream, engine, dnnl_stream_default_flags) != dnnl_success ||
+        pthread_setspecific(state_key, s) != 0) {
+        free_state(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void one_thread(void) {
+    if (omp_set_num_threads != NULL) omp_set_num_threads(1);
+}
 
 int cbf16_native(char *isa_name, size_t isa_name_size) {
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
@@ -45,97 +78,178 @@ int cbf16_native(char *isa_name, size_t isa_name_size) {
     return native;
 }
 
-void cbf16_set_threads(int threads) {
-    if (omp_set_num_threads != NULL) omp_set_num_threads(threads < 1 ? 1 : threads);
-}
+struct cbf16_gemm {
+    int64_t k, n;
+    dnnl_primitive_t primitive;
+    dnnl_memory_t weights;
+    size_t scratch_size;
+    const char *impl;
+};
 
 static void fail(char *message, size_t size, const char *what, dnnl_status_t s) {
     if (message != NULL && size > 0) snprintf(message, size, "oneDNN: %s failed (status %d)", what, (int)s);
 }
 
-void cbf16_matmul_destroy(cbf16_matmul *m) {
-    if (m == NULL) return;
-    if (m->primitive) dnnl_primitive_destroy(m->primitive);
-    if (m->src) dnnl_memory_destroy(m->src);
-    if (m->weights) dnnl_memory_destroy(m->weights);
-    if (m->dst) dnnl_memory_destroy(m->dst);
-    free(m);
+void cbf16_gemm_destroy(cbf16_gemm *g) {
+    if (g == NULL) return;
+    if (g->primitive) dnnl_primitive_destroy(g->primitive);
+    if (g->weights) dnnl_memory_destroy(g->weights);
+    free(g);
 }
 
-cbf16_matmul *cbf16_matmul_create(int64_t m, int64_t k, int64_t n, const float *weights, char *message,
-                                  size_t message_size) {
+cbf16_gemm *cbf16_gemm_create(int64_t k, int64_t n, const float *weights, char *message, size_t message_size) {
     pthread_once(&engine_once, make_engine);
     if (engine_status != dnnl_success) {
         fail(message, message_size, "engine creation", engine_status);
         return NULL;
     }
-    cbf16_matmul *mm = (cbf16_matmul *)calloc(1, sizeof *mm);
-    if (mm == NULL) return NULL;
+    thread_state *ts = this_thread();
+    if (ts == NULL) {
+        fail(message, message_size, "stream creation", dnnl_out_of_memory);
+        return NULL;
+    }
+    one_thread();
+    cbf16_gemm *g = (cbf16_gemm *)calloc(1, sizeof *g);
+    if (g == NULL) return NULL;
+    g->k = k;
+    g->n = n;
+    const dnnl_dim_t rt = DNNL_RUNTIME_DIM_VAL;
     dnnl_memory_desc_t src_md, wei_md, dst_md, user_wei_md;
-    dnnl_dims_t src_dims = {m, k}, wei_dims = {k, n}, dst_dims = {m, n};
+    dnnl_dims_t src_dims = {rt, k}, src_strides = {rt, 1}, wei_dims = {k, n}, dst_dims = {rt, n}, dst_strides = {rt, 1};
     dnnl_status_t s;
     dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t user_wei = NULL;
-#define CHECK(call, what)                        \
-    do {                                         \
-        s = (call);                              \
-        if (s != dnnl_success) {                 \
+#define CHECK(call, what)                         \
+    do {                                          \
+        s = (call);                               \
+        if (s != dnnl_success) {                  \
             fail(message, message_size, what, s); \
-            goto failed;                         \
-        }                                        \
+            goto failed;                          \
+        }                                         \
     } while (0)
-    CHECK(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, dnnl_bf16, dnnl_ab), "source descriptor");
+    CHECK(dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides), "source descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&wei_md, 2, wei_dims, dnnl_bf16, dnnl_format_tag_any), "weights descriptor");
-    CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, dnnl_f32, dnnl_ab), "destination descriptor");
+    CHECK(dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides), "destination descriptor");
     // PyTorch's N x K row-major weights are the K x N matrix in "ba" order.
     CHECK(dnnl_memory_desc_init_by_tag(&user_wei_md, 2, wei_dims, dnnl_f32, dnnl_ba), "user weights descriptor");
+    CHECK(dnnl_primitive_attr_create(&attr), "attributes");
+    CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     dnnl_matmul_desc_t desc;
     CHECK(dnnl_matmul_desc_init(&desc, &src_md, &wei_md, NULL, &dst_md), "matmul descriptor");
-    CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL), "matmul primitive descriptor");
+    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "matmul primitive descriptor");
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl != NULL) {
+        // oneDNN's static strings ("gemm:jit", ...) outlive the descriptor.
+        g->impl = impl;
+    } else {
+        g->impl = "unknown";
+    }
+    g->scratch_size = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
     const dnnl_memory_desc_t *chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    CHECK(dnnl_memory_create(&mm->weights, chosen, engine, DNNL_MEMORY_ALLOCATE), "weights memory");
+    CHECK(dnnl_memory_create(&g->weights, chosen, engine, DNNL_MEMORY_ALLOCATE), "weights memory");
     CHECK(dnnl_memory_create(&user_wei, &user_wei_md, engine, (void *)weights), "user weights memory");
-    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &user_wei_md, engine, chosen, engine, NULL), "reorder descriptor");
+    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &user_wei_md, engine, chosen, engine, NULL),
+          "reorder descriptor");
     CHECK(dnnl_primitive_create(&reorder, reorder_pd), "reorder");
-    dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, user_wei}, {DNNL_ARG_TO, mm->weights}};
-    CHECK(dnnl_primitive_execute(reorder, stream, 2, rargs), "weights reorder");
-    CHECK(dnnl_stream_wait(stream), "stream wait");
-    CHECK(dnnl_primitive_create(&mm->primitive, pd), "matmul primitive");
-    CHECK(dnnl_memory_create(&mm->src, &src_md, engine, DNNL_MEMORY_NONE), "source memory");
-    CHECK(dnnl_memory_create(&mm->dst, &dst_md, engine, DNNL_MEMORY_NONE), "destination memory");
+    dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, user_wei}, {DNNL_ARG_TO, g->weights}};
+    CHECK(dnnl_primitive_execute(reorder, ts->stream, 2, rargs), "weights reorder");
+    CHECK(dnnl_stream_wait(ts->stream), "stream wait");
+    CHECK(dnnl_primitive_create(&g->primitive, pd), "matmul primitive");
     dnnl_primitive_destroy(reorder);
     dnnl_primitive_desc_destroy(reorder_pd);
     dnnl_memory_destroy(user_wei);
     dnnl_primitive_desc_destroy(pd);
-    return mm;
+    dnnl_primitive_attr_destroy(attr);
+    return g;
 failed:
     if (reorder) dnnl_primitive_destroy(reorder);
     if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
     if (user_wei) dnnl_memory_destroy(user_wei);
     if (pd) dnnl_primitive_desc_destroy(pd);
-    cbf16_matmul_destroy(mm);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    cbf16_gemm_destroy(g);
     return NULL;
 #undef CHECK
 }
 
-int cbf16_matmul_run(cbf16_matmul *mm, const uint16_t *a, float *c) {
-    if (dnnl_memory_set_data_handle(mm->src, (void *)a) != dnnl_success) return -1;
-    if (dnnl_memory_set_data_handle(mm->dst, c) != dnnl_success) return -1;
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mm->src}, {DNNL_ARG_WEIGHTS, mm->weights}, {DNNL_ARG_DST, mm->dst}};
-    if (dnnl_primitive_execute(mm->primitive, stream, 3, args) != dnnl_success) return -1;
-    return dnnl_stream_wait(stream) == dnnl_success ? 0 : -1;
+const char *cbf16_gemm_implementation(const cbf16_gemm *g) { return g->impl; }
+
+int cbf16_gemm_run(const cbf16_gemm *g, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc) {
+    if (m <= 0) return 0;
+    if (lda < g->k || ldc < g->n) return -1;
+    thread_state *ts = this_thread();
+    if (ts == NULL) return -1;
+    if (ts->scratch_size < g->scratch_size) {
+        void *p = realloc(ts->scratch, g->scratch_size);
+        if (p == NULL) return -1;
+        ts->scratch = p;
+        ts->scratch_size = g->scratch_size;
+    }
+    one_thread();
+    dnnl_memory_desc_t src_md, dst_md, scratch_md;
+    dnnl_dims_t src_dims = {m, g->k}, src_strides = {lda, 1}, dst_dims = {m, g->n}, dst_strides = {ldc, 1};
+    dnnl_dims_t scratch_dims = {(dnnl_dim_t)(g->scratch_size > 0 ? g->scratch_size : 1)};
+    if (dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides) != dnnl_success) return -1;
+    if (dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides) != dnnl_success) return -1;
+    if (dnnl_memory_desc_init_by_tag(&scratch_md, 1, scratch_dims, dnnl_u8, dnnl_a) != dnnl_success) return -1;
+    dnnl_memory_t src = NULL, dst = NULL, scratch = NULL;
+    int rc = -1;
+    if (dnnl_memory_create(&src, &src_md, engine, (void *)a) != dnnl_success) goto done;
+    if (dnnl_memory_create(&dst, &dst_md, engine, c) != dnnl_success) goto done;
+    if (g->scratch_size > 0 && dnnl_memory_create(&scratch, &scratch_md, engine, ts->scratch) != dnnl_success) goto done;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, g->weights}, {DNNL_ARG_DST, dst},
+                               {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (dnnl_primitive_execute(g->primitive, ts->stream, scratch ? 4 : 3, args) != dnnl_success) goto done;
+    rc = dnnl_stream_wait(ts->stream) == dnnl_success ? 0 : -1;
+done:
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    if (scratch) dnnl_memory_destroy(scratch);
+    return rc;
 }
 
-void cbf16_from_float(const float *x, uint16_t *y, size_t count) {
-    for (size_t i = 0; i < count; i++) {
-        uint32_t bits;
-        memcpy(&bits, &x[i], 4);
-        if ((bits & 0x7fffffffu) > 0x7f800000u) {
-            y[i] = (uint16_t)((bits >> 16) | 0x0040u);  // quiet NaN
-        } else {
-            bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
-            y[i] = (uint16_t)(bits >> 16);
-        }
+static inline uint16_t round_one(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x0040u);  // quiet NaN
+    bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+    return (uint16_t)(bits >> 16);
+}
+
+#ifdef CBF16_X86
+__attribute__((target("avx512f,avx512bf16,avx512vl"))) static void from_float_avx512(const float *x, uint16_t *y,
+                                                                                      size_t count) {
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+        _mm256_storeu_si256((__m256i *)(y + i), (__m256i)v);
     }
+    if (i < count) {
+        __mmask16 mask = (__mmask16)((1u << (count - i)) - 1);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, x + i));
+        _mm256_mask_storeu_epi16(y + i, mask, (__m256i)v);
+    }
+}
+
+static int has_avx512bf16(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+    return cached;
+}
+#endif
+
+void cbf16_from_float(const float *x, uint16_t *y, size_t count) {
+#ifdef CBF16_X86
+    if (has_avx512bf16()) {
+        from_float_avx512(x, y, count);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < count; i++) y[i] = round_one(x[i]);
+}
+
+void cbf16_from_float_rows(const float *x, int64_t ldx, int64_t rows, int64_t cols, uint16_t *y, int64_t ldy) {
+    for (int64_t r = 0; r < rows; r++) cbf16_from_float(x + r * ldx, y + r * ldy, (size_t)cols);
 }

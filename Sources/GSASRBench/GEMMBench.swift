@@ -4,8 +4,9 @@ import GSASR
 /// float32 GEMM (our Linear kernel: row blocks over the threads, single-threaded OpenBLAS each)
 /// against oneDNN's bf16 matmul (inputs rounded to bf16, float32 accumulation and output), on
 /// the decoder's large shapes: the MLP heads at LR 48 and 96, and a window's qkv projection.
-/// The ratio includes converting the activations to bf16 (single-threaded here; the precision
-/// option will fuse it into the producing pass), and is also given without it.
+/// Both sides split rows over the threads the same way, each block one single-threaded product.
+/// The ratio includes converting the activations to bf16 (as the layers do, block by block), and
+/// is also given without it.
 public enum GEMMBench {
     public struct Figure: Codable, Sendable {
         public var name: String
@@ -46,7 +47,7 @@ public enum GEMMBench {
             let a = (0..<(m * k)).map { _ in next() }, w = (0..<(n * k)).map { _ in next() }
             var y32 = [Float](repeating: 0, count: m * n), y16 = [Float](repeating: 0, count: m * n)
             var a16 = [UInt16](repeating: 0, count: m * k)
-            let mm = try w.withUnsafeBufferPointer { try BF16Matmul(m: m, k: k, n: n, weights: $0.baseAddress!) }
+            let g = try w.withUnsafeBufferPointer { try BF16GEMM(k: k, n: n, weights: $0.baseAddress!) }
             func f32() {
                 a.withUnsafeBufferPointer { ap in
                     w.withUnsafeBufferPointer { wp in
@@ -58,15 +59,31 @@ public enum GEMMBench {
                     }
                 }
             }
-            func convert() { a.withUnsafeBufferPointer { BF16.convert($0.baseAddress!, &a16, count: m * k) } }
-            func bf16() throws {
-                try a16.withUnsafeBufferPointer { ap in
-                    try y16.withUnsafeMutableBufferPointer { try mm.run(a: ap.baseAddress!, c: $0.baseAddress!) }
+            // The conversion alone, split over the threads as the layers' passes split it.
+            func convert() {
+                a.withUnsafeBufferPointer { ap in
+                    a16.withUnsafeMutableBufferPointer { bp in
+                        let (x, y) = (ap.baseAddress!, bp.baseAddress!)
+                        Parallel.forBlocks(m, block: Parallel.blockLength(m, minBlock: 64)) { rows in
+                            BF16.convert(x + rows.lowerBound * k, y + rows.lowerBound * k, count: rows.count * k)
+                        }
+                    }
+                }
+            }
+            // The product alone (rows already bf16), the same row blocks over the threads.
+            func bf16() {
+                a16.withUnsafeBufferPointer { ap in
+                    y16.withUnsafeMutableBufferPointer { yp in
+                        let (x, y) = (ap.baseAddress!, yp.baseAddress!)
+                        Parallel.forBlocks(m, block: Parallel.blockLength(m, minBlock: 64)) { rows in
+                            g.run(m: rows.count, a: x + rows.lowerBound * k, lda: k, c: y + rows.lowerBound * n, ldc: n)
+                        }
+                    }
                 }
             }
             f32()
             convert()
-            try bf16()  // warm-ups
+            bf16()  // warm-ups
             // Interleaved rounds, medians.
             var t32: [Double] = [], t16: [Double] = [], tc: [Double] = []
             for _ in 0..<repeats {
@@ -77,7 +94,7 @@ public enum GEMMBench {
                 convert()
                 tc.append(Date().timeIntervalSince(t0))
                 t0 = Date()
-                try bf16()
+                bf16()
                 t16.append(Date().timeIntervalSince(t0))
             }
             func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }

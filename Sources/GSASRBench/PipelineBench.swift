@@ -24,7 +24,19 @@ public enum PipelineBench {
         public var decoderParts: [StepProfile.Part] = []
         /// The BLAS and its best reachable sgemm (set by `gsasr bench`, which can spawn itself).
         public var blas: BLASBench.Report? = nil
+        /// The precision of the figures above (``Precision``).
+        public var precision: String = "f32"
+        /// With a baseline precision: its medians, measured in the same rounds (interleaved).
+        public var baseline: Baseline? = nil
         public var decoderToBestSgemmRatio: Double? { blas.map { decoderGFLOPS / $0.bestSgemmGFLOPS } }
+    }
+
+    /// The same stages in another precision, timed in the same run (each round runs the
+    /// baseline, then the measured precision), and the baseline / measured ratios.
+    public struct Baseline: Codable, Sendable {
+        public var precision: String
+        public var encoderSeconds, decoderSeconds, rasterizerSeconds, totalSeconds: Double
+        public var decoderSpeedup, totalSpeedup: Double
     }
 
     /// Measures sgemm throughput (GFLOP/s) with the package's own GEMM path (rows split over
@@ -41,15 +53,28 @@ public enum PipelineBench {
         return 2 * Double(m * n * k) / t / 1e9
     }
 
+    /// `precision` must be resolved (not `.auto`); with `baseline`, each round runs the baseline
+    /// precision first, then `precision`, and both medians are reported.
     public static func run(
         model: GSASRModel, modelName: String, image: [Float], width: Int, height: Int, scale: Double,
-        mode: RasterMode, dmax: Float, repeats: Int
+        mode: RasterMode, dmax: Float, repeats: Int, precision: Precision = .f32, baseline: Precision? = nil
     ) throws -> Report {
         let up = Upscaler(model: model, dmax: dmax, mode: mode)
         let plan = try up.plan(width: width, height: height, scale: scale)
         // Warm-up (page faults, lazy BLAS init), then medians of each stage.
         var enc: [Double] = [], dec: [Double] = [], ras: [Double] = []
+        var benc: [Double] = [], bdec: [Double] = [], bras: [Double] = []
         for i in 0...max(1, repeats) {
+            if let baseline {
+                try model.setPrecision(baseline)
+                let r = try up.upscale(rgb: image, width: width, height: height, scale: scale)
+                if i > 0 {
+                    benc.append(r.timings.encoder)
+                    bdec.append(r.timings.decoder)
+                    bras.append(r.timings.rasterizer)
+                }
+            }
+            try model.setPrecision(precision)
             let r = try up.upscale(rgb: image, width: width, height: height, scale: scale)
             if i == 0 { continue }
             enc.append(r.timings.encoder)
@@ -58,6 +83,13 @@ public enum PipelineBench {
         }
         func median(_ a: [Double]) -> Double { a.sorted()[a.count / 2] }
         let e = median(enc), d = median(dec), r = median(ras)
+        var base: Baseline? = nil
+        if let baseline {
+            let (be, bd, br) = (median(benc), median(bdec), median(bras))
+            base = Baseline(
+                precision: baseline.rawValue, encoderSeconds: be, decoderSeconds: bd, rasterizerSeconds: br,
+                totalSeconds: be + bd + br, decoderSpeedup: bd / d, totalSpeedup: (be + bd + br) / (e + d + r))
+        }
         let parts = decoderProfile(up, image: image, plan: plan)
         let decF = model.decoder.flops(featureHeight: plan.paddedHeight, featureWidth: plan.paddedWidth)
         let encF = model.encoder.flops(height: plan.paddedHeight, width: plan.paddedWidth)
@@ -69,7 +101,8 @@ public enum PipelineBench {
             threads: Parallel.threadCount, repeats: repeats, encoderSeconds: e, decoderSeconds: d,
             rasterizerSeconds: r, totalSeconds: e + d + r, encoderGFLOP: encF / 1e9, decoderGFLOP: decF / 1e9,
             decoderGFLOPS: decF / d / 1e9, sgemmGFLOPS: sg, decoderToSgemmRatio: (decF / d / 1e9) / sg,
-            peakRSSMiB: ProcessStats.peakRSSMiB(), decoderParts: parts)
+            peakRSSMiB: ProcessStats.peakRSSMiB(), decoderParts: parts, precision: model.precision.rawValue,
+            baseline: base)
     }
 
     /// One more decoder run, timed between its taps (which mark the ends of the official
@@ -102,14 +135,23 @@ public enum PipelineBench {
     public static func format(_ r: Report) -> String {
         """
         model \(r.model), LR \(r.lrWidth)x\(r.lrHeight), scale x\(r.scale) -> \(r.outputWidth)x\(r.outputHeight), \
-        \(r.gaussians) Gaussians, raster \(r.rasterMode), \(r.threads) threads, median of \(r.repeats)
+        \(r.gaussians) Gaussians, raster \(r.rasterMode), \(r.threads) threads, median of \(r.repeats), precision \(r.precision)
           encoder     \(String(format: "%8.3f s", r.encoderSeconds))  (\(String(format: "%.1f", r.encoderGFLOP)) GFLOP)
           decoder     \(String(format: "%8.3f s", r.decoderSeconds))  (\(String(format: "%.1f", r.decoderGFLOP)) GFLOP, \(String(format: "%.1f", r.decoderGFLOPS)) GFLOP/s)
           rasterizer  \(String(format: "%8.3f s", r.rasterizerSeconds))
           total       \(String(format: "%8.3f s", r.totalSeconds))
           sgemm (same run, 9216x720x180) \(String(format: "%.1f", r.sgemmGFLOPS)) GFLOP/s; decoder/sgemm ratio \(String(format: "%.2f", r.decoderToSgemmRatio))
           peak RSS    \(String(format: "%.0f", r.peakRSSMiB)) MiB
-        """ + partsTable(r) + (r.blas.map { "\n" + BLASBench.format($0) + String(format: "\ndecoder / best sgemm ratio %.2f", r.decoderGFLOPS / $0.bestSgemmGFLOPS) } ?? "")
+        """ + baselineLines(r) + partsTable(r) + (r.blas.map { "\n" + BLASBench.format($0) + String(format: "\ndecoder / best sgemm ratio %.2f", r.decoderGFLOPS / $0.bestSgemmGFLOPS) } ?? "")
+    }
+
+    static func baselineLines(_ r: Report) -> String {
+        guard let b = r.baseline else { return "" }
+        return String(
+            format: "\n  %@ in the same rounds: encoder %.3f s, decoder %.3f s, rasterizer %.3f s, total %.3f s"
+                + "\n  %@ / %@: decoder %.2fx, total %.2fx",
+            b.precision, b.encoderSeconds, b.decoderSeconds, b.rasterizerSeconds, b.totalSeconds, b.precision,
+            r.precision, b.decoderSpeedup, b.totalSpeedup)
     }
 
     static func partsTable(_ r: Report) -> String {

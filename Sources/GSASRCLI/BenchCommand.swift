@@ -46,11 +46,21 @@ struct PipelineBenchCommand: ParsableCommand {
     @Option(help: "Also write the figures as JSON to this file.")
     var json: String?
 
+    @OptionGroup var precisionOptions: PrecisionOptions
+
+    @Option(
+        help:
+            "Also time this precision in the same rounds (each round runs it first) and print the ratios, e.g. --precision bf16 --against f32."
+    )
+    var against: Precision?
+
     func run() throws {
         try setThreads(jobs)
         let scale = try parseScale(scale)
         let mode = try parseRasterMode(rasterMode)
         guard repeats >= 1 && repeats <= 100 else { throw CLIError("--repeats must be in 1...100") }
+        let precision = try precisionOptions.resolvedForBench()
+        let baseline = try against.map { try $0.resolve(qualityGateHolds: false).precision }
         let (model, name) = try modelOptions.load()
         let img = try ImageIO.load(URL(fileURLWithPath: input)).rgb
         var pixels = img.pixels, w = img.width, h = img.height
@@ -62,7 +72,7 @@ struct PipelineBenchCommand: ParsableCommand {
         }
         var report = try PipelineBench.run(
             model: model, modelName: name, image: pixels, width: w, height: h, scale: scale, mode: mode,
-            dmax: try parseDmax(dmax), repeats: repeats)
+            dmax: try parseDmax(dmax), repeats: repeats, precision: precision, baseline: baseline)
         report.blas = BLASBench.run(executable: Bundle.main.executablePath)
         print(PipelineBench.format(report))
         try writeBenchJSON(report, to: json)

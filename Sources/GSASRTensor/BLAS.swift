@@ -17,6 +17,7 @@
 // since 0.2.20 has for these extensions; newer names (Cooperlake, Sapphire Rapids, Zen) use the
 // same sgemm kernels.
 import CBF16
+import Foundation
 
 #if canImport(Accelerate)
     import Accelerate
@@ -257,46 +258,65 @@ public enum BLAS {
     }
 }
 
-/// bf16 products (issue 26, first step): oneDNN's matmul with bf16 inputs and float32
-/// accumulation and output, on CPUs that multiply bf16 natively (AVX512_BF16, AMX). Weights
-/// (PyTorch's out x in layout) are converted and reordered once, when a ``BF16Matmul`` is made;
-/// activations are converted per call (``BF16/convert``). Not used by the models yet: this is the
-/// layer the precision option will be built on, measured by `gsasr bench blas`.
+/// bf16 products (issue 26): oneDNN's matmul with bf16 inputs and float32 accumulation and
+/// output, on CPUs that multiply bf16 natively (AVX512_BF16, AMX). Weights (PyTorch's out x in
+/// layout) are converted and reordered once, when a ``BF16GEMM`` is made; activations are
+/// converted by the passes that feed the product (``BF16/convert(_:_:count:)``).
 package enum BF16 {
     /// Whether this CPU multiplies bf16 natively, and oneDNN's name for its instruction set.
+    /// `GSASR_NO_BF16=1` in the environment masks the feature (as if the CPU had none): the
+    /// way to check the refusal and the fallback on a machine that has it.
     package static let native: (yes: Bool, isa: String) = {
         var name = [CChar](repeating: 0, count: 64)
         let yes = cbf16_native(&name, name.count) != 0
-        return (yes, name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        let isa = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        if let mask = ProcessInfo.processInfo.environment["GSASR_NO_BF16"], !mask.isEmpty, mask != "0" {
+            return (false, isa + ", masked by GSASR_NO_BF16")
+        }
+        return (yes, isa)
     }()
 
-    /// bf16 of each float, rounded to nearest even.
+    /// bf16 of each float, rounded to nearest even (VCVTNEPS2BF16 where the CPU has it).
     package static func convert(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, count: Int) {
         cbf16_from_float(x, y, count)
     }
+
+    /// The same for `rows` rows of `cols` floats, row strides `ldx` and `ldy`.
+    package static func convert(
+        rows: Int, cols: Int, _ x: UnsafePointer<Float>, ldx: Int, _ y: UnsafeMutablePointer<UInt16>, ldy: Int
+    ) {
+        cbf16_from_float_rows(x, Int64(ldx), Int64(rows), Int64(cols), y, Int64(ldy))
+    }
 }
 
-/// C (m x n) = A (m x k, bf16) · Wᵀ (W: n x k), through one oneDNN primitive for this shape.
-package final class BF16Matmul {
+/// C (m x n, row stride ldc) = A (m x k bf16, row stride lda) · Wᵀ (W: n x k floats, converted
+/// to bf16 and reordered once, here). One oneDNN primitive with m and the strides left to run
+/// time; each ``run(m:a:lda:c:ldc:)`` is single-threaded on the calling thread (its own stream
+/// and scratchpad), so callers split rows over `Parallel` workers as for float32.
+package final class BF16GEMM: @unchecked Sendable {
     private let handle: OpaquePointer
-    package let m: Int, k: Int, n: Int
+    package let k: Int, n: Int
 
-    package init(m: Int, k: Int, n: Int, weights: UnsafePointer<Float>) throws {
+    package init(k: Int, n: Int, weights: UnsafePointer<Float>) throws {
+        guard BF16.native.yes else { throw BF16Error("bf16: this CPU has no native bf16 (\(BF16.native.isa))") }
         var message = [CChar](repeating: 0, count: 256)
-        guard let h = cbf16_matmul_create(Int64(m), Int64(k), Int64(n), weights, &message, message.count) else {
+        guard let h = cbf16_gemm_create(Int64(k), Int64(n), weights, &message, message.count) else {
             throw BF16Error(message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
         handle = h
-        (self.m, self.k, self.n) = (m, k, n)
+        (self.k, self.n) = (k, n)
     }
 
-    deinit { cbf16_matmul_destroy(handle) }
+    deinit { cbf16_gemm_destroy(handle) }
 
-    /// Runs the product with oneDNN's OpenMP team set to `Parallel.threadCount` (call it from
-    /// one thread, outside `Parallel` work, so that the pools never nest).
-    package func run(a: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>) throws {
-        cbf16_set_threads(Int32(Parallel.threadCount))
-        guard cbf16_matmul_run(handle, a, c) == 0 else { throw BF16Error("oneDNN: the bf16 matmul failed") }
+    /// oneDNN's implementation ("gemm:jit", ...).
+    package var implementation: String { String(cString: cbf16_gemm_implementation(handle)) }
+
+    /// Runs the product on this thread. A failure inside oneDNN (it allocates nothing per call
+    /// but small descriptors) is a programming error, not an input error: it stops the process.
+    package func run(m: Int, a: UnsafePointer<UInt16>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let rc = cbf16_gemm_run(handle, Int64(m), a, Int64(lda), c, Int64(ldc))
+        precondition(rc == 0, "oneDNN: the bf16 product \(m)x\(k)x\(n) failed")
     }
 }
 

@@ -10,6 +10,8 @@ public struct Conv3x3Weights: @unchecked Sendable {
     /// (cout × 9·cin), column index (ky·3 + kx)·cin + ci.
     public let weight: Tensor
     public let bias: Tensor
+    /// The bf16 copy of the Winograd products, when the model runs in bf16.
+    public let precision: PrecisionSlot
 
     /// From tensors already in our layout: weight (cout × 9·cin), bias (cout).
     public init(weight: Tensor, bias: Tensor, cout: Int, cin: Int) {
@@ -18,6 +20,7 @@ public struct Conv3x3Weights: @unchecked Sendable {
         self.cout = cout
         self.weight = weight
         self.bias = bias
+        precision = PrecisionSlot(convWeight: weight, bias: bias, cin: cin, cout: cout)
     }
 
     /// From PyTorch layout (cout, cin, 3, 3).
@@ -35,6 +38,7 @@ public struct Conv3x3Weights: @unchecked Sendable {
         }
         weight = Tensor(shape: [cout, 9 * cin], values: r)
         bias = Tensor(shape: [cout], values: b)
+        precision = PrecisionSlot(convWeight: weight, bias: bias, cin: cin, cout: cout)
     }
 }
 

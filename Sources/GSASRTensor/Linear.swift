@@ -9,11 +9,22 @@ public enum Kernels {
     package static func linear(
         x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int,
-        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false, parallel: Bool = true
+        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false, parallel: Bool = true,
+        bf16: BF16GEMM? = nil
     ) {
         if m == 0 { return }
         let body: (Range<Int>) -> Void = { rows in
             let yr = y + rows.lowerBound * ldy
+            if let g = bf16 {
+                // bf16 products (``Precision``): this block's rows of X rounded to bf16, the
+                // weights' bf16 copy, float32 accumulation; then the same bias / ReLU pass.
+                precondition(g.k == k && g.n == n, "linear: bf16 product \(g.k)x\(g.n) for \(k)x\(n)")
+                let xb = UnsafeMutablePointer<UInt16>.allocate(capacity: rows.count * k)
+                defer { xb.deallocate() }
+                BF16.convert(rows: rows.count, cols: k, x + rows.lowerBound * ldx, ldx: ldx, xb, ldy: k)
+                linearBF16(xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, accumulate: accumulate, relu: relu)
+                return
+            }
             if relu && !accumulate {
                 // Y = relu(X·Wᵀ + b): the GEMM writes X·Wᵀ, then one pass adds the bias and
                 // applies the ReLU (instead of a bias copy, a GEMM that reads it back, and a
@@ -48,6 +59,33 @@ public enum Kernels {
             Parallel.forBlocks(m, block: Parallel.blockLength(m, minBlock: 64), body)
         } else {
             body(0..<m)
+        }
+    }
+
+    /// y (rows × n, leading dim ldy) = xb (bf16 rows, leading dim ldx) · Wᵀ [+ bias] [ReLU]
+    /// [+= y if accumulate], on this thread: the bf16 product writes float32, then one pass adds
+    /// the bias and applies the ReLU (or adds into y).
+    package static func linearBF16(
+        _ xb: UnsafePointer<UInt16>, ldx: Int, rows: Int, _ g: BF16GEMM, bias: UnsafePointer<Float>?,
+        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false
+    ) {
+        let n = g.n
+        if !accumulate {
+            g.run(m: rows, a: xb, lda: ldx, c: y, ldc: ldy)
+            if relu {
+                for r in 0..<rows { biasRelu(y + r * ldy, bias, n) }
+            } else if let bias {
+                for r in 0..<rows { add(y + r * ldy, bias, n) }
+            }
+            return
+        }
+        let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
+        defer { t.deallocate() }
+        g.run(m: rows, a: xb, lda: ldx, c: t, ldc: n)
+        for r in 0..<rows {
+            let row = y + r * ldy
+            add(row, t + r * n, n)
+            if let bias { add(row, bias, n) }  // no ReLU when accumulating, as the float32 form
         }
     }
 

@@ -233,7 +233,8 @@ extension Kernels {
         let cin = p.cin, cout = p.cout
         if h == 0 || w == 0 { return }
         let plan = WinogradPlan(height: h, width: w, cin: cin, cout: cout)
-        let u = winogradWeights(p)
+        let bf16 = p.precision.winograd
+        let u = bf16 == nil ? winogradWeights(p) : UnsafeMutablePointer<Float>.allocate(capacity: 0)
         defer { u.deallocate() }
         withExtendedLifetime(p.bias) {
             let bp = p.bias.ptr
@@ -243,6 +244,19 @@ extension Kernels {
                 let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tiles * cout)
                 defer { v.deallocate(); m.deallocate() }
                 winogradInput(x, plan: plan, cin: cin, rows: rows, into: v)
+                if let products = bf16 {
+                    // bf16 (``Precision``): V rounded to bf16, U_ξ in bf16 since the switch,
+                    // float32 accumulation into M.
+                    let vb = UnsafeMutablePointer<UInt16>.allocate(capacity: 16 * tiles * cin)
+                    defer { vb.deallocate() }
+                    BF16.convert(v, vb, count: 16 * tiles * cin)
+                    for xi in 0..<16 {
+                        products[xi].run(
+                            m: tiles, a: vb + xi * tiles * cin, lda: cin, c: m + xi * tiles * cout, ldc: cout)
+                    }
+                    winogradOutput(m, plan: plan, cout: cout, rows: rows, bias: bp, y: y)
+                    return
+                }
                 for xi in 0..<16 {
                     BLAS.sgemm(
                         transA: false, transB: true, m: tiles, n: cout, k: cin, alpha: 1, a: v + xi * tiles * cin,

@@ -1,11 +1,14 @@
 // bf16 matrix products through oneDNN (Debian's libdnnl 2.6), for CPUs that multiply bf16
-// natively (AVX512_BF16, AMX). C = A · Bᵀ with A (M x K) in bf16, B (N x K, PyTorch's Linear
-// layout) converted once to bf16 in the blocked layout oneDNN's kernel asks for, C (M x N) in
-// float32; oneDNN accumulates in float32. One primitive per shape, created once.
+// natively (AVX512_BF16, AMX). C = A · Wᵀ with A (M x K) in bf16, W (N x K, PyTorch's Linear
+// layout) converted once to bf16 in the layout oneDNN's kernel asks for, C (M x N) in float32;
+// oneDNN accumulates in float32. One primitive per weight matrix, created once with M and the
+// row strides left to run time, so any number of rows and any leading dimensions use it.
 //
-// Threads: oneDNN here runs on OpenMP (libgomp); `cbf16_set_threads` sets its team size. Callers
-// run these products from one thread while their own workers are idle, so the two thread pools
-// never nest and never add up to more than the cores.
+// Threads: every call runs single-threaded on the calling thread (its OpenMP team is set to
+// one thread first); callers split rows over their own workers, as they do for float32, so
+// the two thread pools never nest and never add up to more than the cores. Each calling
+// thread has its own oneDNN stream and scratchpad (freed when the thread exits), so products
+// may run concurrently from several threads.
 #ifndef CBF16_H
 #define CBF16_H
 
@@ -16,27 +19,31 @@
 extern "C" {
 #endif
 
-typedef struct cbf16_matmul cbf16_matmul;
+typedef struct cbf16_gemm cbf16_gemm;
 
 /// 1 when oneDNN's best instruction set on this CPU multiplies bf16 natively (AVX512_BF16 or
 /// AMX), else 0. `isa_name` receives a short name of that instruction set.
 int cbf16_native(char *isa_name, size_t isa_name_size);
 
-/// Sets the number of OpenMP threads oneDNN uses (at least 1).
-void cbf16_set_threads(int threads);
-
-/// A product of shape M x K times (N x K)ᵀ. `weights` (N x K floats, row-major) is converted to
+/// A product with K inputs and N outputs. `weights` (N x K floats, row-major) is converted to
 /// bf16 and reordered now; it is not kept. NULL on failure, with a one-line reason.
-cbf16_matmul *cbf16_matmul_create(int64_t m, int64_t k, int64_t n, const float *weights, char *message,
-                                  size_t message_size);
+cbf16_gemm *cbf16_gemm_create(int64_t k, int64_t n, const float *weights, char *message, size_t message_size);
 
-/// C (M x N floats) = A (M x K bf16) · Bᵀ. Returns 0, or -1.
-int cbf16_matmul_run(cbf16_matmul *matmul, const uint16_t *a, float *c);
+/// C (M rows of N floats, row stride ldc) = A (M rows of K bf16, row stride lda) · Wᵀ, on the
+/// calling thread. Returns 0, or -1.
+int cbf16_gemm_run(const cbf16_gemm *gemm, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc);
 
-void cbf16_matmul_destroy(cbf16_matmul *matmul);
+/// oneDNN's name of the implementation it chose ("gemm:jit", "brg:avx512_core_bf16", ...).
+const char *cbf16_gemm_implementation(const cbf16_gemm *gemm);
 
-/// bf16 of each float, rounded to nearest even (NaN stays a quiet NaN).
+void cbf16_gemm_destroy(cbf16_gemm *gemm);
+
+/// bf16 of each float, rounded to nearest even (NaN stays a quiet NaN). With AVX512_BF16 the
+/// instruction VCVTNEPS2BF16 does it (which also flushes subnormal inputs to zero).
 void cbf16_from_float(const float *x, uint16_t *y, size_t count);
+
+/// The same for `rows` rows of `cols` floats (row strides ldx, ldy).
+void cbf16_from_float_rows(const float *x, int64_t ldx, int64_t rows, int64_t cols, uint16_t *y, int64_t ldy);
 
 #ifdef __cplusplus
 }

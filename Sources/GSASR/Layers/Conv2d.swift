@@ -13,6 +13,7 @@ public struct Conv2d: @unchecked Sendable {
             "weight", [cout, cin, 3, 3], .uniform(bound: bound), layout: .conv3x3(cout: cout, cin: cin))
         let b = try s.parameter("bias", [cout], .uniform(bound: bound))
         weights = Conv3x3Weights(weight: w, bias: b, cout: cout, cin: cin)
+        s.registerProduct(weights.precision)
     }
 
     public func callAsFunction(_ x: Tensor, height: Int, width: Int) -> Tensor {

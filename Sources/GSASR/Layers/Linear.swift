@@ -7,6 +7,8 @@ import GSASRTensor
 public struct Linear: @unchecked Sendable {
     public let weight: Tensor
     public let bias: Tensor?
+    /// The bf16 copy of the weight when the model runs in bf16 (``Precision``).
+    public let precision: PrecisionSlot
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
@@ -18,19 +20,26 @@ public struct Linear: @unchecked Sendable {
         let bound = 1 / Double(inF).squareRoot()
         weight = try s.parameter("weight", [outF, inF], .uniform(bound: bound), into: into?.weight)
         bias = hasBias ? try s.parameter("bias", [outF], .uniform(bound: bound), into: into?.bias) : nil
+        precision = PrecisionSlot(linear: weight, k: inF, n: outF)
+        // A row block of a stacked layer computes through the stacked one, registered there.
+        if into == nil { s.registerProduct(precision) }
     }
 
     public init(weight: Tensor, bias: Tensor?) {
         self.weight = weight
         self.bias = bias
+        precision = PrecisionSlot(linear: weight, k: weight.shape[1], n: weight.shape[0])
     }
 
     /// Uninitialised storage for `outs.count` layers of `in` inputs stacked along their outputs
     /// (one GEMM computes all of them, each output block in its own columns: the same dot
     /// products), and its row views, one per layer, for their declarations to fill (`into:`).
-    public static func stacked(in inF: Int, outs: [Int]) -> (stacked: Linear, views: [Linear]) {
+    /// The stacked layer is registered with `s` for the precision switch (its views are not:
+    /// they compute through it).
+    public static func stacked(_ s: ParameterSource, in inF: Int, outs: [Int]) -> (stacked: Linear, views: [Linear]) {
         let n = outs.reduce(0, +)
         let l = Linear(weight: Tensor(uninitialized: [n, inF]), bias: Tensor(uninitialized: [n]))
+        s.registerProduct(l.precision)
         return (l, l.split(outs))
     }
 
@@ -50,11 +59,17 @@ public struct Linear: @unchecked Sendable {
     package func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         Kernels.linear(
             x: x, ldx: inFeatures, m: rows, k: inFeatures, weight: weight.ptr, bias: bias?.ptr, n: outFeatures,
-            y: y, ldy: outFeatures)
+            y: y, ldy: outFeatures, bf16: precision.gemm)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        Kernels.linear(x, weight: weight, bias: bias)
+        let k = inFeatures, m = x.count / k
+        precondition(x.shape.last == k, "linear: input width \(x.shape.last ?? 0) vs weight \(weight.shape)")
+        var shape = x.shape
+        shape[shape.count - 1] = outFeatures
+        let y = Tensor(uninitialized: shape)
+        withExtendedLifetime((x, weight, bias)) { self(x.ptr, rows: m, into: y.ptr) }
+        return y
     }
 
     /// Applies the layer to one vector.
@@ -95,7 +110,7 @@ public struct Linear: @unchecked Sendable {
     func rows(_ x: UnsafePointer<Float>, _ rows: Int, into y: UnsafeMutablePointer<Float>, relu: Bool = false) {
         Kernels.linear(
             x: x, ldx: inFeatures, m: rows, k: inFeatures, weight: weight.ptr, bias: bias?.ptr, n: outFeatures, y: y,
-            ldy: outFeatures, relu: relu, parallel: false)
+            ldy: outFeatures, relu: relu, parallel: false, bf16: precision.gemm)
     }
 
     /// The backward of ``rows(_:_:into:relu:)`` without the ReLU: dx = dy·W, dW += dyᵀ·x,

@@ -75,6 +75,7 @@ public final class ParameterSource {
     final class Record {
         var values: Values
         var entries: [StateEntry] = []
+        var precisionSlots: [PrecisionSlot] = []
         init(_ values: Values) { self.values = values }
     }
 
@@ -107,6 +108,13 @@ public final class ParameterSource {
 
     /// The entries declared so far, in declaration (= `state_dict()`) order.
     public var entries: [StateEntry] { record.entries }
+
+    /// Registers a layer's product (a Linear, a 3×3 convolution) for the precision switch
+    /// (``PrecisionSlot``): the layers declared through this source, in declaration order.
+    public func registerProduct(_ slot: PrecisionSlot) { record.precisionSlots.append(slot) }
+
+    /// The products registered so far, in declaration order.
+    public var products: [PrecisionSlot] { record.precisionSlots }
 
     /// The random generator's state after the draws so far (nil when loading).
     public var generator: SplitMix64? {

@@ -99,7 +99,7 @@ public struct WindowCrossAttn: @unchecked Sendable {
             rope = nil
         }
         qhead = try Linear(s("qhead"), in: c, out: c)
-        let (kv, views) = Linear.stacked(in: c, outs: [c, c])
+        let (kv, views) = Linear.stacked(s, in: c, outs: [c, c])
         khead = try Linear(s("khead"), in: c, out: c, into: views[0])
         vhead = try Linear(s("vhead"), in: c, out: c, into: views[1])
         kvhead = kv
@@ -150,7 +150,7 @@ public struct GSSelfAttn: @unchecked Sendable {
             rope = nil
         }
         proj = try Linear(s("proj"), in: c, out: c)
-        let (qkv, views) = Linear.stacked(in: c, outs: [c, c, c])
+        let (qkv, views) = Linear.stacked(s, in: c, outs: [c, c, c])
         qhead = try Linear(s("qhead"), in: c, out: c, into: views[0])
         khead = try Linear(s("khead"), in: c, out: c, into: views[1])
         vhead = try Linear(s("vhead"), in: c, out: c, into: views[2])

@@ -45,8 +45,13 @@ public struct Fea2GS: @unchecked Sendable {
     /// each head's `l0` is a row view of it.
     let fusedHeadInput: Linear
 
+    /// The products the precision switch acts on (``setPrecision(_:)``), from the declaration:
+    /// every registered Linear and 3×3 convolution but the scale MLP's (it runs on one vector).
+    public let products: [PrecisionSlot]
+
     /// The declaration: every parameter and buffer, in `state_dict()` order.
     public init(_ s: ParameterSource, config cfg: Fea2GSConfig) throws {
+        let firstProduct = s.products.count
         try cfg.validate()
         config = cfg
         let c = cfg.channel
@@ -60,7 +65,7 @@ public struct Fea2GS: @unchecked Sendable {
         gsSelfattnBlocks = try (0..<cfg.numSelfattnBlocks).map {
             try GSSelfAttnBlock(s("gs_selfattn_blocks")($0), cfg)
         }
-        let (fused, firsts) = Linear.stacked(in: c, outs: [c, c, c, c, c])
+        let (fused, firsts) = Linear.stacked(s, in: c, outs: [c, c, c, c, c])
         fusedHeadInput = fused
         mlpBlockSigma = try GaussianHead(s("mlp_block_sigma"), channel: c, out: 2, first: firsts[0])
         mlpBlockRho = try GaussianHead(s("mlp_block_rho"), channel: c, out: 1, first: firsts[1])
@@ -73,7 +78,28 @@ public struct Fea2GS: @unchecked Sendable {
         upNet0 = try Conv2d(s("UPNet")(0), in: c, out: c * s1 * s1)
         upNet2 = try Conv2d(s("UPNet")(2), in: c, out: c * s2 * s2)
         convFinal = cfg.rope ? try Conv2d(s("conv_final"), in: c, out: c) : nil
+        let vectorOnly = [scaleMlp0.precision, scaleMlp2.precision]
+        products = s.products[firstProduct...].filter { p in !vectorOnly.contains { $0 === p } }
     }
+
+    /// Whether a product runs in bf16 when the decoder does: the large GEMMs (at least 16
+    /// inputs and 16 outputs). The heads' last layers (1-3 outputs: a memory-bound product that
+    /// oneDNN's bf16 runs slower than OpenBLAS's float32) stay float32, as do the attention
+    /// scores and weighted sums, LayerNorm, softmax and the rasterizer, which are not products
+    /// of weights. Measured: Benchmarks/README.md, "bf16 decoder".
+    public static func runsInBF16(_ p: PrecisionSlot) -> Bool { p.inputs >= 16 && p.outputs >= 16 }
+
+    /// Switches the decoder's large products to bf16 (their weights converted and reordered
+    /// once, now) or back to float32 (the copies dropped). `.auto` must be resolved first
+    /// (``Precision/resolve(qualityGateHolds:)``). Call it while no forward runs; training
+    /// refuses a bf16 model (the copies would not follow the optimiser's updates).
+    public func setPrecision(_ p: Precision) throws {
+        precondition(p != .auto, "setPrecision: resolve .auto first")
+        for slot in products { try slot.set(bf16: p == .bf16 && Fea2GS.runsInBF16(slot)) }
+    }
+
+    /// `.bf16` when any product runs in bf16, else `.f32`.
+    public var precision: Precision { products.contains { $0.isBF16 } ? .bf16 : .f32 }
 
     /// Size of the Gaussian grid for a padded feature map of hp × wp.
     public func gaussianGrid(featureHeight hp: Int, featureWidth wp: Int) -> (height: Int, width: Int) {
@@ -346,6 +372,7 @@ public struct Fea2GS: @unchecked Sendable {
         let refY = Array(Fea2GS.referencePoints(f.globalHeight)[f.originY..<(f.originY + gh)])
         let fgw = Float(f.globalWidth), fgh = Float(f.globalHeight)
         let xp = x.ptr, op = out.ptr
+        let bf16Heads = heads.allSatisfy { $0.l2.precision.gemm != nil }
         for slice in 0..<Fea2GS.headsSlices {
             let first = chunks * slice / Fea2GS.headsSlices, last = chunks * (slice + 1) / Fea2GS.headsSlices
             Parallel.forEach(last - first) { i in
@@ -358,9 +385,19 @@ public struct Fea2GS: @unchecked Sendable {
                 defer { h1Own?.deallocate(); h2Own?.deallocate(); o.deallocate() }
                 let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
                 headsFirstLayer(xp + r0 * c, rows: rows, into: h1)
+                // bf16: h1 rounded once for the five second layers.
+                let h1b = bf16Heads ? UnsafeMutablePointer<UInt16>.allocate(capacity: rows * 5 * c) : nil
+                defer { h1b?.deallocate() }
+                if let h1b { BF16.convert(h1, h1b, count: rows * 5 * c) }
                 for (hi, head) in heads.enumerated() {
                     let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
-                    Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2)
+                    if let h1b, let g = head.l2.precision.gemm {
+                        Kernels.linearBF16(
+                            h1b + hi * c, ldx: 5 * c, rows: rows, g, bias: head.l2.bias!.ptr, y: h2, ldy: 4 * c,
+                            relu: true)
+                    } else {
+                        Fea2GS.headSecondLayer(head, h1 + hi * c, rows: rows, channel: c, into: h2)
+                    }
                     let k = head.l4.outFeatures
                     Kernels.linear(
                         x: h2, ldx: 4 * c, m: rows, k: 4 * c, weight: head.l4.weight.ptr, bias: head.l4.bias!.ptr,
@@ -389,7 +426,7 @@ public struct Fea2GS: @unchecked Sendable {
         let c = config.channel
         Kernels.linear(
             x: x, ldx: c, m: rows, k: c, weight: fusedHeadInput.weight.ptr, bias: fusedHeadInput.bias!.ptr,
-            n: 5 * c, y: h1, ldy: 5 * c, relu: true, parallel: false)
+            n: 5 * c, y: h1, ldy: 5 * c, relu: true, parallel: false, bf16: fusedHeadInput.precision.gemm)
     }
 
     /// relu(second layer) of one head from its C columns of h1 (row stride 5C): rows × 4C.

@@ -44,6 +44,29 @@ public struct GSASRModel: @unchecked Sendable {
         self.denominator = d
     }
 
+    /// The precision the decoder's large products run in now (``Precision``).
+    public var precision: Precision { decoder.precision }
+
+    /// Whether this model's bf16 quality was measured and passed the gates of issue 26 (bf16
+    /// against f32 ≥ 45 dB on its outputs, PSNR-Y within 0.05 dB on the validation photos at
+    /// every scale of its card): true for the built-in model (Models/default/README.md, "bf16"),
+    /// which lets `--precision auto` choose bf16 for it. Other models run auto in f32.
+    public var bf16QualityGateHolds = false
+
+    /// Switches the decoder's large products to `requested` (``Fea2GS/setPrecision(_:)``):
+    /// `.bf16` is refused with a one-line error on a CPU without native bf16; `.auto` is bf16
+    /// there only when `qualityGateHolds` (this model's bf16 quality was measured and passed),
+    /// else f32 with the returned note. Returns the precision now in use and that note. The
+    /// encoder stays float32 (a few percent of the time for the EDSR models).
+    @discardableResult
+    public func setPrecision(_ requested: Precision, qualityGateHolds: Bool = false) throws -> (
+        precision: Precision, note: String?
+    ) {
+        let (p, note) = try requested.resolve(qualityGateHolds: qualityGateHolds)
+        try decoder.setPrecision(p)
+        return (p, note)
+    }
+
     /// Builds a model from two state dicts: the encoder recognised by the registry (or the
     /// one `encoderType` names), the decoder with `config` (inferred from the shapes when nil).
     public static func load(
