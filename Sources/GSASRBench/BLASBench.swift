@@ -95,7 +95,7 @@ public enum BLASBench {
         kernels     \(b.coreName) (OPENBLAS_CORETYPE=\(b.coreType ?? "unset"), chosen by \(b.coreTypeChosenBy))
         CPU         \(b.cpu.map { $0 + ": " } ?? "")\(b.cpuExtensions.isEmpty ? "(no x86/Arm vector flags read)" : b.cpuExtensions.joined(separator: " "))
         threads     \(threads) (ours, Parallel) x \(b.blasThreads) (BLAS)
-        precisions  float32; bf16 \(BF16.native.yes ? "native" : "not native") (oneDNN: \(BF16.native.isa); measured by `gsasr bench gemm`, not used by the models yet)
+        precisions  \(Precision.nativePrecisions.map(\.rawValue).joined(separator: ", ")) run natively (oneDNN: \(BF16.native.isa)\(BF16.native.yes ? "; --precision bf16 or auto" : "; --precision bf16 is refused here"))
         """
     }
 

@@ -7,10 +7,10 @@ import GSASRBench
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`), re-rendering an export (`bench render`), float32 vs bf16 GEMMs (`bench gemm`).",
+            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`), re-rendering an export (`bench render`), float32 vs bf16 GEMMs (`bench gemm`), a model in float32 vs bf16 (`bench precision`).",
         subcommands: [
             PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self, TileBenchCommand.self,
-            RenderBenchCommand.self, GEMMBenchCommand.self,
+            RenderBenchCommand.self, GEMMBenchCommand.self, PrecisionBenchCommand.self,
         ],
         defaultSubcommand: PipelineBenchCommand.self)
 }
@@ -367,6 +367,49 @@ struct GEMMBenchCommand: ParsableCommand {
         guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
         let r = try GEMMBench.run(repeats: repeats)
         print(GEMMBench.format(r))
+        try writeBenchJSON(r, to: json)
+    }
+}
+
+struct PrecisionBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "precision",
+        abstract:
+            "A model in float32 and in bf16 on the same input, same run: time of each, PSNR of the bf16 8-bit output against the f32 one.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .shortAndLong, help: "Input image.")
+    var input: String = "Examples/astronaut_48x48.png"
+
+    @Option(help: "Centre-crop the input to at most this side (0: whole image).")
+    var crop: Int = 0
+
+    @Option(name: .shortAndLong, help: "Comma-separated scales.")
+    var scales: String = "2,4,11.3"
+
+    @Option(help: "Timed rounds per scale after a warm-up (interleaved f32, bf16; medians; 1...100).")
+    var repeats: Int = 1
+
+    @Option(name: .short, help: "Threads.")
+    var jobs: Int?
+
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try setThreads(jobs)
+        guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
+        guard crop >= 0 else { throw CLIError("--crop must be 0 or positive") }
+        try PrecisionOptions(precision: .bf16).check()
+        let list = try scales.split(separator: ",").map { try parseScale(String($0)) }
+        let (model, name) = try modelOptions.loadOrDefault()
+        var img = try ImageIO.load(URL(fileURLWithPath: input)).rgb
+        if crop > 0 { img = Evaluation.centerCrop(img, side: crop) }
+        let r = try PrecisionBench.run(
+            model: model, modelName: name, image: img, inputName: URL(fileURLWithPath: input).lastPathComponent,
+            scales: list, repeats: repeats)
+        print(PrecisionBench.format(r))
         try writeBenchJSON(r, to: json)
     }
 }

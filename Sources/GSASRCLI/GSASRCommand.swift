@@ -225,6 +225,8 @@ struct Upscale: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
+    @OptionGroup var precisionOptions: PrecisionOptions
+
     @Option(help: "Rasterization ratio dmax, in normalised image units (paper: 0.1).")
     var dmax: Float = 0.1
 
@@ -295,6 +297,7 @@ struct Upscale: ParsableCommand {
 
     func run() throws {
         try setThreads(jobs)
+        try precisionOptions.check()
         let target = try targetOptions.target()
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)
@@ -322,6 +325,7 @@ struct Upscale: ParsableCommand {
             throw CLIError("\(inURL.lastPathComponent): \(e.message)")
         }
         let (model, _) = try modelOptions.loadOrDefault()
+        try precisionOptions.apply(to: model, quiet: quiet)
         try upscale(
             decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, output: output, to: outURL,
             destination: destination)
@@ -624,6 +628,7 @@ struct Upscale: ParsableCommand {
         var succeeded = 0
         if !jobs.isEmpty {
             let (model, _) = try modelOptions.loadOrDefault()
+            try precisionOptions.apply(to: model, quiet: quiet)
             let up = try makeUpscaler(model, mode: mode, dmax: dmax)
             for job in jobs {
                 do {

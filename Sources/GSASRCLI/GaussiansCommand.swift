@@ -26,6 +26,8 @@ struct Gaussians: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
+    @OptionGroup var precisionOptions: PrecisionOptions
+
     @Option(help: "Rasterization ratio dmax, in normalised image units (paper: 0.1); stored for rendering.")
     var dmax: Float = 0.1
 
@@ -43,6 +45,7 @@ struct Gaussians: ParsableCommand {
 
     func run() throws {
         try setThreads(jobs)
+        try precisionOptions.check()
         let target = try targetOptions.target()
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)
@@ -58,6 +61,7 @@ struct Gaussians: ParsableCommand {
         let img = decoded.rgb
         let request = try target.request(inputWidth: img.width, inputHeight: img.height)
         let (model, name) = try modelOptions.loadOrDefault()
+        try precisionOptions.apply(to: model, quiet: quiet)
         var up = Upscaler(model: model, dmax: dmax, mode: mode)
         up.memoryLimitBytes = Int(maxMemoryGib * Double(1 << 30))
         if decoded.alpha != nil { note("gsasr: note: the alpha channel is not exported (Gaussians carry RGB)\n") }

@@ -14,6 +14,16 @@ struct PrecisionOptions: ParsableArguments {
         ))
     var precision: Precision = .f32
 
+    init() {}
+    init(precision: Precision) { self.precision = precision }
+
+    /// Refuses `bf16` on a CPU without native bf16 before any work (one line, nothing written).
+    func check() throws {
+        do { _ = try precision.resolve(qualityGateHolds: false) } catch let e as PrecisionError {
+            throw CLIError(e.description)
+        }
+    }
+
     /// Switches `model` to the requested precision; a note (auto falling back) goes to stderr.
     @discardableResult
     func apply(to model: GSASRModel, quiet: Bool = false) throws -> Precision {

@@ -112,8 +112,11 @@ struct Serve: ParsableCommand {
         return l
     }
 
+    @OptionGroup var precisionOptions: PrecisionOptions
+
     func run() throws {
         guard (0...65535).contains(port) else { throw CLIError("port \(port) is not in 0...65535") }
+        try precisionOptions.check()
         var limits = try limits()
         let dmax = try parseDmax(dmax)
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -134,6 +137,7 @@ struct Serve: ParsableCommand {
         }
         // The input limit and the memory limit must agree: derive the first from the second,
         // or refuse a given one that the memory cannot hold.
+        for (_, model) in loaded { try precisionOptions.apply(to: model) }
         let fitting = limits.largestInputPixels(models: loaded.map(\.model))
         let side = Int(Double(fitting).squareRoot())
         guard fitting > 0 else {

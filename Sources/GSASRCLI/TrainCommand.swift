@@ -149,6 +149,8 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
+    @OptionGroup var precisionOptions: PrecisionOptions
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -174,6 +176,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try setThreads(threads)
+        try precisionOptions.check()
         let list = try scales.split(separator: ",").map { try parseScale(String($0)) }
         guard !list.isEmpty else { throw CLIError("no scales given") }
         for s in list where s < 1 { throw CLIError("scale \(s) is below 1") }
@@ -183,11 +186,12 @@ struct Eval: ParsableCommand {
         }
         guard Set(geometries).count == geometries.count else { throw CLIError("--geometry lists a geometry twice") }
         let (model, name) = try modelOptions.loadOrDefault()
+        let precision = try precisionOptions.apply(to: model)
         let images = try Evaluation.loadFolder(hr).map { Evaluation.centerCrop($0.image, side: crop) }
         let results = try Evaluation.evaluate(
             images: images, scales: list, upscaler: Upscaler(model: model, dmax: try parseDmax(dmax)),
             geometries: geometries, shifts: shifts)
-        print("model \(name) on \(images.count) images of \(hr)")
+        print("model \(name) on \(images.count) images of \(hr), precision \(precision)")
         print("scale   geometry  PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic" + (shifts ? "   shift TL / BR (px)" : ""))
         for r in results {
             for g in r.geometries {
@@ -208,9 +212,11 @@ struct Eval: ParsableCommand {
                 var model: String
                 var hr: String
                 var images: Int
+                var precision: String
                 var scales: [Evaluation.ScaleResult]
             }
-            let data = try encoder.encode(Report(model: name, hr: hr, images: images.count, scales: results))
+            let data = try encoder.encode(
+                Report(model: name, hr: hr, images: images.count, precision: precision.rawValue, scales: results))
             try TrainingFiles.atomicWrite(data, to: URL(fileURLWithPath: json))
         }
     }

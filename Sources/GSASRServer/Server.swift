@@ -134,6 +134,8 @@ public struct GSASRServer: Sendable {
             var memoryBoundBytes: Int
         }
         var models: [String]
+        /// Per model, the precision of its decoder's large products (`gsasr serve --precision`).
+        var precisions: [String: String]
         var limits: Limits
         var jobs: JobStore.Counts
         var version: String
@@ -143,6 +145,8 @@ public struct GSASRServer: Sendable {
         let l = limits
         return Info(
             models: store.models.map(\.name),
+            precisions: Dictionary(
+                store.models.map { ($0.name, $0.upscaler.model.precision.rawValue) }, uniquingKeysWith: { a, _ in a }),
             limits: .init(
                 maxUploadBytes: l.maxUploadBytes, maxInputPixels: l.maxInputPixels, maxOutputPixels: l.maxOutputPixels,
                 maxScale: l.maxScale, maxZoom: l.maxZoom, maxZoomPixels: l.maxZoomPixels,

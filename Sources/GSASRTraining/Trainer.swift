@@ -46,8 +46,12 @@ public final class Trainer: @unchecked Sendable {
         public var step: StepResult
     }
 
+    /// Training runs in float32: a model switched to bf16 is switched back here (its bf16
+    /// copies would not follow the optimiser's updates).
     public init(settings: TrainingSettings, model: GSASRModel) {
         self.settings = settings
+        // f32 is never refused.
+        _ = try? model.setPrecision(.f32)
         self.model = model
         rasterizer = Rasterizer(mode: .fast, dmax: Float(settings.dmax))
         encoderEntries = model.encoderState

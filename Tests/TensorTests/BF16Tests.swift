@@ -17,9 +17,11 @@ struct BF16Tests {
         BF16.convert(a, &a16, count: a.count)
         BF16.convert(w, &w16, count: w.count)
         func f(_ b: UInt16) -> Double { Double(Float(bitPattern: UInt32(b) << 16)) }
-        let mm = try w.withUnsafeBufferPointer { try BF16Matmul(m: m, k: k, n: n, weights: $0.baseAddress!) }
+        let g = try w.withUnsafeBufferPointer { try BF16GEMM(k: k, n: n, weights: $0.baseAddress!) }
         var c = [Float](repeating: 0, count: m * n)
-        try a16.withUnsafeBufferPointer { ap in try c.withUnsafeMutableBufferPointer { try mm.run(a: ap.baseAddress!, c: $0.baseAddress!) } }
+        a16.withUnsafeBufferPointer { ap in
+            c.withUnsafeMutableBufferPointer { g.run(m: m, a: ap.baseAddress!, lda: k, c: $0.baseAddress!, ldc: n) }
+        }
         var errRounded = 0.0, errF32 = 0.0, norm = 0.0
         for i in 0..<m {
             for j in 0..<n {
@@ -38,6 +40,37 @@ struct BF16Tests {
         print("bf16 \(m)x\(k)x\(n) (\(BF16.native.isa)): relative L2 error vs the rounded inputs' product \(relRounded), vs the float product \(relF32)")
         #expect(relRounded < 1e-5)
         #expect(relF32 > 1e-4 && relF32 < 1e-2)
+    }
+
+    /// One product made once serves any number of rows and any row strides (m and the strides
+    /// are run-time dimensions), from several threads at once: row blocks of a strided A
+    /// computed concurrently equal the whole product computed in one call, bit for bit.
+    @Test func rowBlocksFromThreadsEqualOneCall() throws {
+        let m = 1000, k = 96, n = 80, lda = 101, ldc = 85
+        var rng = SystemRandomNumberGenerator()
+        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let a = (0..<(m * lda)).map { _ in UInt16.random(in: 0x3C00...0x3FFF, using: &rng) }  // bf16 in [2^-7, 2)
+        let g = try w.withUnsafeBufferPointer { try BF16GEMM(k: k, n: n, weights: $0.baseAddress!) }
+        var whole = [Float](repeating: .nan, count: m * ldc), blocks = whole
+        a.withUnsafeBufferPointer { ap in
+            whole.withUnsafeMutableBufferPointer { g.run(m: m, a: ap.baseAddress!, lda: lda, c: $0.baseAddress!, ldc: ldc) }
+            blocks.withUnsafeMutableBufferPointer { cp in
+                let (ab, cb) = (ap.baseAddress!, cp.baseAddress!)
+                // Uneven blocks (1, 7, 64, ... rows) on the worker threads.
+                let cuts = [0, 1, 8, 72, 300, 301, 640, 999, 1000]
+                DispatchQueue.concurrentPerform(iterations: cuts.count - 1) { i in
+                    let r0 = cuts[i], rows = cuts[i + 1] - r0
+                    g.run(m: rows, a: ab + r0 * lda, lda: lda, c: cb + r0 * ldc, ldc: ldc)
+                }
+            }
+        }
+        var differ = 0
+        for r in 0..<m { for j in 0..<n where whole[r * ldc + j].bitPattern != blocks[r * ldc + j].bitPattern { differ += 1 } }
+        // The padding columns between n and ldc are never written.
+        let untouched = (0..<m).allSatisfy { r in (n..<ldc).allSatisfy { whole[r * ldc + $0].isNaN } }
+        print("bf16 \(g.implementation): \(differ) of \(m * n) outputs differ between row blocks on threads and one call")
+        #expect(differ == 0)
+        #expect(untouched)
     }
 
     @Test func roundingIsToNearestEven() {

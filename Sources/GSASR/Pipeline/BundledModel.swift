@@ -16,10 +16,14 @@ extension GSASRModel {
         let enc = bytes { gsasr_default_model_encoder($0) }
         let dec = bytes { gsasr_default_model_decoder($0) }
         let cfg = bytes { gsasr_default_model_config($0) }
-        return try load(
+        var model = try load(
             encoder: Safetensors.load(data: enc, name: "encoder.safetensors (built in)"),
             encoderLabel: "encoder.safetensors (built in)",
             decoder: Safetensors.load(data: dec, name: "decoder.safetensors (built in)"),
             decoderLabel: "decoder.safetensors (built in)", configFile: ModelConfigFile.parse(cfg))
+        // Its bf16 quality was measured against f32 (Models/default/README.md, "bf16"): ≥ 45 dB
+        // between the outputs, PSNR-Y within 0.05 dB at every scale of its card.
+        model.bf16QualityGateHolds = true
+        return model
     }
 }
