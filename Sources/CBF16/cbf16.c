@@ -25,6 +25,8 @@ typedef struct {
     dnnl_stream_t stream;
     void *scratch;
     size_t scratch_size;
+    uint16_t *buffers[2];
+    size_t buffer_counts[2];
 } thread_state;
 static pthread_key_t state_key;
 
@@ -33,6 +35,8 @@ static void free_state(void *p) {
     if (s == NULL) return;
     if (s->stream) dnnl_stream_destroy(s->stream);
     free(s->scratch);
+    free(s->buffers[0]);
+    free(s->buffers[1]);
     free(s);
 }
 
@@ -53,6 +57,19 @@ static thread_state *this_thread(void) {
         return NULL;
     }
     return s;
+}
+
+uint16_t *cbf16_thread_buffer(int slot, size_t count) {
+    pthread_once(&engine_once, make_engine);
+    if (engine_status != dnnl_success || slot < 0 || slot > 1) return NULL;
+    thread_state *s = this_thread();
+    if (s == NULL) return NULL;
+    if (s->buffer_counts[slot] < count) {
+        free(s->buffers[slot]);
+        s->buffers[slot] = (uint16_t *)malloc(count * sizeof(uint16_t));
+        s->buffer_counts[slot] = s->buffers[slot] ? count : 0;
+    }
+    return s->buffers[slot];
 }
 
 static void one_thread(void) {

@@ -281,6 +281,16 @@ package enum BF16 {
         cbf16_from_float(x, y, count)
     }
 
+    /// This thread's reusable bf16 buffer `slot` (0: the input of one product, inside
+    /// ``Kernels``; 1: a copy a caller holds across several products) of at least `count`
+    /// elements, valid until the next request for the same slot on this thread.
+    package static func threadBuffer(slot: Int, count: Int) -> UnsafeMutablePointer<UInt16> {
+        guard let p = cbf16_thread_buffer(Int32(slot), max(1, count)) else {
+            fatalError("bf16: out of memory for a \(count)-element buffer")
+        }
+        return p
+    }
+
     /// The same for `rows` rows of `cols` floats, row strides `ldx` and `ldy`.
     package static func convert(
         rows: Int, cols: Int, _ x: UnsafePointer<Float>, ldx: Int, _ y: UnsafeMutablePointer<UInt16>, ldy: Int

@@ -19,8 +19,7 @@ public enum Kernels {
                 // bf16 products (``Precision``): this block's rows of X rounded to bf16, the
                 // weights' bf16 copy, float32 accumulation; then the same bias / ReLU pass.
                 precondition(g.k == k && g.n == n, "linear: bf16 product \(g.k)x\(g.n) for \(k)x\(n)")
-                let xb = UnsafeMutablePointer<UInt16>.allocate(capacity: rows.count * k)
-                defer { xb.deallocate() }
+                let xb = BF16.threadBuffer(slot: 0, count: rows.count * k)
                 BF16.convert(rows: rows.count, cols: k, x + rows.lowerBound * ldx, ldx: ldx, xb, ldy: k)
                 linearBF16(xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, accumulate: accumulate, relu: relu)
                 return

@@ -247,8 +247,7 @@ extension Kernels {
                 if let products = bf16 {
                     // bf16 (``Precision``): V rounded to bf16, U_ξ in bf16 since the switch,
                     // float32 accumulation into M.
-                    let vb = UnsafeMutablePointer<UInt16>.allocate(capacity: 16 * tiles * cin)
-                    defer { vb.deallocate() }
+                    let vb = BF16.threadBuffer(slot: 1, count: 16 * tiles * cin)
                     BF16.convert(v, vb, count: 16 * tiles * cin)
                     for xi in 0..<16 {
                         products[xi].run(

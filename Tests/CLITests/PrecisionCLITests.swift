@@ -86,3 +86,24 @@ import Testing
         #expect(outputs["auto"] == outputs["bf16"])
     }
 }
+
+/// bf16 results do not depend on the thread count: the products' row blocks come from the
+/// problem size, each block one single-threaded oneDNN call.
+@Suite struct PrecisionThreadsCLITests {
+    @Test(.enabled(if: Precision.nativeBF16.available, "no native bf16 on this CPU (\(Precision.nativeBF16.isa))"))
+    func sameBytesForOneAndTwoThreads() throws {
+        let dir = try CLI.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var files: [Data] = []
+        for j in ["1", "2"] {
+            let o = dir.appendingPathComponent("j\(j).png")
+            let r = try CLI.runBytes(
+                ["upscale", "-i", CLI.photo.path, "-o", o.path, "-s", "3.7", "--precision", "bf16", "-j", j,
+                 "-m", CLI.smallModel.path],
+                environment: PrecisionCLITests.environment(masked: false))
+            #expect(r.status == 0, "\(r.stderr)")
+            files.append(try Data(contentsOf: o))
+        }
+        #expect(files[0] == files[1])
+    }
+}

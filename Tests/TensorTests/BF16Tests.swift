@@ -43,33 +43,52 @@ struct BF16Tests {
     }
 
     /// One product made once serves any number of rows and any row strides (m and the strides
-    /// are run-time dimensions), from several threads at once: row blocks of a strided A
-    /// computed concurrently equal the whole product computed in one call, bit for bit.
-    @Test func rowBlocksFromThreadsEqualOneCall() throws {
+    /// are run-time dimensions), from several threads at once. oneDNN's kernel depends on m
+    /// (a one-row block takes another path), so a split changes float rounding only: row blocks
+    /// on threads agree with one call to float32 accumulation error (relative L2 ≤ 1e-6), and
+    /// the same blocks give the same bits on any thread (the models' blocks depend on the
+    /// problem size only, never on the thread count).
+    @Test func rowBlocksOnThreads() throws {
         let m = 1000, k = 96, n = 80, lda = 101, ldc = 85
         var rng = SystemRandomNumberGenerator()
         let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
         let a = (0..<(m * lda)).map { _ in UInt16.random(in: 0x3C00...0x3FFF, using: &rng) }  // bf16 in [2^-7, 2)
         let g = try w.withUnsafeBufferPointer { try BF16GEMM(k: k, n: n, weights: $0.baseAddress!) }
-        var whole = [Float](repeating: .nan, count: m * ldc), blocks = whole
-        a.withUnsafeBufferPointer { ap in
-            whole.withUnsafeMutableBufferPointer { g.run(m: m, a: ap.baseAddress!, lda: lda, c: $0.baseAddress!, ldc: ldc) }
-            blocks.withUnsafeMutableBufferPointer { cp in
-                let (ab, cb) = (ap.baseAddress!, cp.baseAddress!)
-                // Uneven blocks (1, 7, 64, ... rows) on the worker threads.
-                let cuts = [0, 1, 8, 72, 300, 301, 640, 999, 1000]
-                DispatchQueue.concurrentPerform(iterations: cuts.count - 1) { i in
-                    let r0 = cuts[i], rows = cuts[i + 1] - r0
-                    g.run(m: rows, a: ab + r0 * lda, lda: lda, c: cb + r0 * ldc, ldc: ldc)
+        let cuts = [0, 1, 8, 72, 300, 301, 640, 999, 1000]
+        func blocks(reversed: Bool) -> [Float] {
+            var c = [Float](repeating: .nan, count: m * ldc)
+            a.withUnsafeBufferPointer { ap in
+                c.withUnsafeMutableBufferPointer { cp in
+                    let (ab, cb) = (ap.baseAddress!, cp.baseAddress!)
+                    DispatchQueue.concurrentPerform(iterations: cuts.count - 1) { j in
+                        let i = reversed ? cuts.count - 2 - j : j
+                        let r0 = cuts[i], rows = cuts[i + 1] - r0
+                        g.run(m: rows, a: ab + r0 * lda, lda: lda, c: cb + r0 * ldc, ldc: ldc)
+                    }
                 }
             }
+            return c
         }
-        var differ = 0
-        for r in 0..<m { for j in 0..<n where whole[r * ldc + j].bitPattern != blocks[r * ldc + j].bitPattern { differ += 1 } }
+        var whole = [Float](repeating: .nan, count: m * ldc)
+        a.withUnsafeBufferPointer { ap in
+            whole.withUnsafeMutableBufferPointer { g.run(m: m, a: ap.baseAddress!, lda: lda, c: $0.baseAddress!, ldc: ldc) }
+        }
+        let b1 = blocks(reversed: false), b2 = blocks(reversed: true)
+        var err = 0.0, norm = 0.0, sameBits = true
+        for r in 0..<m {
+            for j in 0..<n {
+                let (x, y) = (Double(b1[r * ldc + j]), Double(whole[r * ldc + j]))
+                err += (x - y) * (x - y)
+                norm += y * y
+                if b1[r * ldc + j].bitPattern != b2[r * ldc + j].bitPattern { sameBits = false }
+            }
+        }
         // The padding columns between n and ldc are never written.
-        let untouched = (0..<m).allSatisfy { r in (n..<ldc).allSatisfy { whole[r * ldc + $0].isNaN } }
-        print("bf16 \(g.implementation): \(differ) of \(m * n) outputs differ between row blocks on threads and one call")
-        #expect(differ == 0)
+        let untouched = (0..<m).allSatisfy { r in (n..<ldc).allSatisfy { whole[r * ldc + $0].isNaN && b1[r * ldc + $0].isNaN } }
+        let rel = (err / norm).squareRoot()
+        print("bf16 \(g.implementation): row blocks on threads vs one call, relative L2 \(rel); same blocks twice: \(sameBits ? "same bits" : "different bits")")
+        #expect(rel <= 1e-6)
+        #expect(sameBits)
         #expect(untouched)
     }
 

@@ -38,6 +38,12 @@ const char *cbf16_gemm_implementation(const cbf16_gemm *gemm);
 
 void cbf16_gemm_destroy(cbf16_gemm *gemm);
 
+/// This thread's bf16 buffer `slot` (0 or 1) of at least `count` elements, kept and grown
+/// from call to call (freed when the thread exits): the activations' bf16 copies, without an
+/// allocation (and its page faults) per product. Valid until the next call for the same slot on
+/// this thread. NULL when out of memory.
+uint16_t *cbf16_thread_buffer(int slot, size_t count);
+
 /// bf16 of each float, rounded to nearest even (NaN stays a quiet NaN). With AVX512_BF16 the
 /// instruction VCVTNEPS2BF16 does it (which also flushes subnormal inputs to zero).
 void cbf16_from_float(const float *x, uint16_t *y, size_t count);

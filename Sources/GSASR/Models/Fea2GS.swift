@@ -386,8 +386,7 @@ public struct Fea2GS: @unchecked Sendable {
                 let h1 = h1Own ?? (cache!.h1.ptr + r0 * 5 * c)
                 headsFirstLayer(xp + r0 * c, rows: rows, into: h1)
                 // bf16: h1 rounded once for the five second layers.
-                let h1b = bf16Heads ? UnsafeMutablePointer<UInt16>.allocate(capacity: rows * 5 * c) : nil
-                defer { h1b?.deallocate() }
+                let h1b = bf16Heads ? BF16.threadBuffer(slot: 1, count: rows * 5 * c) : nil
                 if let h1b { BF16.convert(h1, h1b, count: rows * 5 * c) }
                 for (hi, head) in heads.enumerated() {
                     let h2 = h2Own ?? (cache!.h2[hi].ptr + r0 * 4 * c)
