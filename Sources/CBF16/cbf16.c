@@ -95,33 +95,12 @@ int cbf16_native(char *isa_name, size_t isa_name_size) {
     return native;
 }
 
-// Besides the run-time-M primitive (oneDNN's gemm:jit), up to FIXED_SHAPES primitives with M
-// and the strides fixed (oneDNN's brgemm kernels), for callers that ask for them: made on the
-// first call of each (m, lda, ldc), over one more copy of the weights in the layout brgemm asks
-// for (reordered at creation). Single-threaded on Zen 4 they are 6-23 % faster than gemm:jit
-// when the rows stay in cache (the attention blocks' window groups) and slower when they
-// stream (the heads): Benchmarks/README.md, "bf16".
-#define FIXED_SHAPES 8
-#define BRG_PROBE_ROWS 1024
-
-typedef struct {
-    int64_t m, lda, ldc;
-    dnnl_primitive_t primitive;  // NULL: brgemm refused this shape, use the run-time one
-    size_t scratch_size;
-    dnnl_memory_desc_t src_md, dst_md;
-} fixed_shape;
-
 struct cbf16_gemm {
     int64_t k, n;
     dnnl_primitive_t primitive;
     dnnl_memory_t weights;
     size_t scratch_size;
     const char *impl;
-    dnnl_memory_t brg_weights;  // NULL when brgemm is not available
-    dnnl_memory_desc_t brg_weights_md;
-    pthread_mutex_t lock;
-    int fixed_count;  // read with acquire; entries below it are complete and never change
-    fixed_shape fixed[FIXED_SHAPES];
 };
 
 static void fail(char *message, size_t size, const char *what, dnnl_status_t s) {
@@ -132,109 +111,7 @@ void cbf16_gemm_destroy(cbf16_gemm *g) {
     if (g == NULL) return;
     if (g->primitive) dnnl_primitive_destroy(g->primitive);
     if (g->weights) dnnl_memory_destroy(g->weights);
-    for (int i = 0; i < g->fixed_count; i++)
-        if (g->fixed[i].primitive) dnnl_primitive_destroy(g->fixed[i].primitive);
-    if (g->brg_weights) dnnl_memory_destroy(g->brg_weights);
-    pthread_mutex_destroy(&g->lock);
     free(g);
-}
-
-// A primitive with M and the strides fixed, over weights in layout `wei_md` (format "any" when
-// NULL); NULL unless oneDNN picks a brgemm kernel.
-static dnnl_primitive_desc_t fixed_pd(const cbf16_gemm *g, int64_t m, int64_t lda, int64_t ldc,
-                                      const dnnl_memory_desc_t *wei_md, dnnl_memory_desc_t *src_md,
-                                      dnnl_memory_desc_t *dst_md) {
-    dnnl_memory_desc_t any_md;
-    dnnl_dims_t src_dims = {m, g->k}, src_strides = {lda, 1}, wei_dims = {g->k, g->n}, dst_dims = {m, g->n},
-                dst_strides = {ldc, 1};
-    if (dnnl_memory_desc_init_by_strides(src_md, 2, src_dims, dnnl_bf16, src_strides) != dnnl_success) return NULL;
-    if (dnnl_memory_desc_init_by_strides(dst_md, 2, dst_dims, dnnl_f32, dst_strides) != dnnl_success) return NULL;
-    if (wei_md == NULL) {
-        if (dnnl_memory_desc_init_by_tag(&any_md, 2, wei_dims, dnnl_bf16, dnnl_format_tag_any) != dnnl_success)
-            return NULL;
-        wei_md = &any_md;
-    }
-    dnnl_primitive_attr_t attr = NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_matmul_desc_t desc;
-    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
-        dnnl_matmul_desc_init(&desc, src_md, wei_md, NULL, dst_md) == dnnl_success &&
-        dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL) == dnnl_success) {
-        const char *impl = NULL;
-        if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || impl == NULL ||
-            strncmp(impl, "brg", 3) != 0) {
-            dnnl_primitive_desc_destroy(pd);
-            pd = NULL;
-        }
-    }
-    dnnl_primitive_attr_destroy(attr);
-    return pd;
-}
-
-// Reorders the f32 weights (user layout `user_md`) into brgemm's layout, probed with
-// BRG_PROBE_ROWS rows; leaves brg_weights NULL when brgemm is not available.
-static void make_brg_weights(cbf16_gemm *g, const dnnl_memory_desc_t *user_md, dnnl_memory_t user_wei,
-                             dnnl_stream_t stream) {
-    dnnl_memory_desc_t src_md, dst_md;
-    dnnl_primitive_desc_t pd = fixed_pd(g, BRG_PROBE_ROWS, g->k, g->n, NULL, &src_md, &dst_md);
-    if (pd == NULL) return;
-    g->brg_weights_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_desc_t reorder_pd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_memory_t w = NULL;
-    int ok = dnnl_memory_create(&w, &g->brg_weights_md, engine, DNNL_MEMORY_ALLOCATE) == dnnl_success &&
-             dnnl_reorder_primitive_desc_create(&reorder_pd, user_md, engine, &g->brg_weights_md, engine, NULL) ==
-                 dnnl_success &&
-             dnnl_primitive_create(&reorder, reorder_pd) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user_wei}, {DNNL_ARG_TO, w}};
-        ok = dnnl_primitive_execute(reorder, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
-    }
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
-    if (ok) {
-        g->brg_weights = w;
-    } else if (w) {
-        dnnl_memory_destroy(w);
-    }
-}
-
-// The fixed-shape entry for (m, lda, ldc), made on first use while there is room; NULL: use
-// the run-time primitive.
-static const fixed_shape *fixed_for(cbf16_gemm *g, int64_t m, int64_t lda, int64_t ldc) {
-    if (g->brg_weights == NULL) return NULL;
-    int count = __atomic_load_n(&g->fixed_count, __ATOMIC_ACQUIRE);
-    for (int i = 0; i < count; i++)
-        if (g->fixed[i].m == m && g->fixed[i].lda == lda && g->fixed[i].ldc == ldc)
-            return g->fixed[i].primitive ? &g->fixed[i] : NULL;
-    if (count == FIXED_SHAPES) return NULL;
-    pthread_mutex_lock(&g->lock);
-    const fixed_shape *found = NULL;
-    int i = 0;
-    for (; i < g->fixed_count; i++)
-        if (g->fixed[i].m == m && g->fixed[i].lda == lda && g->fixed[i].ldc == ldc) break;
-    if (i < g->fixed_count) {
-        found = g->fixed[i].primitive ? &g->fixed[i] : NULL;
-    } else if (g->fixed_count < FIXED_SHAPES) {
-        fixed_shape *f = &g->fixed[g->fixed_count];
-        memset(f, 0, sizeof *f);
-        f->m = m;
-        f->lda = lda;
-        f->ldc = ldc;
-        dnnl_primitive_desc_t pd = fixed_pd(g, m, lda, ldc, &g->brg_weights_md, &f->src_md, &f->dst_md);
-        if (pd != NULL) {
-            f->scratch_size =
-                dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-            if (dnnl_primitive_create(&f->primitive, pd) != dnnl_success) f->primitive = NULL;
-            dnnl_primitive_desc_destroy(pd);
-        }
-        __atomic_store_n(&g->fixed_count, g->fixed_count + 1, __ATOMIC_RELEASE);
-        found = f->primitive ? f : NULL;
-    }
-    pthread_mutex_unlock(&g->lock);
-    return found;
 }
 
 cbf16_gemm *cbf16_gemm_create(int64_t k, int64_t n, const float *weights, char *message, size_t message_size) {
@@ -253,7 +130,6 @@ cbf16_gemm *cbf16_gemm_create(int64_t k, int64_t n, const float *weights, char *
     if (g == NULL) return NULL;
     g->k = k;
     g->n = n;
-    pthread_mutex_init(&g->lock, NULL);
     const dnnl_dim_t rt = DNNL_RUNTIME_DIM_VAL;
     dnnl_memory_desc_t src_md, wei_md, dst_md, user_wei_md;
     dnnl_dims_t src_dims = {rt, k}, src_strides = {rt, 1}, wei_dims = {k, n}, dst_dims = {rt, n}, dst_strides = {rt, 1};
@@ -298,7 +174,6 @@ cbf16_gemm *cbf16_gemm_create(int64_t k, int64_t n, const float *weights, char *
     CHECK(dnnl_primitive_execute(reorder, ts->stream, 2, rargs), "weights reorder");
     CHECK(dnnl_stream_wait(ts->stream), "stream wait");
     CHECK(dnnl_primitive_create(&g->primitive, pd), "matmul primitive");
-    make_brg_weights(g, &user_wei_md, user_wei, ts->stream);
     dnnl_primitive_destroy(reorder);
     dnnl_primitive_desc_destroy(reorder_pd);
     dnnl_memory_destroy(user_wei);
@@ -318,43 +193,32 @@ failed:
 
 const char *cbf16_gemm_implementation(const cbf16_gemm *g) { return g->impl; }
 
-int cbf16_gemm_has_fixed_shapes(const cbf16_gemm *g) { return g->brg_weights != NULL; }
-
-int cbf16_gemm_run(cbf16_gemm *g, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc,
-                   int fixed_shapes) {
+int cbf16_gemm_run(const cbf16_gemm *g, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc) {
     if (m <= 0) return 0;
     if (lda < g->k || ldc < g->n) return -1;
     thread_state *ts = this_thread();
     if (ts == NULL) return -1;
-    one_thread();
-    const fixed_shape *f = fixed_shapes ? fixed_for(g, m, lda, ldc) : NULL;
-    size_t scratch_size = f ? f->scratch_size : g->scratch_size;
-    if (ts->scratch_size < scratch_size) {
-        void *p = realloc(ts->scratch, scratch_size);
+    if (ts->scratch_size < g->scratch_size) {
+        void *p = realloc(ts->scratch, g->scratch_size);
         if (p == NULL) return -1;
         ts->scratch = p;
-        ts->scratch_size = scratch_size;
+        ts->scratch_size = g->scratch_size;
     }
+    one_thread();
     dnnl_memory_desc_t src_md, dst_md, scratch_md;
-    if (f) {
-        src_md = f->src_md;
-        dst_md = f->dst_md;
-    } else {
-        dnnl_dims_t src_dims = {m, g->k}, src_strides = {lda, 1}, dst_dims = {m, g->n}, dst_strides = {ldc, 1};
-        if (dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides) != dnnl_success) return -1;
-        if (dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides) != dnnl_success) return -1;
-    }
-    dnnl_dims_t scratch_dims = {(dnnl_dim_t)(scratch_size > 0 ? scratch_size : 1)};
+    dnnl_dims_t src_dims = {m, g->k}, src_strides = {lda, 1}, dst_dims = {m, g->n}, dst_strides = {ldc, 1};
+    dnnl_dims_t scratch_dims = {(dnnl_dim_t)(g->scratch_size > 0 ? g->scratch_size : 1)};
+    if (dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides) != dnnl_success) return -1;
+    if (dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides) != dnnl_success) return -1;
     if (dnnl_memory_desc_init_by_tag(&scratch_md, 1, scratch_dims, dnnl_u8, dnnl_a) != dnnl_success) return -1;
     dnnl_memory_t src = NULL, dst = NULL, scratch = NULL;
     int rc = -1;
     if (dnnl_memory_create(&src, &src_md, engine, (void *)a) != dnnl_success) goto done;
     if (dnnl_memory_create(&dst, &dst_md, engine, c) != dnnl_success) goto done;
-    if (scratch_size > 0 && dnnl_memory_create(&scratch, &scratch_md, engine, ts->scratch) != dnnl_success) goto done;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, f ? g->brg_weights : g->weights},
-                               {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
-    if (dnnl_primitive_execute(f ? f->primitive : g->primitive, ts->stream, scratch ? 4 : 3, args) != dnnl_success)
-        goto done;
+    if (g->scratch_size > 0 && dnnl_memory_create(&scratch, &scratch_md, engine, ts->scratch) != dnnl_success) goto done;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, g->weights}, {DNNL_ARG_DST, dst},
+                               {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (dnnl_primitive_execute(g->primitive, ts->stream, scratch ? 4 : 3, args) != dnnl_success) goto done;
     rc = dnnl_stream_wait(ts->stream) == dnnl_success ? 0 : -1;
 done:
     if (src) dnnl_memory_destroy(src);

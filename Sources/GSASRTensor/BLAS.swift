@@ -319,21 +319,13 @@ package final class BF16GEMM: @unchecked Sendable {
 
     deinit { cbf16_gemm_destroy(handle) }
 
-    /// oneDNN's implementations: the run-time-M one ("gemm:jit") and, when available,
-    /// "+ brgemm (fixed shapes)".
-    package var implementation: String {
-        String(cString: cbf16_gemm_implementation(handle))
-            + (cbf16_gemm_has_fixed_shapes(handle) != 0 ? " + brgemm (fixed shapes)" : "")
-    }
+    /// oneDNN's implementation ("gemm:jit", ...).
+    package var implementation: String { String(cString: cbf16_gemm_implementation(handle)) }
 
-    /// Runs the product on this thread. `fixedShape`: give this (m, lda, ldc) a primitive of its
-    /// own on oneDNN's brgemm kernels (made on first use, up to 8 shapes) — faster when the rows
-    /// stay in cache, as in the attention blocks' window groups; slower when they stream. A
-    /// failure inside oneDNN is a programming error, not an input error: it stops the process.
-    package func run(
-        m: Int, a: UnsafePointer<UInt16>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int, fixedShape: Bool = false
-    ) {
-        let rc = cbf16_gemm_run(handle, Int64(m), a, Int64(lda), c, Int64(ldc), fixedShape ? 1 : 0)
+    /// Runs the product on this thread. A failure inside oneDNN (it allocates nothing per call
+    /// but small descriptors) is a programming error, not an input error: it stops the process.
+    package func run(m: Int, a: UnsafePointer<UInt16>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let rc = cbf16_gemm_run(handle, Int64(m), a, Int64(lda), c, Int64(ldc))
         precondition(rc == 0, "oneDNN: the bf16 product \(m)x\(k)x\(n) failed")
     }
 }

@@ -10,7 +10,7 @@ public enum Kernels {
         x: UnsafePointer<Float>, ldx: Int, m: Int, k: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int,
         y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false, parallel: Bool = true,
-        bf16: BF16GEMM? = nil, bf16FixedShapes: Bool = false
+        bf16: BF16GEMM? = nil
     ) {
         if m == 0 { return }
         let body: (Range<Int>) -> Void = { rows in
@@ -21,9 +21,7 @@ public enum Kernels {
                 precondition(g.k == k && g.n == n, "linear: bf16 product \(g.k)x\(g.n) for \(k)x\(n)")
                 let xb = BF16.threadBuffer(slot: 0, count: rows.count * k)
                 BF16.convert(rows: rows.count, cols: k, x + rows.lowerBound * ldx, ldx: ldx, xb, ldy: k)
-                linearBF16(
-                    xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, accumulate: accumulate, relu: relu,
-                    fixedShape: bf16FixedShapes)
+                linearBF16(xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, accumulate: accumulate, relu: relu)
                 return
             }
             if relu && !accumulate {
@@ -68,12 +66,11 @@ public enum Kernels {
     /// the bias and applies the ReLU (or adds into y).
     package static func linearBF16(
         _ xb: UnsafePointer<UInt16>, ldx: Int, rows: Int, _ g: BF16GEMM, bias: UnsafePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false,
-        fixedShape: Bool = false
+        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false
     ) {
         let n = g.n
         if !accumulate {
-            g.run(m: rows, a: xb, lda: ldx, c: y, ldc: ldy, fixedShape: fixedShape)
+            g.run(m: rows, a: xb, lda: ldx, c: y, ldc: ldy)
             if relu {
                 for r in 0..<rows { biasRelu(y + r * ldy, bias, n) }
             } else if let bias {
@@ -83,7 +80,7 @@ public enum Kernels {
         }
         let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
         defer { t.deallocate() }
-        g.run(m: rows, a: xb, lda: ldx, c: t, ldc: n, fixedShape: fixedShape)
+        g.run(m: rows, a: xb, lda: ldx, c: t, ldc: n)
         for r in 0..<rows {
             let row = y + r * ldy
             add(row, t + r * n, n)

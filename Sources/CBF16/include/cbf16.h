@@ -30,17 +30,11 @@ int cbf16_native(char *isa_name, size_t isa_name_size);
 cbf16_gemm *cbf16_gemm_create(int64_t k, int64_t n, const float *weights, char *message, size_t message_size);
 
 /// C (M rows of N floats, row stride ldc) = A (M rows of K bf16, row stride lda) · Wᵀ, on the
-/// calling thread. Returns 0, or -1. With `fixed_shapes` the first call with a new (m, lda, ldc)
-/// makes a primitive for that shape on oneDNN's brgemm kernels (up to 8 shapes per product;
-/// later calls reuse it): faster when the rows stay in cache. Thread-safe.
-int cbf16_gemm_run(cbf16_gemm *gemm, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc,
-                   int fixed_shapes);
+/// calling thread. Returns 0, or -1.
+int cbf16_gemm_run(const cbf16_gemm *gemm, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc);
 
-/// oneDNN's name of the run-time-M implementation ("gemm:jit", ...).
+/// oneDNN's name of the implementation it chose ("gemm:jit", "brg:avx512_core_bf16", ...).
 const char *cbf16_gemm_implementation(const cbf16_gemm *gemm);
-
-/// 1 when fixed shapes can run on brgemm kernels (weights held in their layout too), else 0.
-int cbf16_gemm_has_fixed_shapes(const cbf16_gemm *gemm);
 
 void cbf16_gemm_destroy(cbf16_gemm *gemm);
 

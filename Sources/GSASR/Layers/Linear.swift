@@ -110,7 +110,7 @@ public struct Linear: @unchecked Sendable {
     func rows(_ x: UnsafePointer<Float>, _ rows: Int, into y: UnsafeMutablePointer<Float>, relu: Bool = false) {
         Kernels.linear(
             x: x, ldx: inFeatures, m: rows, k: inFeatures, weight: weight.ptr, bias: bias?.ptr, n: outFeatures, y: y,
-            ldy: outFeatures, relu: relu, parallel: false, bf16: precision.gemm, bf16FixedShapes: true)
+            ldy: outFeatures, relu: relu, parallel: false, bf16: precision.gemm)
     }
 
     /// The backward of ``rows(_:_:into:relu:)`` without the ReLU: dx = dy·W, dW += dyᵀ·x,
