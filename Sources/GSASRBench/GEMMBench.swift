@@ -117,12 +117,14 @@ public enum GEMMBench {
 
     public static func format(_ r: Report) -> String {
         var s = "oneDNN instruction set: \(r.isa) (native bf16: \(r.native ? "yes" : "no")), \(r.threads) threads\n"
-        s += "| GEMM | f32 ms (GFLOP/s) | bf16 ms (GFLOP/s) | convert A ms | f32 / (bf16 + convert) | f32 / bf16 | rel. L2 error |\n"
+        s +=
+            "| GEMM | f32 ms (GFLOP/s) | bf16 ms (GFLOP/s) | convert A ms | f32 / (bf16 + convert) | f32 / bf16 | rel. L2 error |\n"
         s += "|---|---|---|---|---|---|---|\n"
         for f in r.figures {
             let flop = 2 * Double(f.m * f.k * f.n)
             s += String(
-                format: "| %@ | %.2f (%.0f) | %.2f (%.0f) | %.2f | %.2fx | %.2fx | %.1e |\n", f.name, f.f32Seconds * 1e3,
+                format: "| %@ | %.2f (%.0f) | %.2f (%.0f) | %.2f | %.2fx | %.2fx | %.1e |\n", f.name,
+                f.f32Seconds * 1e3,
                 flop / f.f32Seconds / 1e9, f.bf16Seconds * 1e3, flop / f.bf16Seconds / 1e9, f.convertSeconds * 1e3,
                 f.speedup, f.speedupWithoutConversion, f.relativeL2Error)
         }

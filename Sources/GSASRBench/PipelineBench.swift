@@ -116,7 +116,8 @@ public enum PipelineBench {
             if tap == "img_feat_proj" { return "img_feat_proj" }
             if tap == "after_UPNet" { return "residual, token image, UPNet" }
             for (prefix, name) in [
-                ("after_window_crossattn_block", "window_crossattn_blocks."), ("after_gs_selfattn_block", "gs_selfattn_blocks."),
+                ("after_window_crossattn_block", "window_crossattn_blocks."),
+                ("after_gs_selfattn_block", "gs_selfattn_blocks."),
             ] where tap.hasPrefix(prefix) {
                 return name + tap.dropFirst(prefix.count).prefix { $0.isNumber }
             }
@@ -142,7 +143,11 @@ public enum PipelineBench {
           total       \(String(format: "%8.3f s", r.totalSeconds))
           sgemm (same run, 9216x720x180) \(String(format: "%.1f", r.sgemmGFLOPS)) GFLOP/s; decoder/sgemm ratio \(String(format: "%.2f", r.decoderToSgemmRatio))
           peak RSS    \(String(format: "%.0f", r.peakRSSMiB)) MiB
-        """ + baselineLines(r) + partsTable(r) + (r.blas.map { "\n" + BLASBench.format($0) + String(format: "\ndecoder / best sgemm ratio %.2f", r.decoderGFLOPS / $0.bestSgemmGFLOPS) } ?? "")
+        """ + baselineLines(r) + partsTable(r)
+            + (r.blas.map {
+                "\n" + BLASBench.format($0)
+                    + String(format: "\ndecoder / best sgemm ratio %.2f", r.decoderGFLOPS / $0.bestSgemmGFLOPS)
+            } ?? "")
     }
 
     static func baselineLines(_ r: Report) -> String {
@@ -159,7 +164,8 @@ public enum PipelineBench {
         guard total > 0 else { return "" }
         var out = String(format: "\n  decoder per part (one more run, %.3f s):", total)
         for p in r.decoderParts {
-            out += String(format: "\n    %-40@ %8.3f s  %5.1f %%", p.name as NSString, p.seconds, 100 * p.seconds / total)
+            out += String(
+                format: "\n    %-40@ %8.3f s  %5.1f %%", p.name as NSString, p.seconds, 100 * p.seconds / total)
         }
         return out
     }

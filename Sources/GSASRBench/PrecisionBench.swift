@@ -70,7 +70,8 @@ public enum PrecisionBench {
     public static func format(_ r: Report) -> String {
         var s = "model \(r.model), input \(r.input) (\(r.inputWidth)x\(r.inputHeight)), \(r.threads) threads, "
         s += "median of \(r.repeats) interleaved rounds, bf16 through oneDNN (\(r.isa))\n"
-        s += "| scale | output | f32 s | bf16 s | f32 / bf16 | PSNR bf16 vs f32 (8-bit) | max level diff | samples differing |\n"
+        s +=
+            "| scale | output | f32 s | bf16 s | f32 / bf16 | PSNR bf16 vs f32 (8-bit) | max level diff | samples differing |\n"
         s += "|---|---|---|---|---|---|---|---|\n"
         for f in r.figures {
             s += String(

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import GSASR
-import GSASRTraining
 import GSASRBench
+import GSASRTraining
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -132,7 +132,9 @@ struct RasterBenchCommand: ParsableCommand {
 struct TrainBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Time a training step (official setup: batch 4, LR 48, scale 4); peak RSS; forward GFLOP/s vs sgemm in the same run.")
+        abstract:
+            "Time a training step (official setup: batch 4, LR 48, scale 4); peak RSS; forward GFLOP/s vs sgemm in the same run."
+    )
 
     @Option(help: "small, paper, or a training YAML.")
     var config: String = "small"
@@ -155,7 +157,9 @@ struct TrainBenchCommand: ParsableCommand {
     func run() throws {
         try setThreads(jobs)
         Allocator.keepFreedMemoryForReuse()  // as `gsasr train` does
-        guard (1...64).contains(batch), (1...20).contains(steps) else { throw CLIError("--batch must be 1...64 and --steps 1...20") }
+        guard (1...64).contains(batch), (1...20).contains(steps) else {
+            throw CLIError("--batch must be 1...64 and --steps 1...20")
+        }
         var settings: TrainingSettings
         if let s = TrainBench.settings(named: config) {
             settings = s
@@ -166,7 +170,8 @@ struct TrainBenchCommand: ParsableCommand {
             settings = try TrainingSettings.load(yaml: text, origin: config)
         }
         guard lrSize > 0, lrSize % settings.decoder.windowSize == 0 else {
-            throw CLIError("--lr-size \(lrSize) must be a positive multiple of the window size \(settings.decoder.windowSize)")
+            throw CLIError(
+                "--lr-size \(lrSize) must be a positive multiple of the window size \(settings.decoder.windowSize)")
         }
         let name = TrainBench.settings(named: config) == nil ? (config as NSString).lastPathComponent : config
         var r = try TrainBench.run(settings: settings, name: name, batch: batch, lrSize: lrSize, steps: steps)
@@ -180,7 +185,8 @@ struct TileBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tile",
         abstract:
-            "Untiled vs our tiling (Gaussians stitched) vs the official tiling (pixels stitched): time, peak RSS, PSNR vs untiled, seam errors.")
+            "Untiled vs our tiling (Gaussians stitched) vs the official tiling (pixels stitched): time, peak RSS, PSNR vs untiled, seam errors."
+    )
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -266,7 +272,8 @@ struct TileBenchCommand: ParsableCommand {
         // The untiled render first: every other method is compared against it.
         let ordered = list.sorted { ($0 == .untiled ? 0 : 1) < ($1 == .untiled ? 0 : 1) }
         for m in ordered {
-            let raw = tmp.appendingPathComponent("\(m.rawValue).f32"), js = tmp.appendingPathComponent("\(m.rawValue).json")
+            let raw = tmp.appendingPathComponent("\(m.rawValue).f32"),
+                js = tmp.appendingPathComponent("\(m.rawValue).json")
             var args = Array(CommandLine.arguments.dropFirst())
             args += ["--child", m.rawValue, "--child-raw", raw.path, "--child-json", js.path]
             let p = Process()
@@ -296,7 +303,8 @@ struct RenderBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "render",
         abstract:
-            "Re-render a Gaussian export: a region at a high zoom vs the whole image at zoom 1 (in-run baseline); time and peak RSS.")
+            "Re-render a Gaussian export: a region at a high zoom vs the whole image at zoom 1 (in-run baseline); time and peak RSS."
+    )
 
     @Option(help: "A Gaussian export (gsasr gaussians); default: export -i at -s with the model first (not timed).")
     var export: String?
@@ -351,7 +359,8 @@ struct GEMMBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",
         abstract:
-            "float32 GEMM (ours) vs oneDNN's bf16 matmul on the decoder's large shapes (in-run baseline); medians, error, peak RSS.")
+            "float32 GEMM (ours) vs oneDNN's bf16 matmul on the decoder's large shapes (in-run baseline); medians, error, peak RSS."
+    )
 
     @Option(help: "Timed rounds per shape (interleaved; medians; 1...100).")
     var repeats: Int = 9
@@ -375,7 +384,8 @@ struct PrecisionBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "precision",
         abstract:
-            "A model in float32 and in bf16 on the same input, same run: time of each, PSNR of the bf16 8-bit output against the f32 one.")
+            "A model in float32 and in bf16 on the same input, same run: time of each, PSNR of the bf16 8-bit output against the f32 one."
+    )
 
     @OptionGroup var modelOptions: ModelOptions
 

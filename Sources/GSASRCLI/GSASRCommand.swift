@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import GSASR
-import GSASRTraining
 import GSASRBench
+import GSASRTraining
 
 #if canImport(Glibc)
     import Glibc
@@ -207,7 +207,8 @@ func setThreads(_ n: Int?) throws {
 
 struct Upscale: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Upscale an image (PNG, JPEG, TIFF, HEIC or AVIF in; PNG, JPEG, WebP, TIFF or AVIF out) by any factor ≥ 1.")
+        abstract:
+            "Upscale an image (PNG, JPEG, TIFF, HEIC or AVIF in; PNG, JPEG, WebP, TIFF or AVIF out) by any factor ≥ 1.")
 
     @Option(
         name: .shortAndLong,
@@ -330,7 +331,6 @@ struct Upscale: ParsableCommand {
             decoded, with: try makeUpscaler(model, mode: mode, dmax: dmax), target: target, output: output, to: outURL,
             destination: destination)
     }
-
 
     /// How one decoded image is written: the options, and whether the file stores grey.
     struct OutputSettings {
@@ -509,7 +509,8 @@ struct Upscale: ParsableCommand {
         note(
             String(
                 format: "wrote %@ (%dx%d) in %.2f s, %d tiles (encoder %.2f, decoder %.2f, rasterizer %.2f)\n",
-                destination.displayName, plan.outputWidth, plan.outputHeight, Date().timeIntervalSince(start), stats.tiles,
+                destination.displayName, plan.outputWidth, plan.outputHeight, Date().timeIntervalSince(start),
+                stats.tiles,
                 tm.encoder, tm.decoder, tm.rasterizer))
     }
 

@@ -16,7 +16,9 @@ struct Gaussians: ParsableCommand {
             model. Untiled: the working-memory budget of the upscale command applies.
             """)
 
-    @Option(name: .shortAndLong, help: "Input image (PNG, JPEG, TIFF, HEIC or AVIF). Alpha is not exported; grey is exported as RGB.")
+    @Option(
+        name: .shortAndLong,
+        help: "Input image (PNG, JPEG, TIFF, HEIC or AVIF). Alpha is not exported; grey is exported as RGB.")
     var input: String
 
     @Option(name: .shortAndLong, help: "Output file, .safetensors (written atomically).")

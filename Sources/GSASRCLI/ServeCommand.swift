@@ -102,7 +102,8 @@ struct Serve: ParsableCommand {
             let fileLimit = ConnectionCap.defaultLimit()
             guard maxConnections >= 1, maxConnections <= max(1, fileLimit) else {
                 throw CLIError(
-                    "--max-connections \(maxConnections) must be between 1 and \(fileLimit) (the open-file limit minus 64; see ulimit -n)")
+                    "--max-connections \(maxConnections) must be between 1 and \(fileLimit) (the open-file limit minus 64; see ulimit -n)"
+                )
             }
             l.maxConnections = maxConnections
         }
@@ -128,7 +129,8 @@ struct Serve: ParsableCommand {
             let name: String, model: GSASRModel
             switch try ModelLocations.resolve(path) {
             case .builtIn: (name, model) = ("default", try GSASRModel.bundledDefault())
-            case .folder(let dir): (name, model) = (dir.standardizedFileURL.lastPathComponent, try GSASRModel.load(directory: dir))
+            case .folder(let dir):
+                (name, model) = (dir.standardizedFileURL.lastPathComponent, try GSASRModel.load(directory: dir))
             }
             guard !loaded.contains(where: { $0.name == name }) else {
                 throw CLIError("two models are named '\(name)' (their folder names); rename one")

@@ -28,12 +28,14 @@ struct Train: ParsableCommand {
     @Option(help: "Also checkpoint every this many seconds (0: only at save_checkpoint_freq).")
     var checkpointSeconds: Double = 600
 
-    @Option(help: "Worker threads (default: all cores; under mpirun, the cores divided among the ranks on this machine).")
+    @Option(
+        help: "Worker threads (default: all cores; under mpirun, the cores divided among the ranks on this machine).")
     var threads: Int?
 
     @Option(
         help:
-            "Global batch: split evenly over the MPI ranks (each rank trains global/ranks samples an iteration; default: datasets.train.batch_size_per_gpu per rank, as BasicSR).")
+            "Global batch: split evenly over the MPI ranks (each rank trains global/ranks samples an iteration; default: datasets.train.batch_size_per_gpu per rank, as BasicSR)."
+    )
     var globalBatch: Int?
 
     func run() throws {
@@ -89,7 +91,8 @@ struct Train: ParsableCommand {
             say("resuming '\(settings.name)' at iteration \(trainer.iteration)")
         } else {
             guard !FileManager.default.fileExists(atPath: ckpt.path) else {
-                throw CLIError("run folder '\(folder.path)' already holds a checkpoint: pass --resume, or choose another --run")
+                throw CLIError(
+                    "run folder '\(folder.path)' already holds a checkpoint: pass --resume, or choose another --run")
             }
             trainer = Trainer(settings: settings, model: try Trainer.initialModel(settings))
         }
@@ -105,7 +108,8 @@ struct Train: ParsableCommand {
             minSide: Int((settings.scaleMax * Double(settings.lrSize)).rounded(.toNearestOrEven)))
         say(
             String(
-                format: "%d photos, %.1f megapixels after downscale %d (%.0f s)", photos.photos.count, photos.megapixels,
+                format: "%d photos, %.1f megapixels after downscale %d (%.0f s)", photos.photos.count,
+                photos.megapixels,
                 settings.downscale, Date().timeIntervalSince(t0)))
         let dataset = ContinuousBicubicDataset(
             photos: photos, lrSize: settings.lrSize, scaleMin: settings.scaleMin, scaleMax: settings.scaleMax,
@@ -139,7 +143,9 @@ extension Train {
 /// `gsasr eval --hr DIR --scales 2,3,4`: PSNR-Y / SSIM-Y of a model and of bicubic.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score a model and MATLAB-style bicubic (PSNR-Y, SSIM-Y) on a folder of HR images, as the official benchmarks.")
+        abstract:
+            "Score a model and MATLAB-style bicubic (PSNR-Y, SSIM-Y) on a folder of HR images, as the official benchmarks."
+    )
 
     @Option(help: "Folder of HR images (PNG or JPEG).")
     var hr: String
@@ -168,7 +174,8 @@ struct Eval: ParsableCommand {
 
     @Flag(
         help:
-            "Also measure the best sub-pixel shift against the HR image of the top-left and bottom-right quarters (model and bicubic).")
+            "Also measure the best sub-pixel shift against the HR image of the top-left and bottom-right quarters (model and bicubic)."
+    )
     var shifts = false
 
     @Option(help: "Worker threads (default: all cores).")
@@ -192,17 +199,21 @@ struct Eval: ParsableCommand {
             images: images, scales: list, upscaler: Upscaler(model: model, dmax: try parseDmax(dmax)),
             geometries: geometries, shifts: shifts)
         print("model \(name) on \(images.count) images of \(hr), precision \(precision)")
-        print("scale   geometry  PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic" + (shifts ? "   shift TL / BR (px)" : ""))
+        print(
+            "scale   geometry  PSNR-Y model  bicubic   gain   SSIM-Y model  bicubic"
+                + (shifts ? "   shift TL / BR (px)" : ""))
         for r in results {
             for g in r.geometries {
                 let name = g.geometry.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
                 var line = String(
-                    format: "x%-5g  %@  %12.3f  %7.3f  %+6.3f  %12.4f  %7.4f", r.scale, name, g.score.psnrY, r.bicubic.psnrY, g.score.psnrY - r.bicubic.psnrY, g.score.ssimY, r.bicubic.ssimY)
+                    format: "x%-5g  %@  %12.3f  %7.3f  %+6.3f  %12.4f  %7.4f", r.scale, name, g.score.psnrY,
+                    r.bicubic.psnrY, g.score.psnrY - r.bicubic.psnrY, g.score.ssimY, r.bicubic.ssimY)
                 if let q = g.shifts { line += String(format: "   %.3f / %.3f", q.topLeft, q.bottomRight) }
                 print(line)
             }
             if let q = r.bicubicShifts {
-                print(String(format: "x%-5g  bicubic shift TL / BR (px): %.3f / %.3f", r.scale, q.topLeft, q.bottomRight))
+                print(
+                    String(format: "x%-5g  bicubic shift TL / BR (px): %.3f / %.3f", r.scale, q.topLeft, q.bottomRight))
             }
         }
         if let json {
@@ -225,7 +236,8 @@ struct Eval: ParsableCommand {
 /// `gsasr compare --hr IMG -s 4 -o OUT.png`: bicubic | model | HR side by side.
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Make a before/after picture: the HR image is downscaled as `gsasr eval` does, then bicubic | model | HR.")
+        abstract:
+            "Make a before/after picture: the HR image is downscaled as `gsasr eval` does, then bicubic | model | HR.")
 
     @Option(help: "HR image (PNG, JPEG, TIFF, HEIC or AVIF).")
     var hr: String
@@ -259,7 +271,8 @@ struct Compare: ParsableCommand {
         let (model, _) = try modelOptions.loadOrDefault()
         let p = try Evaluation.prepare(hr: img, scale: s)
         let r = try Upscaler(model: model, dmax: try parseDmax(dmax)).upscale(
-            rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height, request: ScaleRequest(scale: s, geometry: geometry))
+            rgb: p.lr.pixels, width: p.lr.width, height: p.lr.height,
+            request: ScaleRequest(scale: s, geometry: geometry))
         let w = p.gtWidth, h = p.gtHeight, gap = 4
         var out = [Float](repeating: 1, count: (3 * w + 2 * gap) * h * 3)
         let panels: [[Float]] = [p.bicubic.map { Float($0) / 255 }, r.pixels, p.gt.map { Float($0) / 255 }]

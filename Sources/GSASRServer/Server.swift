@@ -172,7 +172,8 @@ public struct GSASRServer: Sendable {
             bytes.append(contentsOf: chunk.readableBytesView)
         }
         guard !bytes.isEmpty else {
-            throw APIError.unprocessable("the request has no image: send the image file (PNG, JPEG, TIFF, HEIC or AVIF) as the body")
+            throw APIError.unprocessable(
+                "the request has no image: send the image file (PNG, JPEG, TIFF, HEIC or AVIF) as the body")
         }
         let data = Data(bytes)
         bytes = []

@@ -151,10 +151,11 @@ extension Substring {
 
 public enum BLAS {
     #if !canImport(Accelerate)
-        typealias SgemmFn = @convention(c) (
-            Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?,
-            Int32, Float, UnsafeMutablePointer<Float>?, Int32
-        ) -> Void
+        typealias SgemmFn =
+            @convention(c) (
+                Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?,
+                Int32, Float, UnsafeMutablePointer<Float>?, Int32
+            ) -> Void
         typealias SetThreadsFn = @convention(c) (Int32) -> Void
         typealias StringFn = @convention(c) () -> UnsafeMutablePointer<CChar>?
 
@@ -194,7 +195,9 @@ public enum BLAS {
                 exit(3)
             }
             guard let handle else {
-                fail("cannot load OpenBLAS (\(candidates.joined(separator: ", "))); install it, e.g. apt-get install libopenblas0")
+                fail(
+                    "cannot load OpenBLAS (\(candidates.joined(separator: ", "))); install it, e.g. apt-get install libopenblas0"
+                )
             }
             func symbol<T>(_ name: String, _: T.Type) -> T? {
                 guard let p = dlsym(handle, name) else { return nil }

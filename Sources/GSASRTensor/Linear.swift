@@ -21,7 +21,8 @@ public enum Kernels {
                 precondition(g.k == k && g.n == n, "linear: bf16 product \(g.k)x\(g.n) for \(k)x\(n)")
                 let xb = BF16.threadBuffer(slot: 0, count: rows.count * k)
                 BF16.convert(rows: rows.count, cols: k, x + rows.lowerBound * ldx, ldx: ldx, xb, ldy: k)
-                linearBF16(xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, accumulate: accumulate, relu: relu)
+                linearBF16(
+                    xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, accumulate: accumulate, relu: relu)
                 return
             }
             if relu && !accumulate {

@@ -41,7 +41,9 @@ extension Precision {
             }
             return (.bf16, nil)
         case .auto:
-            if !BF16.native.yes { return (.f32, "precision auto: f32 (no native bf16 on this CPU: \(BF16.native.isa))") }
+            if !BF16.native.yes {
+                return (.f32, "precision auto: f32 (no native bf16 on this CPU: \(BF16.native.isa))")
+            }
             if !qualityGateHolds { return (.f32, "precision auto: f32 (this model has no measured bf16 quality gate)") }
             return (.bf16, nil)
         }

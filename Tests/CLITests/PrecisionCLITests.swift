@@ -21,8 +21,10 @@ import Testing
         let runs: [[String]] = [
             ["upscale", "-i", CLI.photo.path, "-o", out.path, "-s", "2", "--precision", "bf16"],
             ["gaussians", "-i", CLI.photo.path, "-o", gs.path, "-s", "2", "--precision", "bf16"],
-            ["eval", "--hr", CLI.packageRoot.appendingPathComponent("Examples").path, "--scales", "2",
-             "--precision", "bf16", "--json", dir.appendingPathComponent("e.json").path],
+            [
+                "eval", "--hr", CLI.packageRoot.appendingPathComponent("Examples").path, "--scales", "2",
+                "--precision", "bf16", "--json", dir.appendingPathComponent("e.json").path,
+            ],
         ]
         for args in runs {
             let r = try CLI.runBytes(args, environment: Self.environment(masked: true))
@@ -98,8 +100,10 @@ import Testing
         for j in ["1", "2"] {
             let o = dir.appendingPathComponent("j\(j).png")
             let r = try CLI.runBytes(
-                ["upscale", "-i", CLI.photo.path, "-o", o.path, "-s", "3.7", "--precision", "bf16", "-j", j,
-                 "-m", CLI.smallModel.path],
+                [
+                    "upscale", "-i", CLI.photo.path, "-o", o.path, "-s", "3.7", "--precision", "bf16", "-j", j,
+                    "-m", CLI.smallModel.path,
+                ],
                 environment: PrecisionCLITests.environment(masked: false))
             #expect(r.status == 0, "\(r.stderr)")
             files.append(try Data(contentsOf: o))

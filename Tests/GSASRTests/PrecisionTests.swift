@@ -24,7 +24,10 @@ import Testing
             #expect(model.precision == .bf16)
             let psnr = Metrics.psnr(a, b, width: a.count / 3, height: 1, channels: 3, cropBorder: 0)
             let differing = zip(a, b).filter { $0 != $1 }.count
-            print(String(format: "bf16 vs f32, %@ x%g: PSNR %.2f dB, %d of %d samples differ", name, s, psnr, differing, a.count))
+            print(
+                String(
+                    format: "bf16 vs f32, %@ x%g: PSNR %.2f dB, %d of %d samples differ", name, s, psnr, differing,
+                    a.count))
             #expect(differing > 0, "bf16 changed nothing: it did not run")
             #expect(psnr >= 45)
             // Back to f32: the copies are dropped and the float32 bits return.

@@ -37,7 +37,9 @@ struct BF16Tests {
             }
         }
         let relRounded = (errRounded / norm).squareRoot(), relF32 = (errF32 / norm).squareRoot()
-        print("bf16 \(m)x\(k)x\(n) (\(BF16.native.isa)): relative L2 error vs the rounded inputs' product \(relRounded), vs the float product \(relF32)")
+        print(
+            "bf16 \(m)x\(k)x\(n) (\(BF16.native.isa)): relative L2 error vs the rounded inputs' product \(relRounded), vs the float product \(relF32)"
+        )
         #expect(relRounded < 1e-5)
         #expect(relF32 > 1e-4 && relF32 < 1e-2)
     }
@@ -71,7 +73,9 @@ struct BF16Tests {
         }
         var whole = [Float](repeating: .nan, count: m * ldc)
         a.withUnsafeBufferPointer { ap in
-            whole.withUnsafeMutableBufferPointer { g.run(m: m, a: ap.baseAddress!, lda: lda, c: $0.baseAddress!, ldc: ldc) }
+            whole.withUnsafeMutableBufferPointer {
+                g.run(m: m, a: ap.baseAddress!, lda: lda, c: $0.baseAddress!, ldc: ldc)
+            }
         }
         let b1 = blocks(reversed: false), b2 = blocks(reversed: true)
         var err = 0.0, norm = 0.0, sameBits = true
@@ -84,9 +88,13 @@ struct BF16Tests {
             }
         }
         // The padding columns between n and ldc are never written.
-        let untouched = (0..<m).allSatisfy { r in (n..<ldc).allSatisfy { whole[r * ldc + $0].isNaN && b1[r * ldc + $0].isNaN } }
+        let untouched = (0..<m).allSatisfy { r in
+            (n..<ldc).allSatisfy { whole[r * ldc + $0].isNaN && b1[r * ldc + $0].isNaN }
+        }
         let rel = (err / norm).squareRoot()
-        print("bf16 \(g.implementation): row blocks on threads vs one call, relative L2 \(rel); same blocks twice: \(sameBits ? "same bits" : "different bits")")
+        print(
+            "bf16 \(g.implementation): row blocks on threads vs one call, relative L2 \(rel); same blocks twice: \(sameBits ? "same bits" : "different bits")"
+        )
         #expect(rel <= 1e-6)
         #expect(sameBits)
         #expect(untouched)

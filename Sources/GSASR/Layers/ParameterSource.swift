@@ -34,7 +34,8 @@ public enum Initializer: Sendable, Equatable {
             }
         case .constant(let c): for i in 0..<n { v[i] = c }
         case .rope2D(let heads, let d, let theta):
-            precondition(n == 2 * heads * (d / 2) && d % 4 == 0, "rope2D: shape (2, heads, headDim/2), headDim % 4 == 0")
+            precondition(
+                n == 2 * heads * (d / 2) && d % 4 == 0, "rope2D: shape (2, heads, headDim/2), headDim % 4 == 0")
             let quarter = d / 4
             for h in 0..<heads {
                 let a = rng.uniform() * 2 * Double.pi
