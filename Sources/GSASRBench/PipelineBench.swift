@@ -24,7 +24,7 @@ public enum PipelineBench {
         public var decoderParts: [StepProfile.Part] = []
         /// The BLAS and its best reachable sgemm (set by `gsasr bench`, which can spawn itself).
         public var blas: BLASBench.Report? = nil
-        /// The precision of the figures above (``Precision``).
+        /// The precision of the figures above (`Precision`).
         public var precision: String = "f32"
         /// With a baseline precision: its medians, measured in the same rounds (interleaved).
         public var baseline: Baseline? = nil

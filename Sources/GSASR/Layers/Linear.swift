@@ -7,7 +7,7 @@ import GSASRTensor
 public struct Linear: @unchecked Sendable {
     public let weight: Tensor
     public let bias: Tensor?
-    /// The bf16 copy of the weight when the model runs in bf16 (``Precision``).
+    /// The bf16 copy of the weight when the model runs in bf16 (`Precision`).
     public let precision: PrecisionSlot
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }

@@ -111,7 +111,7 @@ public final class ParameterSource {
     public var entries: [StateEntry] { record.entries }
 
     /// Registers a layer's product (a Linear, a 3×3 convolution) for the precision switch
-    /// (``PrecisionSlot``): the layers declared through this source, in declaration order.
+    /// (`PrecisionSlot`): the layers declared through this source, in declaration order.
     public func registerProduct(_ slot: PrecisionSlot) { record.precisionSlots.append(slot) }
 
     /// The products registered so far, in declaration order.

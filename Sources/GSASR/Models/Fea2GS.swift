@@ -91,7 +91,7 @@ public struct Fea2GS: @unchecked Sendable {
 
     /// Switches the decoder's large products to bf16 (their weights converted and reordered
     /// once, now) or back to float32 (the copies dropped). `.auto` must be resolved first
-    /// (``Precision/resolve(qualityGateHolds:)``). Call it while no forward runs; training
+    /// (`Precision.resolve(qualityGateHolds:)`). Call it while no forward runs; training
     /// refuses a bf16 model (the copies would not follow the optimiser's updates).
     public func setPrecision(_ p: Precision) throws {
         precondition(p != .auto, "setPrecision: resolve .auto first")

@@ -44,7 +44,7 @@ public struct GSASRModel: @unchecked Sendable {
         self.denominator = d
     }
 
-    /// The precision the decoder's large products run in now (``Precision``).
+    /// The precision the decoder's large products run in now (`Precision`).
     public var precision: Precision { decoder.precision }
 
     /// Whether this model's bf16 quality was measured and passed the gates of issue 26 (bf16
