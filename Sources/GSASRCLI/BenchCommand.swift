@@ -60,6 +60,7 @@ struct PipelineBenchCommand: ParsableCommand {
         let mode = try parseRasterMode(rasterMode)
         guard repeats >= 1 && repeats <= 100 else { throw CLIError("--repeats must be in 1...100") }
         let precision = try precisionOptions.resolvedForBench()
+        Allocator.keepFreedMemoryForReuse()  // as `gsasr upscale` does
         let baseline = try against.map { try $0.resolve(qualityGateHolds: false).precision }
         let (model, name) = try modelOptions.load()
         let img = try ImageIO.load(URL(fileURLWithPath: input)).rgb
@@ -412,6 +413,7 @@ struct PrecisionBenchCommand: ParsableCommand {
         guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
         guard crop >= 0 else { throw CLIError("--crop must be 0 or positive") }
         try PrecisionOptions(precision: .bf16).check()
+        Allocator.keepFreedMemoryForReuse()  // as `gsasr upscale` does
         let list = try scales.split(separator: ",").map { try parseScale(String($0)) }
         let (model, name) = try modelOptions.loadOrDefault()
         var img = try ImageIO.load(URL(fileURLWithPath: input)).rgb

@@ -48,6 +48,7 @@ struct Gaussians: ParsableCommand {
     func run() throws {
         try setThreads(jobs)
         try precisionOptions.check()
+        Allocator.keepFreedMemoryForReuse()  // one job per process (Allocator)
         let target = try targetOptions.target()
         let mode = try parseRasterMode(rasterMode)
         let dmax = try parseDmax(dmax)

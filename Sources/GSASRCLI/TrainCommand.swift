@@ -184,6 +184,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         try setThreads(threads)
         try precisionOptions.check()
+        Allocator.keepFreedMemoryForReuse()  // one job per process (Allocator)
         let list = try scales.split(separator: ",").map { try parseScale(String($0)) }
         guard !list.isEmpty else { throw CLIError("no scales given") }
         for s in list where s < 1 { throw CLIError("scale \(s) is below 1") }
