@@ -227,6 +227,95 @@ done:
     return rc;
 }
 
+struct cbf16_batched {
+    dnnl_primitive_t primitive;
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    size_t scratch_size;
+};
+
+void cbf16_batched_destroy(cbf16_batched *p) {
+    if (p == NULL) return;
+    if (p->primitive) dnnl_primitive_destroy(p->primitive);
+    free(p);
+}
+
+cbf16_batched *cbf16_batched_create(int64_t batch, int64_t m, int64_t n, int64_t k, const int64_t a_strides[3],
+                                    const int64_t b_strides[3], const int64_t c_strides[3], char *message,
+                                    size_t message_size) {
+    pthread_once(&engine_once, make_engine);
+    if (engine_status != dnnl_success) {
+        fail(message, message_size, "engine creation", engine_status);
+        return NULL;
+    }
+    one_thread();
+    cbf16_batched *p = (cbf16_batched *)calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    dnnl_dims_t a_dims = {batch, m, k}, b_dims = {batch, k, n}, c_dims = {batch, m, n};
+    dnnl_dims_t as = {a_strides[0], a_strides[1], a_strides[2]}, bs = {b_strides[0], b_strides[1], b_strides[2]};
+    dnnl_dims_t cs = {c_strides[0], c_strides[1], c_strides[2]};
+    dnnl_status_t s;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+#define CHECK(call, what)                         \
+    do {                                          \
+        s = (call);                               \
+        if (s != dnnl_success) {                  \
+            fail(message, message_size, what, s); \
+            goto failed;                          \
+        }                                         \
+    } while (0)
+    CHECK(dnnl_memory_desc_init_by_strides(&p->a_md, 3, a_dims, dnnl_bf16, as), "A descriptor");
+    CHECK(dnnl_memory_desc_init_by_strides(&p->b_md, 3, b_dims, dnnl_bf16, bs), "B descriptor");
+    CHECK(dnnl_memory_desc_init_by_strides(&p->c_md, 3, c_dims, dnnl_f32, cs), "C descriptor");
+    CHECK(dnnl_primitive_attr_create(&attr), "attributes");
+    CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
+    dnnl_matmul_desc_t desc;
+    CHECK(dnnl_matmul_desc_init(&desc, &p->a_md, &p->b_md, NULL, &p->c_md), "batched matmul descriptor");
+    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "batched matmul primitive descriptor");
+    p->scratch_size = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    CHECK(dnnl_primitive_create(&p->primitive, pd), "batched matmul primitive");
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return p;
+failed:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    cbf16_batched_destroy(p);
+    return NULL;
+#undef CHECK
+}
+
+int cbf16_batched_run(const cbf16_batched *p, const uint16_t *a, const uint16_t *b, float *c) {
+    thread_state *ts = this_thread();
+    if (ts == NULL) return -1;
+    if (ts->scratch_size < p->scratch_size) {
+        void *q = realloc(ts->scratch, p->scratch_size);
+        if (q == NULL) return -1;
+        ts->scratch = q;
+        ts->scratch_size = p->scratch_size;
+    }
+    one_thread();
+    dnnl_memory_desc_t scratch_md;
+    dnnl_dims_t scratch_dims = {(dnnl_dim_t)(p->scratch_size > 0 ? p->scratch_size : 1)};
+    if (dnnl_memory_desc_init_by_tag(&scratch_md, 1, scratch_dims, dnnl_u8, dnnl_a) != dnnl_success) return -1;
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL, scratch = NULL;
+    int rc = -1;
+    if (dnnl_memory_create(&am, &p->a_md, engine, (void *)a) != dnnl_success) goto done;
+    if (dnnl_memory_create(&bm, &p->b_md, engine, (void *)b) != dnnl_success) goto done;
+    if (dnnl_memory_create(&cm, &p->c_md, engine, c) != dnnl_success) goto done;
+    if (p->scratch_size > 0 && dnnl_memory_create(&scratch, &scratch_md, engine, ts->scratch) != dnnl_success) goto done;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm},
+                               {DNNL_ARG_SCRATCHPAD, scratch}};
+    if (dnnl_primitive_execute(p->primitive, ts->stream, scratch ? 4 : 3, args) != dnnl_success) goto done;
+    rc = dnnl_stream_wait(ts->stream) == dnnl_success ? 0 : -1;
+done:
+    if (am) dnnl_memory_destroy(am);
+    if (bm) dnnl_memory_destroy(bm);
+    if (cm) dnnl_memory_destroy(cm);
+    if (scratch) dnnl_memory_destroy(scratch);
+    return rc;
+}
+
 static inline uint16_t round_one(float f) {
     uint32_t bits;
     memcpy(&bits, &f, 4);

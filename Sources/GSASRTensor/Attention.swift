@@ -27,14 +27,14 @@ extension Kernels {
     /// projections; bias (heads × nq × nk); out (query rows × C).
     public static func windowAttention(
         q: Tensor, kv: Tensor, channels c: Int, qRows: [Int32], kRows: [Int32], windows: Int, nq: Int, nk: Int,
-        heads: Int, bias: Tensor?, out: Tensor
+        heads: Int, bias: Tensor?, out: Tensor, bf16: Bool = false
     ) {
         precondition(q.shape.last! == c && kv.shape.last! == 2 * c && out.count == q.count)
         precondition((bias?.count ?? heads * nq * nk) == heads * nq * nk)
         precondition(qRows.count == windows * nq && kRows.count == windows * nk)
         windowAttention(
             q: q.ptr, k: kv.ptr, v: kv.ptr + c, channels: c, ldQ: c, ldKV: 2 * c, ldOut: c, qRows: qRows,
-            kRows: kRows, windows: windows, nq: nq, nk: nk, heads: heads, bias: bias?.ptr, out: out.ptr)
+            kRows: kRows, windows: windows, nq: nq, nk: nk, heads: heads, bias: bias?.ptr, out: out.ptr, bf16: bf16)
     }
 
     /// Raw form. Row r of Q starts at `q + r·ldQ`, of K and V at `k + r·ldKV`, `v + r·ldKV`, of the
@@ -48,10 +48,19 @@ extension Kernels {
         out: UnsafeMutablePointer<Float>, parallel: Bool = true,
         probabilities: UnsafeMutablePointer<Float>? = nil,  // windows × heads × nq × nk, kept for the backward
         masks: UnsafePointer<Float>? = nil,  // K × nq × nk additive masks (Swin's shifted windows)
-        maskOfWindow: UnsafePointer<Int32>? = nil  // per window: index into `masks`, or −1 for none
+        maskOfWindow: UnsafePointer<Int32>? = nil,  // per window: index into `masks`, or −1 for none
+        bf16: Bool = false  // scores Qs·Kᵀ from bf16 operands (inference; see below)
     ) {
         let d = c / heads
         let scale = 1 / Float(d).squareRoot()
+        // bf16 (`Precision`): per window the scaled queries and the keys are rounded to bf16 and
+        // the scores of all heads are one batched oneDNN product (float32 accumulation and
+        // output); the bias, the mask, the softmax and P·V stay float32 (P·V in bf16 measured
+        // slower: its N is the head dimension). Not when saving probabilities (training).
+        let scores: BF16Batched? =
+            bf16 && probabilities == nil
+            ? BF16Batched.shared(
+                .init(batch: heads, m: nq, n: nk, k: d, a: [d, c, 1], b: [d, 1, c], c: [nq * nk, nk, 1])) : nil
         qRows.withUnsafeBufferPointer { qr in
             kRows.withUnsafeBufferPointer { kr in
                 // Windows whose rows are consecutive (the training layers' group scratch, or
@@ -66,8 +75,14 @@ extension Kernels {
                     let qs = UnsafeMutablePointer<Float>.allocate(capacity: nq * c)
                     let kvScratch: UnsafeMutablePointer<Float>? = kRun ? nil : .allocate(capacity: 2 * nk * c)
                     let osScratch: UnsafeMutablePointer<Float>? = qRun ? nil : .allocate(capacity: nq * c)
-                    let own = probabilities == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
-                    defer { qs.deallocate(); kvScratch?.deallocate(); osScratch?.deallocate(); own?.deallocate() }
+                    let own =
+                        probabilities == nil
+                        ? UnsafeMutablePointer<Float>.allocate(capacity: (scores == nil ? 1 : heads) * nq * nk) : nil
+                    let qb: UnsafeMutablePointer<UInt16>? = scores == nil ? nil : .allocate(capacity: (nq + nk) * c)
+                    defer {
+                        qs.deallocate(); kvScratch?.deallocate(); osScratch?.deallocate(); own?.deallocate()
+                        qb?.deallocate()
+                    }
                     for w in stride(from: worker, to: windows, by: workers) {
                     for i in 0..<nq {
                         let src = q + Int(qr[w * nq + i]) * ldQ
@@ -78,13 +93,26 @@ extension Kernels {
                         k: k, v: v, ldKV: ldKV, rows: kr, window: w, nk: nk, channels: c, scratch: kvScratch)
                     let os = osScratch ?? (out + Int(qr[w * nq]) * ldOut)
                     let ldO = osScratch == nil ? ldOut : c
+                    if let scores, let qb {
+                        BF16.convert(qs, qb, count: nq * c)
+                        BF16.convert(rows: nk, cols: c, ks, ldx: ldK, qb + nq * c, ldy: c)
+                        scores.run(a: qb, b: qb + nq * c, c: own!)
+                    }
                     for h in 0..<heads {
-                        let sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
                         let mi = maskOfWindow.map { Int($0[w]) } ?? -1
-                        attentionProbabilities(
-                            qs: qs + h * d, ldQ: c, ks: ks + h * d, ldK: ldK, headDim: d, nq: nq, nk: nk,
-                            bias: bias.map { $0 + h * nq * nk }, mask: mi >= 0 ? masks! + mi * nq * nk : nil,
-                            into: sc)
+                        let sc: UnsafeMutablePointer<Float>
+                        if scores != nil {
+                            sc = own! + h * nq * nk
+                            if let bias { add(sc, bias + h * nq * nk, nq * nk) }
+                            if mi >= 0 { add(sc, masks! + mi * nq * nk, nq * nk) }
+                            softmaxRows(sc, rows: nq, n: nk)
+                        } else {
+                            sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
+                            attentionProbabilities(
+                                qs: qs + h * d, ldQ: c, ks: ks + h * d, ldK: ldK, headDim: d, nq: nq, nk: nk,
+                                bias: bias.map { $0 + h * nq * nk }, mask: mi >= 0 ? masks! + mi * nq * nk : nil,
+                                into: sc)
+                        }
                         BLAS.sgemm(
                             transA: false, transB: false, m: nq, n: d, k: nk, alpha: 1,
                             a: sc, lda: nk, b: vs + h * d, ldb: ldK, beta: 0, c: os + h * d, ldc: ldO)

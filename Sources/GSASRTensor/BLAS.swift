@@ -333,6 +333,58 @@ package final class BF16GEMM: @unchecked Sendable {
     }
 }
 
+/// A batch of products C_b = A_b · B_b with both operands in bf16 given per call (the
+/// attention's scores Q·Kᵀ, batched over the heads), float32 output; every dimension and
+/// stride (in elements: batch, row, column) fixed per ``Shape``: one oneDNN primitive per
+/// shape, made on first use and kept for the process (``shared(_:)``).
+package final class BF16Batched: @unchecked Sendable {
+    package struct Shape: Hashable, Sendable {
+        package var batch: Int, m: Int, n: Int, k: Int
+        package var a: [Int], b: [Int], c: [Int]
+        package init(batch: Int, m: Int, n: Int, k: Int, a: [Int], b: [Int], c: [Int]) {
+            (self.batch, self.m, self.n, self.k, self.a, self.b, self.c) = (batch, m, n, k, a, b, c)
+        }
+    }
+    private let handle: OpaquePointer
+    package let shape: Shape
+
+    private init(_ shape: Shape) throws {
+        guard BF16.native.yes else { throw BF16Error("bf16: this CPU has no native bf16 (\(BF16.native.isa))") }
+        var message = [CChar](repeating: 0, count: 256)
+        let (a, b, c) = (shape.a.map(Int64.init), shape.b.map(Int64.init), shape.c.map(Int64.init))
+        let h = cbf16_batched_create(
+            Int64(shape.batch), Int64(shape.m), Int64(shape.n), Int64(shape.k), a, b, c, &message, message.count)
+        guard let h else { throw BF16Error(message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }) }
+        handle = h
+        self.shape = shape
+    }
+
+    deinit { cbf16_batched_destroy(handle) }
+
+    nonisolated(unsafe) private static var cache: [Shape: BF16Batched] = [:]
+    private static let lock = NSLock()
+
+    /// The product for `shape`, made once per process. A shape oneDNN refuses is a programming
+    /// error (the callers' shapes are plain strided matrices): it stops the process.
+    package static func shared(_ shape: Shape) -> BF16Batched {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = cache[shape] { return p }
+        do {
+            let p = try BF16Batched(shape)
+            cache[shape] = p
+            return p
+        } catch {
+            fatalError("\(error)")
+        }
+    }
+
+    /// Runs the batch on this thread.
+    package func run(a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>) {
+        precondition(cbf16_batched_run(handle, a, b, c) == 0, "oneDNN: the batched bf16 product \(shape) failed")
+    }
+}
+
 package struct BF16Error: Error, CustomStringConvertible {
     package var description: String
     init(_ d: String) { description = d }

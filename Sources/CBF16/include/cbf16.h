@@ -38,6 +38,20 @@ const char *cbf16_gemm_implementation(const cbf16_gemm *gemm);
 
 void cbf16_gemm_destroy(cbf16_gemm *gemm);
 
+typedef struct cbf16_batched cbf16_batched;
+
+/// A batch of `batch` products C_b (M x N floats) = A_b (M x K bf16) · B_b (K x N bf16), both
+/// operands given per call (the attention's scores), every dimension and stride fixed here
+/// (strides in elements: batch, row, column). NULL on failure, with a one-line reason.
+cbf16_batched *cbf16_batched_create(int64_t batch, int64_t m, int64_t n, int64_t k, const int64_t a_strides[3],
+                                    const int64_t b_strides[3], const int64_t c_strides[3], char *message,
+                                    size_t message_size);
+
+/// Runs the batch on the calling thread. Returns 0, or -1.
+int cbf16_batched_run(const cbf16_batched *p, const uint16_t *a, const uint16_t *b, float *c);
+
+void cbf16_batched_destroy(cbf16_batched *p);
+
 /// This thread's bf16 buffer `slot` (0 or 1) of at least `count` elements, kept and grown
 /// from call to call (freed when the thread exits): the activations' bf16 copies, without an
 /// allocation (and its page faults) per product. Valid until the next call for the same slot on

@@ -143,7 +143,8 @@ public struct GSSelfAttnLayer: @unchecked Sendable {
                             q: qkv, k: qkv + c, v: qkv + 2 * c, channels: c, ldQ: 3 * c, ldKV: 3 * c, ldOut: c,
                             qRows: local, kRows: local, windows: r / n, nq: n, nk: n, heads: attn.heads,
                             bias: attn.bias?.ptr, out: at, parallel: false,
-                            probabilities: cx.map { $0.probs.ptr + (s0 / n) * attn.heads * n * n })
+                            probabilities: cx.map { $0.probs.ptr + (s0 / n) * attn.heads * n * n },
+                            bf16: attn.qkvhead.precision.gemm != nil)  // with its projections (`Precision`)
                         attn.proj.rows(at, r, into: a)
                         if x3 != x2 { x3.update(from: x2, count: r * c) }
                         Kernels.add(x3, a, r * c)

@@ -88,7 +88,8 @@ public struct WindowCrossAttnLayer: @unchecked Sendable {
         let attn = Tensor(uninitialized: [t, c])
         Kernels.windowAttention(
             q: q, kv: kv, channels: c, qRows: qRows, kRows: kRows, windows: env.grid.windows, nq: env.grid.seeds,
-            nk: env.windowSize * env.windowSize, heads: windowCrossAttn.heads, bias: windowCrossAttn.bias, out: attn)
+            nk: env.windowSize * env.windowSize, heads: windowCrossAttn.heads, bias: windowCrossAttn.bias, out: attn,
+            bf16: windowCrossAttn.kvhead.precision.gemm != nil)  // with its projections (`Precision`)
         let x3 = x2.residual(windowCrossAttn.proj(attn), keep: saving)
         let (d, n4) = norm4.forward(x3, saving: saving)
         let (e, f2) = mlpCrossattnFeature.forward(d, saving: saving)
