@@ -84,44 +84,44 @@ extension Kernels {
                         qb?.deallocate()
                     }
                     for w in stride(from: worker, to: windows, by: workers) {
-                    for i in 0..<nq {
-                        let src = q + Int(qr[w * nq + i]) * ldQ
-                        let dst = qs + i * c
-                        for j in 0..<c { dst[j] = src[j] * scale }
-                    }
-                    let (ks, vs, ldK) = windowKeysValues(
-                        k: k, v: v, ldKV: ldKV, rows: kr, window: w, nk: nk, channels: c, scratch: kvScratch)
-                    let os = osScratch ?? (out + Int(qr[w * nq]) * ldOut)
-                    let ldO = osScratch == nil ? ldOut : c
-                    if let scores, let qb {
-                        BF16.convert(qs, qb, count: nq * c)
-                        BF16.convert(rows: nk, cols: c, ks, ldx: ldK, qb + nq * c, ldy: c)
-                        scores.run(a: qb, b: qb + nq * c, c: own!)
-                    }
-                    for h in 0..<heads {
-                        let mi = maskOfWindow.map { Int($0[w]) } ?? -1
-                        let sc: UnsafeMutablePointer<Float>
-                        if scores != nil {
-                            sc = own! + h * nq * nk
-                            if let bias { add(sc, bias + h * nq * nk, nq * nk) }
-                            if mi >= 0 { add(sc, masks! + mi * nq * nk, nq * nk) }
-                            softmaxRows(sc, rows: nq, n: nk)
-                        } else {
-                            sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
-                            attentionProbabilities(
-                                qs: qs + h * d, ldQ: c, ks: ks + h * d, ldK: ldK, headDim: d, nq: nq, nk: nk,
-                                bias: bias.map { $0 + h * nq * nk }, mask: mi >= 0 ? masks! + mi * nq * nk : nil,
-                                into: sc)
-                        }
-                        BLAS.sgemm(
-                            transA: false, transB: false, m: nq, n: d, k: nk, alpha: 1,
-                            a: sc, lda: nk, b: vs + h * d, ldb: ldK, beta: 0, c: os + h * d, ldc: ldO)
-                    }
-                    if let osScratch {
                         for i in 0..<nq {
-                            (out + Int(qr[w * nq + i]) * ldOut).update(from: osScratch + i * c, count: c)
+                            let src = q + Int(qr[w * nq + i]) * ldQ
+                            let dst = qs + i * c
+                            for j in 0..<c { dst[j] = src[j] * scale }
                         }
-                    }
+                        let (ks, vs, ldK) = windowKeysValues(
+                            k: k, v: v, ldKV: ldKV, rows: kr, window: w, nk: nk, channels: c, scratch: kvScratch)
+                        let os = osScratch ?? (out + Int(qr[w * nq]) * ldOut)
+                        let ldO = osScratch == nil ? ldOut : c
+                        if let scores, let qb {
+                            BF16.convert(qs, qb, count: nq * c)
+                            BF16.convert(rows: nk, cols: c, ks, ldx: ldK, qb + nq * c, ldy: c)
+                            scores.run(a: qb, b: qb + nq * c, c: own!)
+                        }
+                        for h in 0..<heads {
+                            let mi = maskOfWindow.map { Int($0[w]) } ?? -1
+                            let sc: UnsafeMutablePointer<Float>
+                            if scores != nil {
+                                sc = own! + h * nq * nk
+                                if let bias { add(sc, bias + h * nq * nk, nq * nk) }
+                                if mi >= 0 { add(sc, masks! + mi * nq * nk, nq * nk) }
+                                softmaxRows(sc, rows: nq, n: nk)
+                            } else {
+                                sc = own ?? (probabilities! + (w * heads + h) * nq * nk)
+                                attentionProbabilities(
+                                    qs: qs + h * d, ldQ: c, ks: ks + h * d, ldK: ldK, headDim: d, nq: nq, nk: nk,
+                                    bias: bias.map { $0 + h * nq * nk }, mask: mi >= 0 ? masks! + mi * nq * nk : nil,
+                                    into: sc)
+                            }
+                            BLAS.sgemm(
+                                transA: false, transB: false, m: nq, n: d, k: nk, alpha: 1,
+                                a: sc, lda: nk, b: vs + h * d, ldb: ldK, beta: 0, c: os + h * d, ldc: ldO)
+                        }
+                        if let osScratch {
+                            for i in 0..<nq {
+                                (out + Int(qr[w * nq + i]) * ldOut).update(from: osScratch + i * c, count: c)
+                            }
+                        }
                     }
                 }
             }
