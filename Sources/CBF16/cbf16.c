@@ -107,6 +107,16 @@ static void fail(char *message, size_t size, const char *what, dnnl_status_t s) 
     if (message != NULL && size > 0) snprintf(message, size, "oneDNN: %s failed (status %d)", what, (int)s);
 }
 
+// In the create functions: a failing call names itself in `message` and jumps to `failed`.
+#define CHECK(call, what)                         \
+    do {                                          \
+        s = (call);                               \
+        if (s != dnnl_success) {                  \
+            fail(message, message_size, what, s); \
+            goto failed;                          \
+        }                                         \
+    } while (0)
+
 void cbf16_gemm_destroy(cbf16_gemm *g) {
     if (g == NULL) return;
     if (g->primitive) dnnl_primitive_destroy(g->primitive);
@@ -138,14 +148,6 @@ cbf16_gemm *cbf16_gemm_create(int64_t k, int64_t n, const float *weights, char *
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t user_wei = NULL;
-#define CHECK(call, what)                         \
-    do {                                          \
-        s = (call);                               \
-        if (s != dnnl_success) {                  \
-            fail(message, message_size, what, s); \
-            goto failed;                          \
-        }                                         \
-    } while (0)
     CHECK(dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides), "source descriptor");
     CHECK(dnnl_memory_desc_init_by_tag(&wei_md, 2, wei_dims, dnnl_bf16, dnnl_format_tag_any), "weights descriptor");
     CHECK(dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides), "destination descriptor");
@@ -188,43 +190,54 @@ failed:
     if (attr) dnnl_primitive_attr_destroy(attr);
     cbf16_gemm_destroy(g);
     return NULL;
-#undef CHECK
 }
 
 const char *cbf16_gemm_implementation(const cbf16_gemm *g) { return g->impl; }
 
-int cbf16_gemm_run(const cbf16_gemm *g, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc) {
-    if (m <= 0) return 0;
-    if (lda < g->k || ldc < g->n) return -1;
+// Runs `primitive` on this thread's stream over src, weights and dst (memories made over the
+// caller's buffers with the given descriptors) and a user scratchpad of `scratch_size` bytes
+// from this thread's buffer. Returns 0, or -1.
+static int execute(dnnl_primitive_t primitive, size_t scratch_size, const dnnl_memory_desc_t *src_md,
+                   const void *src_data, dnnl_memory_t weights, const dnnl_memory_desc_t *wei_md,
+                   const void *wei_data, const dnnl_memory_desc_t *dst_md, void *dst_data) {
     thread_state *ts = this_thread();
     if (ts == NULL) return -1;
-    if (ts->scratch_size < g->scratch_size) {
-        void *p = realloc(ts->scratch, g->scratch_size);
+    if (ts->scratch_size < scratch_size) {
+        void *p = realloc(ts->scratch, scratch_size);
         if (p == NULL) return -1;
         ts->scratch = p;
-        ts->scratch_size = g->scratch_size;
+        ts->scratch_size = scratch_size;
     }
     one_thread();
-    dnnl_memory_desc_t src_md, dst_md, scratch_md;
-    dnnl_dims_t src_dims = {m, g->k}, src_strides = {lda, 1}, dst_dims = {m, g->n}, dst_strides = {ldc, 1};
-    dnnl_dims_t scratch_dims = {(dnnl_dim_t)(g->scratch_size > 0 ? g->scratch_size : 1)};
-    if (dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides) != dnnl_success) return -1;
-    if (dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides) != dnnl_success) return -1;
+    dnnl_memory_desc_t scratch_md;
+    dnnl_dims_t scratch_dims = {(dnnl_dim_t)(scratch_size > 0 ? scratch_size : 1)};
     if (dnnl_memory_desc_init_by_tag(&scratch_md, 1, scratch_dims, dnnl_u8, dnnl_a) != dnnl_success) return -1;
-    dnnl_memory_t src = NULL, dst = NULL, scratch = NULL;
+    dnnl_memory_t src = NULL, wei = NULL, dst = NULL, scratch = NULL;
     int rc = -1;
-    if (dnnl_memory_create(&src, &src_md, engine, (void *)a) != dnnl_success) goto done;
-    if (dnnl_memory_create(&dst, &dst_md, engine, c) != dnnl_success) goto done;
-    if (g->scratch_size > 0 && dnnl_memory_create(&scratch, &scratch_md, engine, ts->scratch) != dnnl_success) goto done;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, g->weights}, {DNNL_ARG_DST, dst},
+    if (dnnl_memory_create(&src, src_md, engine, (void *)src_data) != dnnl_success) goto done;
+    if (weights == NULL && dnnl_memory_create(&wei, wei_md, engine, (void *)wei_data) != dnnl_success) goto done;
+    if (dnnl_memory_create(&dst, dst_md, engine, dst_data) != dnnl_success) goto done;
+    if (scratch_size > 0 && dnnl_memory_create(&scratch, &scratch_md, engine, ts->scratch) != dnnl_success) goto done;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights ? weights : wei}, {DNNL_ARG_DST, dst},
                                {DNNL_ARG_SCRATCHPAD, scratch}};
-    if (dnnl_primitive_execute(g->primitive, ts->stream, scratch ? 4 : 3, args) != dnnl_success) goto done;
+    if (dnnl_primitive_execute(primitive, ts->stream, scratch ? 4 : 3, args) != dnnl_success) goto done;
     rc = dnnl_stream_wait(ts->stream) == dnnl_success ? 0 : -1;
 done:
     if (src) dnnl_memory_destroy(src);
+    if (wei) dnnl_memory_destroy(wei);
     if (dst) dnnl_memory_destroy(dst);
     if (scratch) dnnl_memory_destroy(scratch);
     return rc;
+}
+
+int cbf16_gemm_run(const cbf16_gemm *g, int64_t m, const uint16_t *a, int64_t lda, float *c, int64_t ldc) {
+    if (m <= 0) return 0;
+    if (lda < g->k || ldc < g->n) return -1;
+    dnnl_memory_desc_t src_md, dst_md;
+    dnnl_dims_t src_dims = {m, g->k}, src_strides = {lda, 1}, dst_dims = {m, g->n}, dst_strides = {ldc, 1};
+    if (dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides) != dnnl_success) return -1;
+    if (dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides) != dnnl_success) return -1;
+    return execute(g->primitive, g->scratch_size, &src_md, a, g->weights, NULL, NULL, &dst_md, c);
 }
 
 struct cbf16_batched {
@@ -256,14 +269,6 @@ cbf16_batched *cbf16_batched_create(int64_t batch, int64_t m, int64_t n, int64_t
     dnnl_status_t s;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
-#define CHECK(call, what)                         \
-    do {                                          \
-        s = (call);                               \
-        if (s != dnnl_success) {                  \
-            fail(message, message_size, what, s); \
-            goto failed;                          \
-        }                                         \
-    } while (0)
     CHECK(dnnl_memory_desc_init_by_strides(&p->a_md, 3, a_dims, dnnl_bf16, as), "A descriptor");
     CHECK(dnnl_memory_desc_init_by_strides(&p->b_md, 3, b_dims, dnnl_bf16, bs), "B descriptor");
     CHECK(dnnl_memory_desc_init_by_strides(&p->c_md, 3, c_dims, dnnl_f32, cs), "C descriptor");
@@ -282,38 +287,10 @@ failed:
     if (attr) dnnl_primitive_attr_destroy(attr);
     cbf16_batched_destroy(p);
     return NULL;
-#undef CHECK
 }
 
 int cbf16_batched_run(const cbf16_batched *p, const uint16_t *a, const uint16_t *b, float *c) {
-    thread_state *ts = this_thread();
-    if (ts == NULL) return -1;
-    if (ts->scratch_size < p->scratch_size) {
-        void *q = realloc(ts->scratch, p->scratch_size);
-        if (q == NULL) return -1;
-        ts->scratch = q;
-        ts->scratch_size = p->scratch_size;
-    }
-    one_thread();
-    dnnl_memory_desc_t scratch_md;
-    dnnl_dims_t scratch_dims = {(dnnl_dim_t)(p->scratch_size > 0 ? p->scratch_size : 1)};
-    if (dnnl_memory_desc_init_by_tag(&scratch_md, 1, scratch_dims, dnnl_u8, dnnl_a) != dnnl_success) return -1;
-    dnnl_memory_t am = NULL, bm = NULL, cm = NULL, scratch = NULL;
-    int rc = -1;
-    if (dnnl_memory_create(&am, &p->a_md, engine, (void *)a) != dnnl_success) goto done;
-    if (dnnl_memory_create(&bm, &p->b_md, engine, (void *)b) != dnnl_success) goto done;
-    if (dnnl_memory_create(&cm, &p->c_md, engine, c) != dnnl_success) goto done;
-    if (p->scratch_size > 0 && dnnl_memory_create(&scratch, &scratch_md, engine, ts->scratch) != dnnl_success) goto done;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm},
-                               {DNNL_ARG_SCRATCHPAD, scratch}};
-    if (dnnl_primitive_execute(p->primitive, ts->stream, scratch ? 4 : 3, args) != dnnl_success) goto done;
-    rc = dnnl_stream_wait(ts->stream) == dnnl_success ? 0 : -1;
-done:
-    if (am) dnnl_memory_destroy(am);
-    if (bm) dnnl_memory_destroy(bm);
-    if (cm) dnnl_memory_destroy(cm);
-    if (scratch) dnnl_memory_destroy(scratch);
-    return rc;
+    return execute(p->primitive, p->scratch_size, &p->a_md, a, NULL, &p->b_md, b, &p->c_md, c);
 }
 
 static inline uint16_t round_one(float f) {
