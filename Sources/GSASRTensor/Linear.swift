@@ -19,10 +19,10 @@ public enum Kernels {
                 // bf16 products (``Precision``): this block's rows of X rounded to bf16, the
                 // weights' bf16 copy, float32 accumulation; then the same bias / ReLU pass.
                 precondition(g.k == k && g.n == n, "linear: bf16 product \(g.k)x\(g.n) for \(k)x\(n)")
+                precondition(!accumulate, "linear: a bf16 product does not accumulate (inference only)")
                 let xb = BF16.threadBuffer(slot: 0, count: rows.count * k)
                 BF16.convert(rows: rows.count, cols: k, x + rows.lowerBound * ldx, ldx: ldx, xb, ldy: k)
-                linearBF16(
-                    xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, accumulate: accumulate, relu: relu)
+                linearBF16(xb, ldx: k, rows: rows.count, g, bias: bias, y: yr, ldy: ldy, relu: relu)
                 return
             }
             if relu && !accumulate {
@@ -62,30 +62,18 @@ public enum Kernels {
         }
     }
 
-    /// y (rows × n, leading dim ldy) = xb (bf16 rows, leading dim ldx) · Wᵀ [+ bias] [ReLU]
-    /// [+= y if accumulate], on this thread: the bf16 product writes float32, then one pass adds
-    /// the bias and applies the ReLU (or adds into y).
+    /// y (rows × n, leading dim ldy) = xb (bf16 rows, leading dim ldx) · Wᵀ [+ bias] [ReLU], on
+    /// this thread: the bf16 product writes float32, then one pass adds the bias (and applies
+    /// the ReLU), as the float32 form's.
     package static func linearBF16(
         _ xb: UnsafePointer<UInt16>, ldx: Int, rows: Int, _ g: BF16GEMM, bias: UnsafePointer<Float>?,
-        y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false, relu: Bool = false
+        y: UnsafeMutablePointer<Float>, ldy: Int, relu: Bool = false
     ) {
-        let n = g.n
-        if !accumulate {
-            g.run(m: rows, a: xb, lda: ldx, c: y, ldc: ldy)
-            if relu {
-                for r in 0..<rows { biasRelu(y + r * ldy, bias, n) }
-            } else if let bias {
-                for r in 0..<rows { add(y + r * ldy, bias, n) }
-            }
-            return
-        }
-        let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
-        defer { t.deallocate() }
-        g.run(m: rows, a: xb, lda: ldx, c: t, ldc: n)
-        for r in 0..<rows {
-            let row = y + r * ldy
-            add(row, t + r * n, n)
-            if let bias { add(row, bias, n) }  // no ReLU when accumulating, as the float32 form
+        g.run(m: rows, a: xb, lda: ldx, c: y, ldc: ldy)
+        if relu {
+            for r in 0..<rows { biasRelu(y + r * ldy, bias, g.n) }
+        } else if let bias {
+            for r in 0..<rows { add(y + r * ldy, bias, g.n) }
         }
     }
 

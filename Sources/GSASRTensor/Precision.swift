@@ -2,10 +2,11 @@
 ///
 /// - `f32`: float32 throughout (the default, and what every parity test checks).
 /// - `bf16`: the large GEMMs of the decoder (attention projections, MLPs, the heads' first two
-///   layers, UPNet's Winograd products) take bf16 inputs — each factor rounded to 8
-///   significant bits, to nearest even — and accumulate and output in float32 (oneDNN's
-///   matmul); everything else (LayerNorm, softmax and its statistics, the attention scores and
-///   weighted sums, the scale MLP, the heads' last layers, the rasterizer) stays float32. Only
+///   layers, UPNet's Winograd products) and the attention's scores Q·Kᵀ take bf16 inputs — each
+///   factor rounded to 8 significant bits, to nearest even — and accumulate and output in
+///   float32 (oneDNN's matmul); everything else (LayerNorm, softmax and its statistics, the
+///   attention's weighted sums P·V, the scale MLP, the heads' last layers, the encoder, the
+///   rasterizer) stays float32. Only
 ///   on a CPU that multiplies bf16 natively: elsewhere it is refused.
 /// - `auto`: bf16 where the CPU has native bf16 and the model's measured quality gate holds,
 ///   else f32 (see `Precision.resolve`).

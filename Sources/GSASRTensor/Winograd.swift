@@ -233,9 +233,10 @@ extension Kernels {
         let cin = p.cin, cout = p.cout
         if h == 0 || w == 0 { return }
         let plan = WinogradPlan(height: h, width: w, cin: cin, cout: cout)
+        // bf16 (`Precision`): the U_ξ were converted once, at the switch; float32 computes them here.
         let bf16 = p.precision.winograd
-        let u = bf16 == nil ? winogradWeights(p) : UnsafeMutablePointer<Float>.allocate(capacity: 0)
-        defer { u.deallocate() }
+        let u = bf16 == nil ? winogradWeights(p) : nil
+        defer { u?.deallocate() }
         withExtendedLifetime(p.bias) {
             let bp = p.bias.ptr
             Parallel.forEach(plan.blocks) { b in
@@ -245,21 +246,19 @@ extension Kernels {
                 defer { v.deallocate(); m.deallocate() }
                 winogradInput(x, plan: plan, cin: cin, rows: rows, into: v)
                 if let products = bf16 {
-                    // bf16 (``Precision``): V rounded to bf16, U_ξ in bf16 since the switch,
-                    // float32 accumulation into M.
+                    // V rounded to bf16, float32 accumulation into M.
                     let vb = BF16.threadBuffer(slot: 1, count: 16 * tiles * cin)
                     BF16.convert(v, vb, count: 16 * tiles * cin)
                     for xi in 0..<16 {
                         products[xi].run(
                             m: tiles, a: vb + xi * tiles * cin, lda: cin, c: m + xi * tiles * cout, ldc: cout)
                     }
-                    winogradOutput(m, plan: plan, cout: cout, rows: rows, bias: bp, y: y)
-                    return
-                }
-                for xi in 0..<16 {
-                    BLAS.sgemm(
-                        transA: false, transB: true, m: tiles, n: cout, k: cin, alpha: 1, a: v + xi * tiles * cin,
-                        lda: cin, b: u + xi * cin * cout, ldb: cin, beta: 0, c: m + xi * tiles * cout, ldc: cout)
+                } else if let u {
+                    for xi in 0..<16 {
+                        BLAS.sgemm(
+                            transA: false, transB: true, m: tiles, n: cout, k: cin, alpha: 1, a: v + xi * tiles * cin,
+                            lda: cin, b: u + xi * cin * cout, ldb: cin, beta: 0, c: m + xi * tiles * cout, ldc: cout)
+                    }
                 }
                 winogradOutput(m, plan: plan, cout: cout, rows: rows, bias: bp, y: y)
             }

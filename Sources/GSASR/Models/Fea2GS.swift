@@ -84,9 +84,9 @@ public struct Fea2GS: @unchecked Sendable {
 
     /// Whether a product runs in bf16 when the decoder does: the large GEMMs (at least 16
     /// inputs and 16 outputs). The heads' last layers (1-3 outputs: a memory-bound product that
-    /// oneDNN's bf16 runs slower than OpenBLAS's float32) stay float32, as do the attention
-    /// scores and weighted sums, LayerNorm, softmax and the rasterizer, which are not products
-    /// of weights. Measured: Benchmarks/README.md, "bf16 decoder".
+    /// oneDNN's bf16 runs slower than OpenBLAS's float32) stay float32. The attention follows its
+    /// projections (scores Q·Kᵀ in bf16, P·V in float32: `Kernels.windowAttention`). Measured:
+    /// Benchmarks/README.md, "bf16".
     public static func runsInBF16(_ p: PrecisionSlot) -> Bool { p.inputs >= 16 && p.outputs >= 16 }
 
     /// Switches the decoder's large products to bf16 (their weights converted and reordered
