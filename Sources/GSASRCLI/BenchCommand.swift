@@ -7,10 +7,10 @@ import GSASRTraining
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`), re-rendering an export (`bench render`), float32 vs bf16 GEMMs (`bench gemm`), a model in float32 vs bf16 (`bench precision`).",
+            "Benchmarks: per-stage pipeline timings (default), the rasterizer (`bench raster`), a training step (`bench train`), tiling (`bench tile`), re-rendering an export (`bench render`), float32 vs bf16 GEMMs (`bench gemm`), a model in float32 vs bf16 (`bench precision`), the 3x3 convolution's forms (`bench conv`).",
         subcommands: [
             PipelineBenchCommand.self, RasterBenchCommand.self, TrainBenchCommand.self, TileBenchCommand.self,
-            RenderBenchCommand.self, GEMMBenchCommand.self, PrecisionBenchCommand.self,
+            RenderBenchCommand.self, GEMMBenchCommand.self, PrecisionBenchCommand.self, ConvBenchCommand.self,
         ],
         defaultSubcommand: PipelineBenchCommand.self)
 }
@@ -377,6 +377,31 @@ struct GEMMBenchCommand: ParsableCommand {
         guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
         let r = try GEMMBench.run(repeats: repeats)
         print(GEMMBench.format(r))
+        try writeBenchJSON(r, to: json)
+    }
+}
+
+struct ConvBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conv",
+        abstract:
+            "The float32 3x3 convolution on the models' shapes: im2col vs Winograd F(2x2,3x3) vs F(4x4,3x3), same run; medians, difference, peak RSS."
+    )
+
+    @Option(help: "Timed rounds per shape (interleaved; medians; 1...100).")
+    var repeats: Int = 9
+
+    @Option(name: .short, help: "Threads.")
+    var jobs: Int?
+
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try setThreads(jobs)
+        guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
+        let r = ConvBench.run(repeats: repeats)
+        print(ConvBench.format(r))
         try writeBenchJSON(r, to: json)
     }
 }

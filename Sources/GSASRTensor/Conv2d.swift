@@ -50,11 +50,15 @@ extension Kernels {
         return y
     }
 
-    /// By Winograd F(2×2, 3×3) where ``usesWinograd(cin:cout:)`` says so, else im2col + GEMM.
+    /// By Winograd F(4×4, 3×3) in float32 where ``usesWinograd43(height:width:cin:cout:)`` says
+    /// so, F(2×2, 3×3) where ``usesWinograd(cin:cout:)`` does (and for the bf16 products), else
+    /// im2col + GEMM.
     package static func conv3x3(
         x: UnsafePointer<Float>, height h: Int, width w: Int, _ p: Conv3x3Weights, y: UnsafeMutablePointer<Float>
     ) {
-        if usesWinograd(cin: p.cin, cout: p.cout) {
+        if p.precision.winograd == nil && usesWinograd43(height: h, width: w, cin: p.cin, cout: p.cout) {
+            conv3x3Winograd43(x: x, height: h, width: w, p, y: y)
+        } else if usesWinograd(cin: p.cin, cout: p.cout) {
             conv3x3Winograd(x: x, height: h, width: w, p, y: y)
         } else {
             conv3x3Im2col(x: x, height: h, width: w, p, y: y)

@@ -53,20 +53,30 @@ func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
 }
 
 /// The dispatcher: the paper model's UPNet (180 → 720) and EDSR body (64 → 64) run Winograd, the
-/// first convolution (3 → 64) and narrow ones im2col; `conv3x3` agrees with the form it picks.
+/// first convolution (3 → 64) and narrow ones im2col; maps of at least 4 × 4 take F(4×4, 3×3),
+/// thinner ones F(2×2, 3×3); `conv3x3` agrees with the form it picks, bit for bit.
 @Test func conv3x3PicksWinogradForWideConvolutions() {
     #expect(Kernels.usesWinograd(cin: 180, cout: 720))
     #expect(Kernels.usesWinograd(cin: 64, cout: 64))
     #expect(!Kernels.usesWinograd(cin: 3, cout: 64))
     #expect(!Kernels.usesWinograd(cin: 32, cout: 128))
-    let h = 9, w = 8, cin = 128, cout = 128
-    var r = RNG(state: 4)
-    let x = Tensor(shape: [h, w, cin], values: r.array(h * w * cin))
-    let p = Conv3x3Weights(torchWeight: r.array(cout * cin * 9), bias: r.array(cout), cout: cout, cin: cin)
-    let y = Kernels.conv3x3(x, height: h, width: w, p)
-    let yw = Tensor(uninitialized: [h, w, cout])
-    Kernels.conv3x3Winograd(x: x.ptr, height: h, width: w, p, y: yw.ptr)
-    #expect(y.array == yw.array)
+    #expect(Kernels.usesWinograd43(height: 9, width: 8, cin: 128, cout: 128))
+    #expect(!Kernels.usesWinograd43(height: 9, width: 3, cin: 128, cout: 128))
+    #expect(!Kernels.usesWinograd43(height: 48, width: 48, cin: 3, cout: 64))
+    for (h, w) in [(9, 8), (3, 11)] {
+        let cin = 128, cout = 128
+        var r = RNG(state: 4)
+        let x = Tensor(shape: [h, w, cin], values: r.array(h * w * cin))
+        let p = Conv3x3Weights(torchWeight: r.array(cout * cin * 9), bias: r.array(cout), cout: cout, cin: cin)
+        let y = Kernels.conv3x3(x, height: h, width: w, p)
+        let yw = Tensor(uninitialized: [h, w, cout])
+        if Kernels.usesWinograd43(height: h, width: w, cin: cin, cout: cout) {
+            Kernels.conv3x3Winograd43(x: x.ptr, height: h, width: w, p, y: yw.ptr)
+        } else {
+            Kernels.conv3x3Winograd(x: x.ptr, height: h, width: w, p, y: yw.ptr)
+        }
+        #expect(y.array == yw.array)
+    }
 }
 
 /// The backward at the paper UPNet's width (180 → 720; the gradient goldens' small config stays

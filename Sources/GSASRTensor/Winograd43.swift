@@ -1,0 +1,99 @@
+import CKernels
+
+/// 3×3 convolution (stride 1, zero padding 1, channels-last) by Winograd's F(4×4, 3×3) (Lavin &
+/// Gray 2016), the float32 forward of the wide convolutions.
+///
+/// The output is cut into 4×4 tiles; tile (ty, tx) reads the 6×6 input patch d at rows
+/// 4ty − 1 … 4ty + 4 and columns 4tx − 1 … 4tx + 4 (zeros outside the image) and computes
+///
+///   Y = Aᵀ [ Σ_ci (G g Gᵀ) ⊙ (Bᵀ d B) ] A
+///
+/// with the interpolation points 0, ±1, ±2 and ∞ (the matrices are written out in
+/// CKernels/winograd43.c, which holds the transforms). For each of the 36 positions ξ of the
+/// transformed tile the sum over input channels is one GEMM, M_ξ (tiles × cout) =
+/// V_ξ (tiles × cin) · U_ξᵀ: 36 multiplications per 16 outputs where F(2×2, 3×3) needs 16 per 4
+/// and im2col 9 per output, so 1.78x fewer multiply-adds than F(2×2, 3×3) and 4x fewer than the
+/// direct sum. The price is rounding: the transforms multiply by up to 8 and the weight
+/// transform by ⅙, 1⁄12 and 1⁄24 (not exact in binary), so the error is a few times F(2×2, 3×3)'s
+/// (`winograd43MatchesReference` bounds it against float64 sums; the zoo's parity tests pass at
+/// their tolerances).
+///
+/// Work: the tiles are cut into blocks of whole tile rows of bounded scratch (V and M at most
+/// 4M floats); within a block the transforms run in parallel over tiles and the 36 GEMMs in
+/// parallel over ξ, so each GEMM multiplies every tile of the block (taller GEMMs than
+/// F(2×2, 3×3)'s per-thread blocks). The cut depends on the sizes only, so the results are the same
+/// bits for any number of threads. The backward stays F(2×2, 3×3)
+/// (``conv3x3BackwardWinograd(_:height:width:_:dy:dWeight:dBias:needDX:threads:)``): it
+/// differentiates the same convolution, recomputing its own V from the saved input.
+extension Kernels {
+    /// Whether the float32 forward ``conv3x3(x:height:width:_:y:)`` uses F(4×4, 3×3): where
+    /// F(2×2, 3×3) would (both channel counts at least 64) and the map has at least one whole tile
+    /// each way (4 × 4). Measured with `gsasr bench conv` (Benchmarks/README.md, "Winograd
+    /// F(4×4, 3×3)"). The bf16 products stay F(2×2, 3×3) (`PrecisionSlot`).
+    @inline(__always)
+    public static func usesWinograd43(height h: Int, width w: Int, cin: Int, cout: Int) -> Bool {
+        usesWinograd(cin: cin, cout: cout) && h >= 4 && w >= 4
+    }
+
+    /// The tiling of an h × w map into 4×4 output tiles, in blocks of whole tile rows whose V and
+    /// M take at most 4M floats (16 MB), at least one tile row each; from the sizes only.
+    struct Winograd43Plan {
+        let tilesH: Int, tilesW: Int, tileRowsPerBlock: Int, blocks: Int
+
+        init(height h: Int, width w: Int, cin: Int, cout: Int) {
+            tilesH = (h + 3) / 4
+            tilesW = (w + 3) / 4
+            let tiles = (1 << 22) / (36 * max(1, cin + cout))
+            tileRowsPerBlock = max(1, min(tilesH, tiles / max(1, tilesW)))
+            blocks = (tilesH + tileRowsPerBlock - 1) / tileRowsPerBlock
+        }
+
+        func tileRows(_ b: Int) -> Range<Int> { (b * tileRowsPerBlock)..<min(tilesH, (b + 1) * tileRowsPerBlock) }
+        var maxTiles: Int { tileRowsPerBlock * tilesW }
+    }
+
+    /// Forward: y (h × w × cout) = conv3x3(x (h × w × cin)) + bias by F(4×4, 3×3), float32.
+    package static func conv3x3Winograd43(
+        x: UnsafePointer<Float>, height h: Int, width w: Int, _ p: Conv3x3Weights, y: UnsafeMutablePointer<Float>
+    ) {
+        let cin = p.cin, cout = p.cout
+        if h == 0 || w == 0 { return }
+        let plan = Winograd43Plan(height: h, width: w, cin: cin, cout: cout)
+        let plane = cin * cout
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: 36 * plane)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * plan.maxTiles * cin)
+        let m = UnsafeMutablePointer<Float>.allocate(capacity: 36 * plan.maxTiles * cout)
+        let zeros = UnsafeMutablePointer<Float>.allocate(capacity: cin)
+        zeros.initialize(repeating: 0, count: cin)
+        defer {
+            u.deallocate()
+            v.deallocate()
+            m.deallocate()
+            zeros.deallocate()
+        }
+        withExtendedLifetime((p.weight, p.bias)) {
+            let wp = p.weight.ptr, bp = p.bias.ptr
+            Parallel.forChunks(cout, minChunk: 8) { cos in
+                gsasr_wino43_weights(wp, cin, cout, cos.lowerBound, cos.upperBound, u)
+            }
+            for b in 0..<plan.blocks {
+                let rows = plan.tileRows(b), tiles = rows.count * plan.tilesW
+                let vStride = tiles * cin, mStride = tiles * cout
+                Parallel.forChunks(tiles, minChunk: 4) { ts in
+                    gsasr_wino43_input(
+                        x, h, w, cin, plan.tilesW, rows.lowerBound, ts.lowerBound, ts.upperBound, vStride, v,
+                        zeros)
+                }
+                Parallel.forEach(36) { xi in
+                    BLAS.sgemm(
+                        transA: false, transB: true, m: tiles, n: cout, k: cin, alpha: 1, a: v + xi * vStride,
+                        lda: cin, b: u + xi * plane, ldb: cin, beta: 0, c: m + xi * mStride, ldc: cout)
+                }
+                Parallel.forChunks(tiles, minChunk: 4) { ts in
+                    gsasr_wino43_output(
+                        m, h, w, cout, plan.tilesW, rows.lowerBound, ts.lowerBound, ts.upperBound, mStride, bp, y)
+                }
+            }
+        }
+    }
+}
