@@ -26,9 +26,16 @@ public enum ConvBench {
 
     public static let shapes: [(String, Int, Int, Int, Int)] = [
         ("EDSR body, LR 48", 48, 48, 64, 64),
+        ("narrow, 32 -> 32", 48, 48, 32, 32),
+        ("narrow, 48 -> 48", 48, 48, 48, 48),
+        ("narrow, 16 -> 64", 48, 48, 16, 64),
+        ("narrow, 64 -> 16", 48, 48, 64, 16),
+        ("narrow, 32 -> 180", 48, 48, 32, 180),
         ("RDN dense layer 4 of 8, LR 48", 48, 48, 320, 64),
         ("RDN dense layer 8 of 8, LR 48", 48, 48, 512, 64),
         ("SwinIR / HAT-L conv, LR 48", 48, 48, 180, 180),
+        ("HAT-L channel attention, squeeze, LR 48", 48, 48, 180, 60),
+        ("HAT-L channel attention, expand, LR 48", 48, 48, 60, 180),
         ("UPNet, paper, LR 48 (96x96, 180 -> 720)", 96, 96, 180, 720),
         ("RDN dense layer 8 of 8, LR 180", 180, 180, 512, 64),
     ]

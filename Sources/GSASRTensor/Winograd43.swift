@@ -26,13 +26,15 @@ import CKernels
 /// (``conv3x3BackwardWinograd(_:height:width:_:dy:dWeight:dBias:needDX:threads:)``): it
 /// differentiates the same convolution, recomputing its own V from the saved input.
 extension Kernels {
-    /// Whether the float32 forward ``conv3x3(x:height:width:_:y:)`` uses F(4×4, 3×3): where
-    /// F(2×2, 3×3) would (both channel counts at least 64) and the map has at least one whole tile
-    /// each way (4 × 4). Measured with `gsasr bench conv` (Benchmarks/README.md, "Winograd
-    /// F(4×4, 3×3)"). The bf16 products stay F(2×2, 3×3) (`PrecisionSlot`).
+    /// Whether the float32 forward ``conv3x3(x:height:width:_:y:)`` uses F(4×4, 3×3): both channel
+    /// counts at least 16 and the map at least one whole tile each way (4 × 4). Measured with
+    /// `gsasr bench conv` (Benchmarks/README.md, "Winograd F(4×4, 3×3)"): faster than im2col from
+    /// 16 → 64 and 64 → 16 (1.15-1.4x) up to the UPNet's 180 → 720 (2.5x), and than
+    /// F(2×2, 3×3) on every shape but 64 → 16 (equal). Narrower convolutions (the RGB input's
+    /// 3 channels) keep im2col. The bf16 products stay F(2×2, 3×3) (`PrecisionSlot`).
     @inline(__always)
     public static func usesWinograd43(height h: Int, width w: Int, cin: Int, cout: Int) -> Bool {
-        usesWinograd(cin: cin, cout: cout) && h >= 4 && w >= 4
+        cin >= 16 && cout >= 16 && h >= 4 && w >= 4
     }
 
     /// The tiling of an h × w map into 4×4 output tiles, in blocks of whole tile rows whose V and

@@ -53,8 +53,9 @@ func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
 }
 
 /// The dispatcher: the paper model's UPNet (180 → 720) and EDSR body (64 → 64) run Winograd, the
-/// first convolution (3 → 64) and narrow ones im2col; maps of at least 4 × 4 take F(4×4, 3×3),
-/// thinner ones F(2×2, 3×3); `conv3x3` agrees with the form it picks, bit for bit.
+/// first convolution (3 → 64) and narrow ones im2col; in float32, maps of at least 4 × 4 with at
+/// least 16 channels each side take F(4×4, 3×3), thinner maps F(2×2, 3×3); `conv3x3` agrees with
+/// the form it picks, bit for bit.
 @Test func conv3x3PicksWinogradForWideConvolutions() {
     #expect(Kernels.usesWinograd(cin: 180, cout: 720))
     #expect(Kernels.usesWinograd(cin: 64, cout: 64))
@@ -63,6 +64,8 @@ func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     #expect(Kernels.usesWinograd43(height: 9, width: 8, cin: 128, cout: 128))
     #expect(!Kernels.usesWinograd43(height: 9, width: 3, cin: 128, cout: 128))
     #expect(!Kernels.usesWinograd43(height: 48, width: 48, cin: 3, cout: 64))
+    #expect(Kernels.usesWinograd43(height: 48, width: 48, cin: 180, cout: 60))  // HAT's channel attention
+    #expect(Kernels.usesWinograd43(height: 48, width: 48, cin: 16, cout: 64))
     for (h, w) in [(9, 8), (3, 11)] {
         let cin = 128, cout = 128
         var r = RNG(state: 4)

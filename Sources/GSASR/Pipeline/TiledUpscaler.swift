@@ -18,9 +18,14 @@ import GSASRTensor
 ///   that the attention reads (encoder + `img_feat_proj`) are computed per piece of the torus
 ///   region, each on the image itself with enough extra rows and columns for the convolutions'
 ///   reach (one pixel per 3×3 convolution): they are exact.
-/// - UPNet (two 3×3 convolutions) runs on the core's tokens plus a ring of two tokens (zero
-///   padding where the core touches the image's edge, as untiled), then the heads place the
-///   means in the whole grid with the untiled Float32 operations.
+/// - UPNet (two 3×3 convolutions) runs on the core's tokens plus a ring of `upNetRing` tokens
+///   (zero padding where the core touches the image's edge, as untiled), then the heads place
+///   the means in the whole grid with the untiled Float32 operations.
+/// - Every piece a convolution runs on starts at a multiple of 4 pixels (tokens) of the whole
+///   map: the float32 Winograd F(4×4, 3×3) form (GSASRTensor) rounds a pixel according to its
+///   place in the map's grid of 4×4 tiles, and so keeps the untiled bits only where that place
+///   is the same (`convolutionPhase`). The Gaussian grid's cells (`num_gs_seed` = 144 or 256:
+///   12 or 16 tokens a side) and the windows (8, 12, 16 pixels) are multiples of 4.
 /// - The Gaussians are converted with the whole render size and the whole image's mean extents
 ///   (`Upscaler.kernels(raw:plan:)`, either geometry) and rendered with the whole image's pixel
 ///   grid, so the dmax box, the sigma conversion, the centres and the size rounding are the
@@ -127,7 +132,8 @@ public struct TiledUpscaler: @unchecked Sendable {
         let strip = regionH * Double(wp) * c
         let decoder = 14 * regionH * regionW * c
         let upChunk =
-            2 * perPixelGaussians * Double(min(Self.chunkWindows * cfg.windowSize, hp) + 4) * (coreW + 4) * c
+            2 * perPixelGaussians * Double(min(Self.chunkWindows * cfg.windowSize, hp) + 2 * Self.upNetRing)
+            * (coreW + Double(2 * Self.upNetRing)) * c
         let heldGaussians = 1.3 * perPixelGaussians * coreH * Double(wp)
         let band =
             16 * heldGaussians * Double(Self.bandRows) / (coreH * p.request.scaleY) + 3
@@ -165,6 +171,14 @@ public struct TiledUpscaler: @unchecked Sendable {
 
     /// Window rows of a core handled by one UPNet + heads pass.
     static let chunkWindows = 4
+
+    /// Pieces of a map that a 3×3 convolution runs on start at multiples of this many pixels of
+    /// the whole map (the Winograd F(4×4, 3×3) tile; see the type's documentation).
+    static let convolutionPhase = 4
+
+    /// Tokens around a core that UPNet sees: its two 3×3 convolutions need 2 (one at the token
+    /// grid, one at twice its resolution), rounded up to `convolutionPhase`.
+    static let upNetRing = 4
 
     /// LR pixels an attention input sees on each side: the encoder's tiling context (its reach
     /// for the convolutional encoders, from the registry's architecture) and `img_feat_proj`'s
@@ -367,14 +381,15 @@ public struct TiledUpscaler: @unchecked Sendable {
         let cx0 = ax.margin * ss, cx1 = cx0 + coreX.count * ss
         let atTop = coreY.lowerBound == 0, atBottom = coreY.upperBound == ay.windows
         let atLeft = coreX.lowerBound == 0, atRight = coreX.upperBound == ax.windows
-        let sx0 = atLeft ? cx0 : cx0 - 2, sx1 = atRight ? cx1 : cx1 + 2
+        let ring = Self.upNetRing
+        let sx0 = atLeft ? cx0 : cx0 - ring, sx1 = atRight ? cx1 : cx1 + ring
         let subW = sx1 - sx0
         var out: [Tensor] = []
         let chunk = Self.chunkWindows * ss
         for a in stride(from: cy0, to: cy1, by: chunk) {
             let b = min(a + chunk, cy1)
-            let sy0 = (a == cy0 && atTop) ? a : a - 2
-            let sy1 = (b == cy1 && atBottom) ? b : b + 2
+            let sy0 = (a == cy0 && atTop) ? a : a - ring
+            let sy1 = (b == cy1 && atBottom) ? b : b + ring
             let subH = sy1 - sy0
             let sub = Tensor(uninitialized: [subH, subW, c])
             sub.withPointer { dst in
@@ -412,13 +427,16 @@ public struct TiledUpscaler: @unchecked Sendable {
         -> Tensor
     {
         let e = encoderReach
-        var y0 = max(0, rows.lowerBound - e), y1 = min(p.paddedHeight, rows.upperBound + e)
-        var x0 = max(0, cols.lowerBound - e), x1 = min(p.paddedWidth, cols.upperBound + e)
+        // The piece starts on the whole image's grid of Winograd tiles (`convolutionPhase`).
+        let phase = Self.convolutionPhase
+        var y0 = max(0, rows.lowerBound - e) / phase * phase, y1 = min(p.paddedHeight, rows.upperBound + e)
+        var x0 = max(0, cols.lowerBound - e) / phase * phase, x1 = min(p.paddedWidth, cols.upperBound + e)
         if let ew = upscaler.model.encoder.windowSize {
             // An attention encoder runs on whole windows of the image's window grid (the padded
             // size is a multiple of the window). Its shifted windows then wrap around the region
             // instead of the whole image (and HAT's channel attention averages the region):
             // the features are close to the untiled ones, not equal (Benchmarks/README.md).
+            // (The windows are multiples of `convolutionPhase`: 8 or 16 pixels.)
             y0 = y0 / ew * ew
             x0 = x0 / ew * ew
             y1 = min(p.paddedHeight, (y1 + ew - 1) / ew * ew)
