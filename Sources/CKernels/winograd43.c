@@ -21,8 +21,9 @@ typedef float v8 __attribute__((vector_size(32)));
 #undef NAME
 #pragma clang attribute pop
 
+static int available = -1;  // read and written atomically: callers run on many threads
+
 static int wino43_avx2(void) {
-    static int available = -1;  // read and written atomically: callers run on many threads
     int a = __atomic_load_n(&available, __ATOMIC_RELAXED);
     if (a < 0) {
         __builtin_cpu_init();
@@ -31,8 +32,20 @@ static int wino43_avx2(void) {
     }
     return a;
 }
+int gsasr_wino43_prefer_avx2(int yes) {
+    if (!yes) {
+        __atomic_store_n(&available, 0, __ATOMIC_RELAXED);
+        return 0;
+    }
+    __atomic_store_n(&available, -1, __ATOMIC_RELAXED);
+    return wino43_avx2();
+}
 #else
 static int wino43_avx2(void) { return 0; }
+int gsasr_wino43_prefer_avx2(int yes) {
+    (void)yes;
+    return 0;
+}
 #endif
 
 #define NAME(f) f##_base

@@ -37,6 +37,12 @@ extension Kernels {
         cin >= 16 && cout >= 16 && h >= 4 && w >= 4
     }
 
+    /// Chooses the instruction set of the F(4×4, 3×3) transforms (CKernels/winograd43.c): the
+    /// x86-64 baseline build (false) or AVX2 where the CPU has it (true, the default); returns
+    /// whether AVX2 is in use. Both give the same bits (`winograd43IsTheSameOnEveryInstructionSet`).
+    @discardableResult
+    package static func winograd43PreferAVX2(_ yes: Bool) -> Bool { gsasr_wino43_prefer_avx2(yes ? 1 : 0) != 0 }
+
     /// The tiling of an h × w map into 4×4 output tiles, in blocks of whole tile rows whose V and
     /// M take at most 4M floats (16 MB), at least one tile row each; from the sizes only.
     struct Winograd43Plan {

@@ -65,3 +65,22 @@ func winograd43MatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     #expect(d42 <= e4 + e2)
     withExtendedLifetime(xt) {}
 }
+
+/// The AVX2 and the baseline builds of the transforms give the same bits (no FMA contraction in
+/// either; partial channel groups and partial tiles included). Where the CPU has no AVX2 both
+/// runs take the baseline and the test says so.
+@Test func winograd43IsTheSameOnEveryInstructionSet() {
+    let h = 23, w = 18, cin = 44, cout = 37
+    var r = RNG(state: 43)
+    let x = Tensor(shape: [h, w, cin], values: r.array(h * w * cin))
+    let p = Conv3x3Weights(torchWeight: r.array(cout * cin * 9), bias: r.array(cout), cout: cout, cin: cin)
+    let yBase = Tensor(uninitialized: [h, w, cout]), yAVX2 = Tensor(uninitialized: [h, w, cout])
+    Kernels.winograd43PreferAVX2(false)
+    Kernels.conv3x3Winograd43(x: x.ptr, height: h, width: w, p, y: yBase.ptr)
+    let avx2 = Kernels.winograd43PreferAVX2(true)
+    Kernels.conv3x3Winograd43(x: x.ptr, height: h, width: w, p, y: yAVX2.ptr)
+    print(
+        "F(4x4,3x3) transforms: baseline vs \(avx2 ? "AVX2" : "baseline (no AVX2 here)"): identical \(yBase.array == yAVX2.array)"
+    )
+    #expect(yBase.array == yAVX2.array)
+}

@@ -28,6 +28,10 @@ void gsasr_wino43_weights(const float *w, long cin, long cout, long co0, long co
 void gsasr_wino43_input(const float *x, long h, long w, long cin, long tilesW, long ty0, long t0, long t1,
                         long stride, float *v, const float *zeros);
 
+/// Picks the transforms' instruction set: 0 the baseline build, 1 AVX2 where the CPU has it (the
+/// default). Returns 1 when AVX2 is in use. Both give the same bits; tests compare them.
+int gsasr_wino43_prefer_avx2(int yes);
+
 /// Y = Aᵀ M A + bias of tiles t0 ..< t1 of a block that starts at tile row ty0 (tile t's M_ξ at
 /// m + ξ·stride + t·cout), written to the pixels of y (h × w × cout) inside the image.
 void gsasr_wino43_output(const float *m, long h, long w, long cout, long tilesW, long ty0, long t0, long t1,
