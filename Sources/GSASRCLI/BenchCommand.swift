@@ -356,13 +356,9 @@ struct RenderBenchCommand: ParsableCommand {
     }
 }
 
-struct GEMMBenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "gemm",
-        abstract:
-            "float32 GEMM (ours) vs oneDNN's bf16 matmul on the decoder's large shapes (in-run baseline); medians, error, peak RSS."
-    )
-
+/// The options of the kernel benchmarks (`bench gemm`, `bench conv`): shapes fixed by the
+/// benchmark, interleaved timed rounds, threads, JSON output.
+struct KernelBenchOptions: ParsableArguments {
     @Option(help: "Timed rounds per shape (interleaved; medians; 1...100).")
     var repeats: Int = 9
 
@@ -372,12 +368,28 @@ struct GEMMBenchCommand: ParsableCommand {
     @Option(help: "Also write the figures as JSON to this file.")
     var json: String?
 
-    func run() throws {
+    /// Sets the threads and checks the rounds; returns them.
+    func prepare() throws -> Int {
         try setThreads(jobs)
         guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
+        return repeats
+    }
+}
+
+struct GEMMBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemm",
+        abstract:
+            "float32 GEMM (ours) vs oneDNN's bf16 matmul on the decoder's large shapes (in-run baseline); medians, error, peak RSS."
+    )
+
+    @OptionGroup var kernel: KernelBenchOptions
+
+    func run() throws {
+        let repeats = try kernel.prepare()
         let r = try GEMMBench.run(repeats: repeats)
         print(GEMMBench.format(r))
-        try writeBenchJSON(r, to: json)
+        try writeBenchJSON(r, to: kernel.json)
     }
 }
 
@@ -388,21 +400,13 @@ struct ConvBenchCommand: ParsableCommand {
             "The float32 3x3 convolution on the models' shapes: im2col vs Winograd F(2x2,3x3) vs F(4x4,3x3), same run; medians, difference, peak RSS."
     )
 
-    @Option(help: "Timed rounds per shape (interleaved; medians; 1...100).")
-    var repeats: Int = 9
-
-    @Option(name: .short, help: "Threads.")
-    var jobs: Int?
-
-    @Option(help: "Also write the figures as JSON to this file.")
-    var json: String?
+    @OptionGroup var kernel: KernelBenchOptions
 
     func run() throws {
-        try setThreads(jobs)
-        guard (1...100).contains(repeats) else { throw CLIError("--repeats must be in 1...100") }
+        let repeats = try kernel.prepare()
         let r = ConvBench.run(repeats: repeats)
         print(ConvBench.format(r))
-        try writeBenchJSON(r, to: json)
+        try writeBenchJSON(r, to: kernel.json)
     }
 }
 

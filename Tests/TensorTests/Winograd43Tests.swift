@@ -18,26 +18,13 @@ import Testing
     (92, 90, 40, 32),
 ])
 func winograd43MatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
-    var r = RNG(state: UInt64(h * 31 + w * 7 + cin))
-    let x = r.array(h * w * cin), wt = r.array(cout * cin * 9), bias = r.array(cout)
-    let p = Conv3x3Weights(torchWeight: wt, bias: bias, cout: cout, cin: cin)
-    let xt = Tensor(shape: [h, w, cin], values: x)
-    let y = Tensor(uninitialized: [h, w, cout])
-    Kernels.conv3x3Winograd43(x: xt.ptr, height: h, width: w, p, y: y.ptr)
-    let ref = conv3x3Double(
-        x.map(Double.init), wt.map(Double.init), bias.map(Double.init), h: h, wd: w, cin: cin, cout: cout)
-    let absSum = conv3x3Double(
-        x.map { abs(Double($0)) }, wt.map { abs(Double($0)) }, bias.map { abs(Double($0)) }, h: h, wd: w, cin: cin,
-        cout: cout)
-    var worst = 0.0, maxAbs = 0.0
-    for i in ref.indices {
-        let d = abs(Double(y.ptr[i]) - ref[i])
-        maxAbs = max(maxAbs, d)
-        worst = max(worst, d / (Double(9 * cin).squareRoot() * 0x1p-24 * absSum[i] + 1e-7))
+    let e = convolutionError(
+        h: h, w: w, cin: cin, cout: cout, unit: { Double(9 * cin).squareRoot() * 0x1p-24 * $0 + 1e-7 }
+    ) { x, p, y in
+        Kernels.conv3x3Winograd43(x: x, height: h, width: w, p, y: y)
     }
-    print("Winograd F(4x4,3x3) conv \(h)x\(w) \(cin)->\(cout): max|d| \(maxAbs), worst in units \(worst)")
-    #expect(worst <= 1024)
-    withExtendedLifetime(xt) {}
+    print("Winograd F(4x4,3x3) conv \(h)x\(w) \(cin)->\(cout): max|d| \(e.maxAbs), worst in units \(e.worst)")
+    #expect(e.worst <= 1024)
 }
 
 /// F(4×4, 3×3) and F(2×2, 3×3) agree to rounding on a model-sized map (48 × 48, 64 → 64, the

@@ -6,18 +6,21 @@ import Testing
 // the backward's independence of the thread count. The backward against float64 finite
 // differences is `winogradBackwardMatchesFiniteDifferences` (BackwardKernelTests.swift).
 
-/// Odd sizes (partial tiles), channel counts off the 8 SIMD lanes, 1 to 12 blocks of tile rows.
-@Test(arguments: [(1, 1, 3, 5), (5, 4, 3, 5), (7, 9, 13, 11), (37, 23, 16, 8), (48, 50, 9, 17)])
-func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
+/// A float32 3×3 convolution `form` (x, weights, y) on random data against float64 sums: the
+/// largest |error| and the largest error in units of `unit(Σ|terms|)` of each output (the scale
+/// of its rounding error: Σ|x·w| over the 9·cin taps, plus |bias|).
+func convolutionError(
+    h: Int, w: Int, cin: Int, cout: Int, unit: (Double) -> Double,
+    _ form: (UnsafePointer<Float>, Conv3x3Weights, UnsafeMutablePointer<Float>) -> Void
+) -> (maxAbs: Double, worst: Double) {
     var r = RNG(state: UInt64(h * 31 + w * 7 + cin))
     let x = r.array(h * w * cin), wt = r.array(cout * cin * 9), bias = r.array(cout)
     let p = Conv3x3Weights(torchWeight: wt, bias: bias, cout: cout, cin: cin)
     let xt = Tensor(shape: [h, w, cin], values: x)
     let y = Tensor(uninitialized: [h, w, cout])
-    Kernels.conv3x3Winograd(x: xt.ptr, height: h, width: w, p, y: y.ptr)
+    form(xt.ptr, p, y.ptr)
     let ref = conv3x3Double(
         x.map(Double.init), wt.map(Double.init), bias.map(Double.init), h: h, wd: w, cin: cin, cout: cout)
-    // Σ|terms| of each output: the scale of its rounding error.
     let absSum = conv3x3Double(
         x.map { abs(Double($0)) }, wt.map { abs(Double($0)) }, bias.map { abs(Double($0)) }, h: h, wd: w, cin: cin,
         cout: cout)
@@ -25,12 +28,23 @@ func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
     for i in ref.indices {
         let d = abs(Double(y.ptr[i]) - ref[i])
         maxAbs = max(maxAbs, d)
-        // The transforms add up to 16 terms of each sign on top of the sum over 9·cin taps.
-        worst = max(worst, d / (16 * Double(9 * cin).squareRoot() * 0x1p-24 * absSum[i] + 1e-7))
+        worst = max(worst, d / unit(absSum[i]))
     }
-    print("Winograd conv \(h)x\(w) \(cin)->\(cout): max|d| \(maxAbs), worst/bound \(worst)")
-    #expect(worst <= 1)
     withExtendedLifetime(xt) {}
+    return (maxAbs, worst)
+}
+
+/// Odd sizes (partial tiles), channel counts off the 8 SIMD lanes, 1 to 12 blocks of tile rows.
+@Test(arguments: [(1, 1, 3, 5), (5, 4, 3, 5), (7, 9, 13, 11), (37, 23, 16, 8), (48, 50, 9, 17)])
+func winogradConvMatchesReference(h: Int, w: Int, cin: Int, cout: Int) {
+    // The transforms add up to 16 terms of each sign on top of the sum over 9·cin taps.
+    let e = convolutionError(
+        h: h, w: w, cin: cin, cout: cout, unit: { 16 * Double(9 * cin).squareRoot() * 0x1p-24 * $0 + 1e-7 }
+    ) { x, p, y in
+        Kernels.conv3x3Winograd(x: x, height: h, width: w, p, y: y)
+    }
+    print("Winograd conv \(h)x\(w) \(cin)->\(cout): max|d| \(e.maxAbs), worst/bound \(e.worst)")
+    #expect(e.worst <= 1)
 }
 
 /// The forward and backward by Winograd give the same bits for 1, 2 and 3 workers (blocks and
