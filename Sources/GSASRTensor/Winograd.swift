@@ -25,9 +25,11 @@
 /// Work is cut into blocks of whole tile rows, from the image size only (never the thread
 /// count): the results are the same bits for any number of threads.
 extension Kernels {
-    /// Whether ``conv3x3(x:height:width:_:y:)`` and its backward use the Winograd form for these
-    /// channel counts: when both are at least 64 (the paper EDSR encoder's body, img_feat_proj and
-    /// UPNet). Below that the 16 GEMMs per block get too thin to beat im2col's one; measured with
+    /// Whether the backward of ``conv3x3(x:height:width:_:y:)``, its bf16 forward and its float32
+    /// forward on maps thinner than 4 pixels (where F(4×4, 3×3) does not apply,
+    /// ``usesWinograd43(height:width:cin:cout:)``) use F(2×2, 3×3) for these channel counts:
+    /// when both are at least 64 (the paper EDSR encoder's body, img_feat_proj and UPNet). Below
+    /// that the 16 GEMMs per block get too thin to beat im2col's one; measured with
     /// `gsasr bench train --config paper` (Benchmarks/README.md): encoder.body 0.41 → 0.30 s,
     /// img_feat_proj 0.13 → 0.08 s, UPNet 1.74 → 0.97 s per step.
     @inline(__always)
