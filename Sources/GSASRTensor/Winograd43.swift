@@ -18,8 +18,8 @@ import CKernels
 /// (`winograd43MatchesReference` bounds it against float64 sums; the zoo's parity tests pass at
 /// their tolerances).
 ///
-/// Work: the tiles are cut into blocks of whole tile rows of bounded scratch (V and M at most
-/// 4M floats); within a block the transforms run in parallel over tiles and the 36 GEMMs in
+/// Work: the tiles are cut into blocks of whole tile rows of bounded scratch (`Winograd43Plan`:
+/// about 2M floats of V and M, at least 128 tiles); within a block the transforms run in parallel over tiles and the 36 GEMMs in
 /// parallel over ξ, so each GEMM multiplies every tile of the block (taller GEMMs than
 /// F(2×2, 3×3)'s per-thread blocks). The cut depends on the sizes only, so the results are the same
 /// bits for any number of threads. The backward stays F(2×2, 3×3)
@@ -28,9 +28,9 @@ import CKernels
 extension Kernels {
     /// Whether the float32 forward ``conv3x3(x:height:width:_:y:)`` uses F(4×4, 3×3): both channel
     /// counts at least 16 and the map at least one whole tile each way (4 × 4). Measured with
-    /// `gsasr bench conv` (Benchmarks/README.md, "Winograd F(4×4, 3×3)"): faster than im2col from
-    /// 16 → 64 and 64 → 16 (1.15-1.4x) up to the UPNet's 180 → 720 (2.5x), and than
-    /// F(2×2, 3×3) on every shape but 64 → 16 (equal). Narrower convolutions (the RGB input's
+    /// `gsasr bench conv` (Benchmarks/README.md, "Winograd F(4×4, 3×3)"): faster than im2col on
+    /// every shape measured, from 16 → 64 (1.13x) up to the UPNet's 180 → 720 (2.65x), and
+    /// than F(2×2, 3×3) (1.04x at 64 → 16, up to 1.67x). Narrower convolutions (the RGB input's
     /// 3 channels) keep im2col. The bf16 products stay F(2×2, 3×3) (`PrecisionSlot`).
     @inline(__always)
     public static func usesWinograd43(height h: Int, width w: Int, cin: Int, cout: Int) -> Bool {

@@ -25,7 +25,10 @@ import GSASRTensor
 ///   map: the float32 Winograd F(4×4, 3×3) form (GSASRTensor) rounds a pixel according to its
 ///   place in the map's grid of 4×4 tiles, and so keeps the untiled bits only where that place
 ///   is the same (`convolutionPhase`). The Gaussian grid's cells (`num_gs_seed` = 144 or 256:
-///   12 or 16 tokens a side) and the windows (8, 12, 16 pixels) are multiples of 4.
+///   12 or 16 tokens a side; 16 in the test models: 4) and the windows (8, 12, 16 pixels) of
+///   every released model are multiples of 4. For a model whose cells or windows are not,
+///   tiled and untiled runs agree to F(4×4, 3×3)'s rounding instead of to float noise (the
+///   test model with the ring misaligned by 2 tokens: up to 27/65535 in a 16-bit output).
 /// - The Gaussians are converted with the whole render size and the whole image's mean extents
 ///   (`Upscaler.kernels(raw:plan:)`, either geometry) and rendered with the whole image's pixel
 ///   grid, so the dmax box, the sigma conversion, the centres and the size rounding are the
